@@ -1,0 +1,548 @@
+//! The dispatcher: one bounded, ordered queue and one worker thread per
+//! plugin. A batch is shared between plugins (`Arc<[Event]>`), not copied per
+//! plugin; a plugin that wants only some object kinds gets a filtered batch
+//! made once per distinct subscription, not once per plugin.
+//!
+//! The barrier: a global `RwLock`. An mp-safe plugin's call holds it shared,
+//! so such calls run in parallel; a call of a plugin that is not mp-safe
+//! holds it exclusively, so no other plugin call is in progress meanwhile.
+//!
+//! Failure: a call that traps, exceeds its deadline or its memory cap fails
+//! that plugin alone; its worker drops the instance and discards what it is
+//! sent. Overflow: when a plugin's queue is full, the plugin is marked out of
+//! sync, its queue is dropped, and [`Dispatcher::dispatch`] returns its id so
+//! the caller can bring it back with [`Dispatcher::resync`] (a replay from the
+//! mirror inside sync-begin/sync-end). Until then it is sent nothing.
+//!
+//! The dispatcher never touches the kernel or the mirror.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+
+use crate::plugin::{CallError, Instance, Limits};
+use crate::wit::{Event, KindSet, PluginInfo};
+
+/// Most events in one call into a plugin. Threat: one huge batch (a replay
+/// of a million routes) in one call would run into the CPU deadline and hold
+/// the barrier for its whole length. Batches of 64-1024 events keep the
+/// per-call cost (about 2 us) off the hot path.
+pub const MAX_EVENTS_PER_CALL: usize = 1024;
+
+/// Most call records kept when recording is on. Threat: a long run with
+/// recording on growing without bound; older records are dropped.
+pub const MAX_CALL_RECORDS: usize = 1 << 20;
+
+/// A plugin's index in the dispatcher; stable while the plugin is loaded.
+pub type PluginId = usize;
+
+/// Where a plugin stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PluginState {
+    /// Receiving every event.
+    Live,
+    /// Its queue overflowed: it was dropped and waits for a resync.
+    OutOfSync,
+    /// A call failed; the instance is gone.
+    Failed(CallError),
+}
+
+impl PluginState {
+    pub fn name(&self) -> &'static str {
+        match self {
+            PluginState::Live => "live",
+            PluginState::OutOfSync => "out-of-sync",
+            PluginState::Failed(_) => "failed",
+        }
+    }
+}
+
+/// What the host knows of a loaded plugin, besides its instance.
+#[derive(Clone, Debug)]
+pub struct PluginMeta {
+    pub path: std::path::PathBuf,
+    pub sha256: String,
+    pub limits: Limits,
+}
+
+/// Counters and state a plugin's worker shares with the dispatcher.
+#[derive(Debug)]
+pub struct PluginStatus {
+    state: Mutex<PluginState>,
+    /// Events delivered by calls that returned.
+    pub events: AtomicU64,
+    /// Calls of `handle` that returned.
+    pub calls: AtomicU64,
+    /// Time spent in calls, in nanoseconds.
+    pub busy_nanos: AtomicU64,
+    /// Times the queue overflowed.
+    pub overflows: AtomicU64,
+    /// Bytes of linear memory, as of the last call.
+    pub memory_bytes: AtomicU64,
+}
+
+impl PluginStatus {
+    fn new() -> PluginStatus {
+        PluginStatus {
+            state: Mutex::new(PluginState::Live),
+            events: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
+            busy_nanos: AtomicU64::new(0),
+            overflows: AtomicU64::new(0),
+            memory_bytes: AtomicU64::new(0),
+        }
+    }
+
+    pub fn state(&self) -> PluginState {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_state(&self, state: PluginState) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = state;
+    }
+}
+
+/// One call into a plugin, as recorded for tests and diagnostics.
+#[derive(Clone, Debug)]
+pub struct CallRecord {
+    pub plugin: Arc<str>,
+    pub mp_safe: bool,
+    pub start: Instant,
+    pub end: Instant,
+}
+
+/// A snapshot of one plugin for status output.
+#[derive(Clone, Debug)]
+pub struct PluginView {
+    pub id: PluginId,
+    pub name: Arc<str>,
+    pub info: PluginInfo,
+    pub meta: PluginMeta,
+    pub state: PluginState,
+    pub events: u64,
+    pub calls: u64,
+    pub overflows: u64,
+    pub memory_bytes: u64,
+}
+
+/// Why a query got no answer from the plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// No plugin by that name is loaded.
+    #[error("no plugin named {0:?}")]
+    NoSuchPlugin(String),
+    /// The plugin failed earlier, or failed answering.
+    #[error("plugin {name:?} has failed: {reason}")]
+    Failed { name: String, reason: CallError },
+    /// The plugin is out of sync and waits for a resync.
+    #[error("plugin {0:?} is out of sync and waiting for a resync")]
+    OutOfSync(String),
+    /// The queue stayed full, or the answer did not come, within the timeout.
+    #[error("plugin {0:?} did not answer in time")]
+    Timeout(String),
+    /// The plugin answered with an error of its own.
+    #[error("plugin {name:?} refused the query: {message}")]
+    Refused { name: String, message: String },
+}
+
+enum Job {
+    Batch(Arc<[Event]>),
+    /// A resync's batches, as one job so it never waits for queue room.
+    Replay(Vec<Arc<[Event]>>),
+    Query(String, Sender<Result<Result<String, String>, CallError>>),
+}
+
+/// State shared by every worker.
+struct Shared {
+    /// Held shared by mp-safe calls, exclusively by the others.
+    barrier: RwLock<()>,
+    /// Call records, when recording is on.
+    records: Option<Mutex<Vec<CallRecord>>>,
+}
+
+struct Slot {
+    name: Arc<str>,
+    info: PluginInfo,
+    kinds: KindSet,
+    meta: PluginMeta,
+    /// The queue's sending side. Full: the plugin overflows (see module doc).
+    tx: Sender<Job>,
+    /// A clone of the receiving side, to drop the queue on overflow.
+    drain: Receiver<Job>,
+    status: Arc<PluginStatus>,
+    worker: Option<JoinHandle<()>>,
+}
+
+/// Options of a dispatcher.
+#[derive(Clone, Debug, Default)]
+pub struct DispatchOptions {
+    /// Keep a [`CallRecord`] of every call (tests of the barrier use it).
+    pub record_calls: bool,
+}
+
+/// The dispatcher. It is driven by one thread (the one that applies events
+/// to the mirror), which is what keeps every plugin's events in order.
+pub struct Dispatcher {
+    shared: Arc<Shared>,
+    slots: Vec<Option<Slot>>,
+}
+
+impl Dispatcher {
+    pub fn new(options: DispatchOptions) -> Dispatcher {
+        Dispatcher {
+            shared: Arc::new(Shared {
+                barrier: RwLock::new(()),
+                records: options.record_calls.then(|| Mutex::new(Vec::new())),
+            }),
+            slots: Vec::new(),
+        }
+    }
+
+    /// Starts a worker for an instance. Its queue holds
+    /// `meta.limits.queue_batches` batches.
+    pub fn add(&mut self, instance: Instance, meta: PluginMeta) -> std::io::Result<PluginId> {
+        let (tx, rx) = bounded(meta.limits.queue_batches.max(1));
+        let status = Arc::new(PluginStatus::new());
+        let name = instance.name().clone();
+        let info = instance.info().clone();
+        let kinds = instance.kinds();
+        let worker = Worker {
+            instance: Some(instance),
+            status: status.clone(),
+            shared: self.shared.clone(),
+        };
+        let drain = rx.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("plugin-{name}"))
+            .spawn(move || worker.run(rx))?;
+        self.slots.push(Some(Slot {
+            name,
+            info,
+            kinds,
+            meta,
+            tx,
+            drain,
+            status,
+            worker: Some(handle),
+        }));
+        Ok(self.slots.len() - 1)
+    }
+
+    /// Unloads a plugin: its queue is closed, its worker finishes what is
+    /// queued and exits, and the instance is dropped.
+    pub fn remove(&mut self, id: PluginId) {
+        if let Some(slot) = self.slots.get_mut(id).and_then(Option::take) {
+            slot.stop();
+        }
+    }
+
+    /// Sends a batch to every live plugin that wants any of it, in order.
+    /// Returns the plugins whose queue overflowed now: each is out of sync,
+    /// its queue dropped, until [`Dispatcher::resync`].
+    pub fn dispatch(&mut self, batch: &Arc<[Event]>) -> Vec<PluginId> {
+        let mut filtered: Vec<(KindSet, Arc<[Event]>)> = Vec::new();
+        let mut overflowed = Vec::new();
+        for (id, slot) in self.slots.iter().enumerate() {
+            let Some(slot) = slot else { continue };
+            if slot.status.state() != PluginState::Live {
+                continue;
+            }
+            let events = subset(batch, slot.kinds, &mut filtered);
+            if events.is_empty() {
+                continue;
+            }
+            match slot.tx.try_send(Job::Batch(events)) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    slot.overflow();
+                    overflowed.push(id);
+                }
+                Err(TrySendError::Disconnected(_)) => {}
+            }
+        }
+        overflowed
+    }
+
+    /// Brings an out-of-sync plugin back: `replay` (the mirror's contents
+    /// inside sync-begin/sync-end per kind, filtered here to the plugin's
+    /// kinds) is queued as one job ahead of any later batch, and the plugin
+    /// is live again. The caller must call this from the dispatching thread,
+    /// between two dispatches, with the mirror as of that point.
+    pub fn resync(&mut self, id: PluginId, replay: &[Arc<[Event]>]) {
+        let Some(Some(slot)) = self.slots.get(id) else {
+            return;
+        };
+        if slot.status.state() != PluginState::OutOfSync {
+            return;
+        }
+        let batches = replay
+            .iter()
+            .map(|batch| subset(batch, slot.kinds, &mut Vec::new()))
+            .filter(|events| !events.is_empty())
+            .collect();
+        // The queue was dropped at the overflow and nothing was sent since,
+        // so there is room for this one job.
+        if slot.tx.try_send(Job::Replay(batches)).is_ok() {
+            slot.status.set_state(PluginState::Live);
+        }
+    }
+
+    /// Asks a plugin a query. It is answered after every batch dispatched
+    /// before it, so the answer reflects them.
+    pub fn query(
+        &self,
+        name: &str,
+        request: &str,
+        timeout: Duration,
+    ) -> Result<String, QueryError> {
+        let slot = self
+            .slots
+            .iter()
+            .flatten()
+            .find(|s| &*s.name == name)
+            .ok_or_else(|| QueryError::NoSuchPlugin(name.to_string()))?;
+        match slot.status.state() {
+            PluginState::Live => {}
+            PluginState::OutOfSync => return Err(QueryError::OutOfSync(name.to_string())),
+            PluginState::Failed(reason) => {
+                return Err(QueryError::Failed {
+                    name: name.to_string(),
+                    reason,
+                });
+            }
+        }
+        let (reply_tx, reply_rx) = bounded(1);
+        let timed_out = || QueryError::Timeout(name.to_string());
+        slot.tx
+            .send_timeout(Job::Query(request.to_string(), reply_tx), timeout)
+            .map_err(|_| timed_out())?;
+        match reply_rx.recv_timeout(timeout).map_err(|_| timed_out())? {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(message)) => Err(QueryError::Refused {
+                name: name.to_string(),
+                message,
+            }),
+            Err(reason) => Err(QueryError::Failed {
+                name: name.to_string(),
+                reason,
+            }),
+        }
+    }
+
+    /// Finds a plugin by name.
+    pub fn id(&self, name: &str) -> Option<PluginId> {
+        self.slots
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|s| &*s.name == name))
+    }
+
+    /// Every loaded plugin, for status output.
+    pub fn plugins(&self) -> Vec<PluginView> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(id, slot)| slot.as_ref().map(|s| s.view(id)))
+            .collect()
+    }
+
+    /// The recorded calls so far (empty unless recording is on).
+    pub fn call_records(&self) -> Vec<CallRecord> {
+        match &self.shared.records {
+            Some(records) => records.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Waits until every queue is empty and every worker idle, or the
+    /// timeout passes; true when drained.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        for slot in self.slots.iter().flatten() {
+            if slot.status.state() != PluginState::Live {
+                continue;
+            }
+            let (tx, rx) = bounded(1);
+            let left = deadline.saturating_duration_since(Instant::now());
+            if slot
+                .tx
+                .send_timeout(Job::Query(String::new(), tx), left)
+                .is_err()
+            {
+                return false;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if rx.recv_timeout(left).is_err() && slot.status.state() == PluginState::Live {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+impl Drop for Dispatcher {
+    fn drop(&mut self) {
+        for slot in self.slots.drain(..).flatten() {
+            slot.stop();
+        }
+    }
+}
+
+impl Slot {
+    fn overflow(&self) {
+        self.status.set_state(PluginState::OutOfSync);
+        self.status.overflows.fetch_add(1, Ordering::Relaxed);
+        let dropped = self.drain.try_iter().count();
+        tracing::warn!(plugin = %self.name, dropped, "queue overflowed: plugin is out of sync until resynchronised");
+    }
+
+    fn stop(mut self) {
+        drop(self.tx);
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+
+    fn view(&self, id: PluginId) -> PluginView {
+        PluginView {
+            id,
+            name: self.name.clone(),
+            info: self.info.clone(),
+            meta: self.meta.clone(),
+            state: self.status.state(),
+            events: self.status.events.load(Ordering::Relaxed),
+            calls: self.status.calls.load(Ordering::Relaxed),
+            overflows: self.status.overflows.load(Ordering::Relaxed),
+            memory_bytes: self.status.memory_bytes.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The part of `batch` a plugin subscribed to `kinds` wants: the batch
+/// itself when it wants everything, else a filtered copy made once per
+/// distinct subscription and kept in `cache`.
+fn subset(
+    batch: &Arc<[Event]>,
+    kinds: KindSet,
+    cache: &mut Vec<(KindSet, Arc<[Event]>)>,
+) -> Arc<[Event]> {
+    if kinds == KindSet::ALL {
+        return batch.clone();
+    }
+    if let Some((_, events)) = cache.iter().find(|(k, _)| *k == kinds) {
+        return events.clone();
+    }
+    let events: Arc<[Event]> = batch
+        .iter()
+        .filter(|e| kinds.contains(e.kind()))
+        .cloned()
+        .collect();
+    cache.push((kinds, events.clone()));
+    events
+}
+
+/// A plugin's worker: takes jobs from its queue in order, and makes each
+/// call under the barrier.
+struct Worker {
+    /// `None` once a call failed.
+    instance: Option<Instance>,
+    status: Arc<PluginStatus>,
+    shared: Arc<Shared>,
+}
+
+impl Worker {
+    fn run(mut self, rx: Receiver<Job>) {
+        for job in rx {
+            match job {
+                Job::Batch(events) => self.deliver(&events),
+                Job::Replay(batches) => batches.iter().for_each(|events| self.deliver(events)),
+                Job::Query(request, reply) => {
+                    let answer = self.answer(&request);
+                    let _ = reply.send(answer);
+                }
+            }
+        }
+    }
+
+    /// Delivers a batch in calls of at most [`MAX_EVENTS_PER_CALL`] events.
+    fn deliver(&mut self, events: &[Event]) {
+        for chunk in events.chunks(MAX_EVENTS_PER_CALL) {
+            let Some(Ok(())) = self.call(|instance| instance.handle(chunk)) else {
+                return;
+            };
+            self.status.calls.fetch_add(1, Ordering::Relaxed);
+            self.status
+                .events
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// An empty request is the dispatcher's flush marker: it only proves the
+    /// queue ahead of it was processed.
+    fn answer(&mut self, request: &str) -> Result<Result<String, String>, CallError> {
+        if request.is_empty() {
+            return Ok(Ok(String::new()));
+        }
+        self.call(|instance| instance.query(request))
+            .unwrap_or(Err(CallError::Poisoned))
+    }
+
+    /// Makes one call under the barrier; on failure drops the instance and
+    /// marks the plugin failed. `None` when the instance is already gone.
+    fn call<R>(
+        &mut self,
+        f: impl FnOnce(&mut Instance) -> Result<R, CallError>,
+    ) -> Option<Result<R, CallError>> {
+        let instance = self.instance.as_mut()?;
+        let (result, start, end) = {
+            let _shared;
+            let _exclusive;
+            if instance.mp_safe() {
+                _shared = self
+                    .shared
+                    .barrier
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner());
+            } else {
+                _exclusive = self
+                    .shared
+                    .barrier
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+            let start = Instant::now();
+            let result = f(instance);
+            (result, start, Instant::now())
+        };
+        self.status
+            .busy_nanos
+            .fetch_add((end - start).as_nanos() as u64, Ordering::Relaxed);
+        self.status
+            .memory_bytes
+            .store(instance.memory_bytes() as u64, Ordering::Relaxed);
+        record(&self.shared, instance, start, end);
+        if let Err(error) = &result {
+            tracing::error!(plugin = %instance.name(), "plugin failed: {error}");
+            self.status.set_state(PluginState::Failed(error.clone()));
+            self.instance = None;
+        }
+        Some(result)
+    }
+}
+
+fn record(shared: &Shared, instance: &Instance, start: Instant, end: Instant) {
+    let Some(records) = &shared.records else {
+        return;
+    };
+    let mut records = records.lock().unwrap_or_else(|e| e.into_inner());
+    if records.len() < MAX_CALL_RECORDS {
+        records.push(CallRecord {
+            plugin: instance.name().clone(),
+            mp_safe: instance.mp_safe(),
+            start,
+            end,
+        });
+    }
+}

@@ -1,0 +1,145 @@
+//! One live plugin instance: its `Store`, its typed exports, and calls with
+//! a CPU deadline. A call that traps, runs out of time or memory, or
+//! overflows its stack poisons the instance; [`CallError`] says which.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::{Store, Trap};
+
+use super::limits;
+use super::sandbox::{MemoryCapHit, Sandbox};
+use crate::wit::{Event, KindSet, Plugin, PluginInfo};
+
+/// How a call into a plugin failed. After any of these the instance is
+/// unusable and must be replaced.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The call ran past its CPU deadline and was interrupted.
+    #[error("call exceeded its CPU deadline of {0:?}")]
+    Deadline(Duration),
+    /// The plugin tried to grow its memory past its cap.
+    #[error("plugin exceeded its memory cap of {0} bytes")]
+    MemoryCap(usize),
+    /// The plugin recursed past the WebAssembly stack limit.
+    #[error("plugin overflowed its stack")]
+    StackOverflow,
+    /// Any other trap (a Rust panic is `unreachable`), with wasmtime's message.
+    #[error("plugin trapped: {0}")]
+    Trap(String),
+    /// The instance already failed earlier and cannot be entered.
+    #[error("plugin instance is poisoned by an earlier failure")]
+    Poisoned,
+}
+
+impl CallError {
+    /// Classifies the error of a failed call.
+    pub(super) fn classify(
+        store: &mut Store<Sandbox>,
+        error: wasmtime::Error,
+        deadline: Duration,
+    ) -> CallError {
+        if let Some(hit) = error.downcast_ref::<MemoryCapHit>() {
+            return CallError::MemoryCap(hit.cap);
+        }
+        if store.data().limiter.cap_hit {
+            return CallError::MemoryCap(store.data().limiter.memory_cap);
+        }
+        match error.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => CallError::Deadline(deadline),
+            Some(Trap::StackOverflow) => CallError::StackOverflow,
+            Some(Trap::CannotEnterComponent) => CallError::Poisoned,
+            _ => CallError::Trap(format!("{error:#}")),
+        }
+    }
+}
+
+/// A plugin instance: what it said of itself, and its store.
+pub struct Instance {
+    name: Arc<str>,
+    info: PluginInfo,
+    kinds: KindSet,
+    store: Store<Sandbox>,
+    bindings: Plugin,
+    call_deadline: Duration,
+    deadline_ticks: u64,
+    poisoned: bool,
+}
+
+impl Instance {
+    pub(super) fn new(
+        name: Arc<str>,
+        info: PluginInfo,
+        kinds: KindSet,
+        store: Store<Sandbox>,
+        bindings: Plugin,
+        call_deadline: Duration,
+    ) -> Instance {
+        Instance {
+            name,
+            info,
+            kinds,
+            store,
+            bindings,
+            call_deadline,
+            deadline_ticks: limits::ticks(call_deadline),
+            poisoned: false,
+        }
+    }
+
+    /// The plugin's name: from configuration, else what `describe` said.
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// What `describe` returned.
+    pub fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    pub fn mp_safe(&self) -> bool {
+        self.info.mp_safe
+    }
+
+    /// The object kinds the plugin subscribed to.
+    pub fn kinds(&self) -> KindSet {
+        self.kinds
+    }
+
+    /// Bytes of linear memory the instance holds now.
+    pub fn memory_bytes(&mut self) -> usize {
+        self.store.data().limiter.memory_in_use
+    }
+
+    /// Delivers one batch of events.
+    pub fn handle(&mut self, events: &[Event]) -> Result<(), CallError> {
+        self.call(|bindings, store| {
+            bindings
+                .dataplane_handler_handler()
+                .call_handle(store, events)
+        })
+    }
+
+    /// Asks the plugin a query; the inner result is the plugin's own answer.
+    pub fn query(&mut self, request: &str) -> Result<Result<String, String>, CallError> {
+        self.call(|bindings, store| {
+            bindings
+                .dataplane_handler_handler()
+                .call_query(store, request)
+        })
+    }
+
+    fn call<R>(
+        &mut self,
+        f: impl FnOnce(&Plugin, &mut Store<Sandbox>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        if self.poisoned {
+            return Err(CallError::Poisoned);
+        }
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        f(&self.bindings, &mut self.store).map_err(|e| {
+            self.poisoned = true;
+            CallError::classify(&mut self.store, e, self.call_deadline)
+        })
+    }
+}

@@ -1,0 +1,339 @@
+//! The plugin runtime: one wasmtime `Engine` and `Linker` for every plugin,
+//! the epoch ticker behind CPU deadlines, and the two steps of a load:
+//! [`Runtime::compile`] (read, validate, compile or take from the code
+//! cache, type-check against the world) and [`Runtime::instantiate`] (a new
+//! sandboxed `Store`, `describe`, `init`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker, types::ComponentItem};
+use wasmtime::{Config, Engine, Store};
+
+use super::cache::CodeCache;
+use super::instance::{CallError, Instance};
+use super::limits::{self, EPOCH_TICK, Limits, MAX_WASM_STACK};
+use super::sandbox::Sandbox;
+use crate::wit::{HANDLER_EXPORT, HANDLER_FUNCS, HOST_IMPORTS, KindSet, Plugin, PluginPre, WORLD};
+
+/// Why a plugin could not be loaded. Each message names the file and what
+/// is wrong with it.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The file does not start with the WebAssembly magic bytes.
+    #[error("{path} is not a WebAssembly file (it does not start with \"\\0asm\")")]
+    NotWasm { path: String },
+    /// The file is a core module; plugins are components.
+    #[error(
+        "{path} is a core WebAssembly module, not a component: build it for wasm32-wasip2, or wrap it with `wasm-tools component new`"
+    )]
+    CoreModule { path: String },
+    /// The bytes do not parse or validate as a component (truncated, corrupt).
+    #[error("{path} is not a valid WebAssembly component: {reason}")]
+    Invalid { path: String, reason: String },
+    /// A valid component that does not fit the `plugin` world.
+    #[error("{path} does not implement the world {WORLD}: {reason}")]
+    WrongWorld { path: String, reason: String },
+    /// `describe` or `init` trapped or ran out of time or memory.
+    #[error("{path}: {stage} failed: {source}")]
+    Call {
+        path: String,
+        stage: &'static str,
+        source: CallError,
+    },
+    /// `init` returned an error for the given config.
+    #[error("{path}: plugin {name:?} refused its config: {message}")]
+    InitRefused {
+        path: String,
+        name: String,
+        message: String,
+    },
+}
+
+/// A component compiled and checked against the world, ready to instantiate
+/// any number of times.
+#[derive(Clone)]
+pub struct Compiled {
+    pub path: PathBuf,
+    /// Hex SHA-256 of the file's bytes.
+    pub sha256: String,
+    /// True when the code came from the on-disk cache.
+    pub from_cache: bool,
+    /// Time spent compiling or loading from the cache.
+    pub compile_time: Duration,
+    pre: PluginPre<Sandbox>,
+}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compiled")
+            .field("path", &self.path)
+            .field("sha256", &self.sha256)
+            .field("from_cache", &self.from_cache)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The engine, linker and code cache every plugin shares.
+///
+/// Dropping it stops the epoch ticker; instances made from it keep working
+/// but their deadlines no longer fire, so drop it last.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<Sandbox>,
+    cache: Option<CodeCache>,
+    ticker_stop: Arc<AtomicBool>,
+    ticker: Option<JoinHandle<()>>,
+}
+
+impl Runtime {
+    /// A runtime caching compiled code under `cache_root` (see
+    /// [`CodeCache::default_root`]), or not caching when `None`.
+    pub fn new(cache_root: Option<&Path>) -> anyhow::Result<Runtime> {
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(MAX_WASM_STACK);
+        let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(anyhow::Error::from)?;
+        Plugin::add_to_linker::<Sandbox, wasmtime::component::HasSelf<Sandbox>>(
+            &mut linker,
+            |state| state,
+        )
+        .map_err(anyhow::Error::from)?;
+        let cache = match cache_root {
+            Some(root) => Some(CodeCache::open(root, &engine)?),
+            None => None,
+        };
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let ticker = spawn_ticker(engine.clone(), ticker_stop.clone())?;
+        Ok(Runtime {
+            engine,
+            linker,
+            cache,
+            ticker_stop,
+            ticker: Some(ticker),
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Reads, validates and compiles a plugin file (or loads its compiled
+    /// code from the cache), and checks it against the `plugin` world.
+    pub fn compile(&self, path: &Path) -> Result<Compiled, LoadError> {
+        let shown = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        check_header(&shown, &bytes)?;
+        let sha256 = hex(&Sha256::digest(&bytes));
+        let started = Instant::now();
+        let cached = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.load(&self.engine, &sha256));
+        let from_cache = cached.is_some();
+        let component = match cached {
+            Some(component) => component,
+            None => self.compile_fresh(&shown, &bytes, &sha256)?,
+        };
+        let compile_time = started.elapsed();
+        check_world(&self.engine, &component).map_err(|reason| LoadError::WrongWorld {
+            path: shown.clone(),
+            reason,
+        })?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(PluginPre::new)
+            .map_err(|e| LoadError::WrongWorld {
+                path: shown.clone(),
+                reason: format!("{e:#}"),
+            })?;
+        Ok(Compiled {
+            path: path.to_path_buf(),
+            sha256,
+            from_cache,
+            compile_time,
+            pre,
+        })
+    }
+
+    fn compile_fresh(
+        &self,
+        shown: &str,
+        bytes: &[u8],
+        sha256: &str,
+    ) -> Result<Component, LoadError> {
+        let component =
+            Component::from_binary(&self.engine, bytes).map_err(|e| LoadError::Invalid {
+                path: shown.to_string(),
+                reason: format!("{e:#}"),
+            })?;
+        if let Some(cache) = &self.cache
+            && let Err(e) = cache.store(sha256, &component)
+        {
+            tracing::warn!(path = shown, "could not cache compiled code: {e:#}");
+        }
+        Ok(component)
+    }
+
+    /// A new sandboxed instance: its own `Store` with the plugin's limits,
+    /// then `describe` and `init(config)`. `name` overrides the name the
+    /// plugin gives itself (to load one file twice).
+    pub fn instantiate(
+        &self,
+        compiled: &Compiled,
+        name: Option<&str>,
+        config: &str,
+        limits: &Limits,
+    ) -> Result<Instance, LoadError> {
+        let path = compiled.path.display().to_string();
+        let provisional: Arc<str> = Arc::from(name.unwrap_or("(loading)"));
+        let mut store = Store::new(&self.engine, Sandbox::new(provisional, limits.memory_cap));
+        store.limiter(|sandbox| &mut sandbox.limiter);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(limits::ticks(limits::LOAD_DEADLINE));
+        let call_err = |stage, store: &mut Store<Sandbox>, e| LoadError::Call {
+            path: path.clone(),
+            stage,
+            source: CallError::classify(store, e, limits::LOAD_DEADLINE),
+        };
+        let bindings = compiled
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| call_err("instantiation", &mut store, e))?;
+        let handler = bindings.dataplane_handler_handler();
+        let info = handler
+            .call_describe(&mut store)
+            .map_err(|e| call_err("describe", &mut store, e))?;
+        let name: Arc<str> = Arc::from(name.unwrap_or(&info.name));
+        store.data_mut().rename(name.clone());
+        store.set_epoch_deadline(limits::ticks(limits::LOAD_DEADLINE));
+        handler
+            .call_init(&mut store, config)
+            .map_err(|e| call_err("init", &mut store, e))?
+            .map_err(|message| LoadError::InitRefused {
+                path: path.clone(),
+                name: name.to_string(),
+                message,
+            })?;
+        let kinds: KindSet = info.kinds.iter().copied().collect();
+        Ok(Instance::new(
+            name,
+            info,
+            kinds,
+            store,
+            bindings,
+            limits.call_deadline,
+        ))
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+        if let Some(ticker) = self.ticker.take() {
+            let _ = ticker.join();
+        }
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`]; a call whose deadline
+/// (in ticks) passes traps with an interrupt.
+fn spawn_ticker(engine: Engine, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("dphost-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        })
+}
+
+/// Tells a text file, a core module and a component apart before parsing,
+/// so each gets its own message.
+fn check_header(path: &str, bytes: &[u8]) -> Result<(), LoadError> {
+    const MAGIC: &[u8] = b"\0asm";
+    const CORE_MODULE_VERSION: [u8; 4] = [1, 0, 0, 0];
+    if !bytes.starts_with(MAGIC) {
+        return Err(LoadError::NotWasm {
+            path: path.to_string(),
+        });
+    }
+    if bytes.get(4..8) == Some(&CORE_MODULE_VERSION[..]) {
+        return Err(LoadError::CoreModule {
+            path: path.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks the component's exports and imports against the `plugin` world
+/// by name, so a mismatch says which export or import is wrong. Function
+/// signatures are checked afterwards by the typed bindings.
+fn check_world(engine: &Engine, component: &Component) -> Result<(), String> {
+    let ty = component.component_type();
+    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+    let Some(handler) = ty.get_export(engine, HANDLER_EXPORT) else {
+        let other = exports
+            .iter()
+            .find(|name| name.starts_with("dataplane:handler/handler"));
+        return Err(match other {
+            Some(other) => format!(
+                "it exports `{other}`, a different version of the API; this host speaks `{HANDLER_EXPORT}`"
+            ),
+            None => format!(
+                "it does not export `{HANDLER_EXPORT}` (its exports: {})",
+                list_or_none(&exports)
+            ),
+        });
+    };
+    let ComponentItem::ComponentInstance(instance) = handler.ty else {
+        return Err(format!("its export `{HANDLER_EXPORT}` is not an instance"));
+    };
+    for func in HANDLER_FUNCS {
+        match instance.get_export(engine, func).map(|e| e.ty) {
+            Some(ComponentItem::ComponentFunc(_)) => {}
+            Some(_) => return Err(format!("`{HANDLER_EXPORT}`'s `{func}` is not a function")),
+            None => return Err(format!("`{HANDLER_EXPORT}` has no function `{func}`")),
+        }
+    }
+    for (name, _) in ty.imports(engine) {
+        if !HOST_IMPORTS.contains(&name) && !name.starts_with("wasi:") {
+            return Err(format!(
+                "it imports `{name}`, which the host does not provide (it provides {} and WASI 0.2 with nothing granted)",
+                HOST_IMPORTS.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

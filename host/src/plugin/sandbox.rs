@@ -1,0 +1,267 @@
+//! The data each plugin's `Store` carries: WASI with nothing granted, the
+//! memory limiter, and the host side of the `log` import. Every line a plugin
+//! writes (stdout, stderr, `log`) reaches `tracing` tagged with its name.
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use bytes::Bytes;
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::limits::{MAX_INSTANCES, MAX_LOG_LINE, MAX_MEMORIES, MAX_TABLE_ELEMENTS, MAX_TABLES};
+use crate::wit::{LogLevel, dataplane};
+
+/// A plugin's name, shared by its store and its output streams. It is set
+/// once `describe` has answered (or from configuration), before any event.
+#[derive(Clone)]
+pub struct PluginName(Arc<RwLock<Arc<str>>>);
+
+impl PluginName {
+    fn new(name: Arc<str>) -> PluginName {
+        PluginName(Arc::new(RwLock::new(name)))
+    }
+
+    pub fn get(&self) -> Arc<str> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, name: Arc<str>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = name;
+    }
+}
+
+/// The store data of one plugin instance.
+pub struct Sandbox {
+    /// The plugin's name, on every log line it causes.
+    name: PluginName,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(super) limiter: Limiter,
+}
+
+impl Sandbox {
+    /// WASI with nothing granted: no preopened directories, no environment,
+    /// no arguments, stdin closed, sockets and name lookup denied. Clocks
+    /// and randomness remain (the Rust standard library's HashMap needs a
+    /// seed); stdout and stderr become log lines.
+    pub fn new(name: Arc<str>, memory_cap: usize) -> Sandbox {
+        let name = PluginName::new(name);
+        let wasi = WasiCtx::builder()
+            .stdout(LogStream::new(name.clone(), Stream::Stdout))
+            .stderr(LogStream::new(name.clone(), Stream::Stderr))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        Sandbox {
+            name,
+            wasi,
+            table: ResourceTable::new(),
+            limiter: Limiter {
+                memory_cap,
+                memory_in_use: 0,
+                cap_hit: false,
+            },
+        }
+    }
+
+    pub fn name(&self) -> Arc<str> {
+        self.name.get()
+    }
+
+    /// Names the plugin once it has described itself.
+    pub fn rename(&mut self, name: Arc<str>) {
+        self.name.set(name);
+    }
+}
+
+impl WasiView for Sandbox {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl dataplane::handler::types::Host for Sandbox {}
+
+impl dataplane::handler::host::Host for Sandbox {
+    fn log(&mut self, level: LogLevel, message: String) {
+        emit(&self.name.get(), level, cut(&message));
+    }
+}
+
+fn emit(plugin: &str, level: LogLevel, message: &str) {
+    match level {
+        LogLevel::Trace => tracing::trace!(target: "plugin", plugin, "{message}"),
+        LogLevel::Debug => tracing::debug!(target: "plugin", plugin, "{message}"),
+        LogLevel::Info => tracing::info!(target: "plugin", plugin, "{message}"),
+        LogLevel::Warn => tracing::warn!(target: "plugin", plugin, "{message}"),
+        LogLevel::Error => tracing::error!(target: "plugin", plugin, "{message}"),
+    }
+}
+
+/// At most [`MAX_LOG_LINE`] bytes, cut on a character boundary.
+fn cut(line: &str) -> &str {
+    if line.len() <= MAX_LOG_LINE {
+        return line;
+    }
+    let mut end = MAX_LOG_LINE;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    &line[..end]
+}
+
+/// Caps linear memory and counts the other resources. A growth past the cap
+/// traps (rather than returning -1 to the guest), so a runaway allocation
+/// stops the call at once and is reported as the memory cap, by name.
+pub(super) struct Limiter {
+    pub(super) memory_cap: usize,
+    /// Bytes of linear memory granted so far (the largest memory's size).
+    pub(super) memory_in_use: usize,
+    /// Set when a growth was refused; tells a memory-cap trap from others.
+    pub(super) cap_hit: bool,
+}
+
+/// The error a refused memory growth traps with.
+#[derive(Debug, thiserror::Error)]
+#[error("memory cap of {cap} bytes reached (growing to {desired} bytes)")]
+pub struct MemoryCapHit {
+    pub cap: usize,
+    pub desired: usize,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_cap {
+            self.cap_hit = true;
+            return Err(MemoryCapHit {
+                cap: self.memory_cap,
+                desired,
+            }
+            .into());
+        }
+        self.memory_in_use = self.memory_in_use.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// A plugin's stdout or stderr: complete lines go to `tracing` (stdout at
+/// info, stderr at warn); a partial line waits for its newline, up to
+/// [`MAX_LOG_LINE`] bytes.
+#[derive(Clone)]
+struct LogStream {
+    name: PluginName,
+    stream: Stream,
+    pending: Arc<Mutex<Vec<u8>>>,
+}
+
+impl LogStream {
+    fn new(name: PluginName, stream: Stream) -> LogStream {
+        LogStream {
+            name,
+            stream,
+            pending: Arc::default(),
+        }
+    }
+
+    fn push(&self, bytes: &[u8]) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        for &b in bytes {
+            if b == b'\n' || pending.len() >= MAX_LOG_LINE {
+                self.flush_line(&mut pending);
+            }
+            if b != b'\n' {
+                pending.push(b);
+            }
+        }
+    }
+
+    fn flush_line(&self, pending: &mut Vec<u8>) {
+        let line = String::from_utf8_lossy(pending);
+        let level = match self.stream {
+            Stream::Stdout => LogLevel::Info,
+            Stream::Stderr => LogLevel::Warn,
+        };
+        let stream = match self.stream {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        };
+        emit(&self.name.get(), level, &format!("{stream}: {line}"));
+        pending.clear();
+    }
+}
+
+impl IsTerminal for LogStream {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for LogStream {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        // Only WASIp3 guests use the async form; dphost links WASIp2.
+        Box::new(tokio::io::sink())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for LogStream {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for LogStream {
+    fn write(&mut self, bytes: Bytes) -> Result<(), StreamError> {
+        self.push(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StreamError> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> Result<usize, StreamError> {
+        Ok(MAX_LOG_LINE)
+    }
+}

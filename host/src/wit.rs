@@ -1,0 +1,112 @@
+//! The host's side of the WIT world `dataplane:handler/plugin@0.1.0`
+//! (`wit/dataplane.wit`): the generated bindings, and the host's one event
+//! type, which is exactly what plugins receive.
+//!
+//! The mirror and the dispatcher speak these types directly, so a batch is
+//! lowered into a plugin without an intermediate copy.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "plugin",
+});
+
+pub use dataplane::handler::types::{
+    Address, Event, Family, HwAddress, IpAddress, IpPrefix, Link, LogLevel, Neighbour, NextHop,
+    NextHops, NudState, ObjectKind, OperState, PluginInfo, Route, RouteType,
+};
+pub use exports::dataplane::handler::handler::Guest as HandlerExports;
+
+/// The WIT package and version the host speaks.
+pub const PACKAGE: &str = "dataplane:handler@0.1.0";
+
+/// The instance a plugin must export.
+pub const HANDLER_EXPORT: &str = "dataplane:handler/handler@0.1.0";
+
+/// The functions that instance must carry.
+pub const HANDLER_FUNCS: [&str; 4] = ["describe", "init", "handle", "query"];
+
+/// The world a plugin implements.
+pub const WORLD: &str = "dataplane:handler/plugin@0.1.0";
+
+/// The instances the host offers besides WASI.
+pub const HOST_IMPORTS: [&str; 2] = [
+    "dataplane:handler/types@0.1.0",
+    "dataplane:handler/host@0.1.0",
+];
+
+impl ObjectKind {
+    /// Every kind, in sync order: link, address, neighbour, route.
+    pub const ALL: [ObjectKind; 4] = [
+        ObjectKind::Link,
+        ObjectKind::Address,
+        ObjectKind::Neighbour,
+        ObjectKind::Route,
+    ];
+
+    /// The WIT name of the kind.
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjectKind::Link => "link",
+            ObjectKind::Address => "address",
+            ObjectKind::Neighbour => "neighbour",
+            ObjectKind::Route => "route",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// A set of object kinds, as a plugin subscribes to them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct KindSet(u8);
+
+impl KindSet {
+    pub const ALL: KindSet = KindSet(0b1111);
+
+    pub fn contains(self, kind: ObjectKind) -> bool {
+        self.0 & kind.bit() != 0
+    }
+
+    pub fn kinds(self) -> impl Iterator<Item = ObjectKind> {
+        ObjectKind::ALL
+            .into_iter()
+            .filter(move |k| self.contains(*k))
+    }
+}
+
+impl FromIterator<ObjectKind> for KindSet {
+    fn from_iter<I: IntoIterator<Item = ObjectKind>>(iter: I) -> Self {
+        KindSet(iter.into_iter().fold(0, |bits, kind| bits | kind.bit()))
+    }
+}
+
+impl Event {
+    /// The kind of object the event is about.
+    pub fn kind(&self) -> ObjectKind {
+        match self {
+            Event::LinkAdd(_) | Event::LinkDel(_) => ObjectKind::Link,
+            Event::AddressAdd(_) | Event::AddressDel(_) => ObjectKind::Address,
+            Event::NeighbourAdd(_) | Event::NeighbourDel(_) => ObjectKind::Neighbour,
+            Event::RouteAdd(_) | Event::RouteDel(_) => ObjectKind::Route,
+            Event::SyncBegin(kind) | Event::SyncEnd(kind) => *kind,
+        }
+    }
+
+    /// The WIT name of the event's case ("route-add", "sync-begin", ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::LinkAdd(_) => "link-add",
+            Event::LinkDel(_) => "link-del",
+            Event::AddressAdd(_) => "address-add",
+            Event::AddressDel(_) => "address-del",
+            Event::NeighbourAdd(_) => "neighbour-add",
+            Event::NeighbourDel(_) => "neighbour-del",
+            Event::RouteAdd(_) => "route-add",
+            Event::RouteDel(_) => "route-del",
+            Event::SyncBegin(_) => "sync-begin",
+            Event::SyncEnd(_) => "sync-end",
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The Rust SDK for dphost plugins.
+//!
+//! A plugin implements [`Plugin`]: one method per event, each a no-op by
+//! default, so an author writes only what the plugin needs. [`export_plugin!`]
+//! exports it as a component of the `dataplane:handler@0.1.0` world. The batch
+//! loop ([`dispatch`]) lives here, not in every plugin.
+//!
+//! ```ignore
+//! #[derive(Default)]
+//! struct Counter { routes: usize }
+//!
+//! impl dphost_sdk::Plugin for Counter {
+//!     fn describe() -> dphost_sdk::PluginInfo {
+//!         dphost_sdk::info("counter", env!("CARGO_PKG_VERSION"), true, &[dphost_sdk::ObjectKind::Route])
+//!     }
+//!     fn route_add(&mut self, _route: dphost_sdk::Route) { self.routes += 1; }
+//! }
+//!
+//! dphost_sdk::export_plugin!(Counter);
+//! ```
+//!
+//! The SDK also builds natively (the generated imports are never called
+//! there), so a plugin's logic can be unit-tested and benchmarked with
+//! `cargo test` on the host: [`log`] then writes to standard error.
+
+pub mod addr;
+
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "plugin",
+        pub_export_macro: true,
+        export_macro_name: "export_handler",
+        default_bindings_module: "dphost_sdk::bindings",
+    });
+}
+
+pub use bindings::dataplane::handler::types::{
+    Address, Event, Family, HwAddress, IpAddress, IpPrefix, Link, LogLevel, Neighbour, NextHop,
+    NextHops, NudState, ObjectKind, OperState, PluginInfo, Route, RouteType,
+};
+
+/// The WIT package version this SDK speaks.
+pub const WIT_VERSION: &str = "0.1.0";
+
+/// A dphost plugin. The host calls `describe`, then `init`, then delivers
+/// every event through one method each, in order; `query` answers
+/// introspection requests at any time between batches.
+///
+/// The host creates one instance per loaded plugin; `Default` builds it.
+pub trait Plugin: Default + 'static {
+    /// Name, version, whether calls may run in parallel with other plugins,
+    /// and the object kinds wanted (no event of another kind is delivered).
+    fn describe() -> PluginInfo;
+
+    /// The config string from the host's configuration; an error refuses the load.
+    fn init(&mut self, _config: &str) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn link_add(&mut self, _link: Link) {}
+    fn link_del(&mut self, _link: Link) {}
+    fn address_add(&mut self, _address: Address) {}
+    fn address_del(&mut self, _address: Address) {}
+    fn neighbour_add(&mut self, _neighbour: Neighbour) {}
+    fn neighbour_del(&mut self, _neighbour: Neighbour) {}
+    fn route_add(&mut self, _route: Route) {}
+    fn route_del(&mut self, _route: Route) {}
+    /// A full set of `kind` follows as adds; whatever is not re-added before
+    /// [`Plugin::sync_end`] is gone.
+    fn sync_begin(&mut self, _kind: ObjectKind) {}
+    fn sync_end(&mut self, _kind: ObjectKind) {}
+
+    fn query(&mut self, _request: &str) -> Result<String, String> {
+        Err("this plugin answers no queries".to_string())
+    }
+}
+
+/// Delivers one batch to a plugin, event by event, moving each event's data
+/// into the method that takes it.
+pub fn dispatch<P: Plugin>(plugin: &mut P, events: Vec<Event>) {
+    for event in events {
+        match event {
+            Event::LinkAdd(link) => plugin.link_add(link),
+            Event::LinkDel(link) => plugin.link_del(link),
+            Event::AddressAdd(address) => plugin.address_add(address),
+            Event::AddressDel(address) => plugin.address_del(address),
+            Event::NeighbourAdd(neighbour) => plugin.neighbour_add(neighbour),
+            Event::NeighbourDel(neighbour) => plugin.neighbour_del(neighbour),
+            Event::RouteAdd(route) => plugin.route_add(route),
+            Event::RouteDel(route) => plugin.route_del(route),
+            Event::SyncBegin(kind) => plugin.sync_begin(kind),
+            Event::SyncEnd(kind) => plugin.sync_end(kind),
+        }
+    }
+}
+
+/// Builds a [`PluginInfo`].
+pub fn info(name: &str, version: &str, mp_safe: bool, kinds: &[ObjectKind]) -> PluginInfo {
+    PluginInfo {
+        name: name.to_string(),
+        version: version.to_string(),
+        mp_safe,
+        kinds: kinds.to_vec(),
+    }
+}
+
+/// Every object kind, in sync order.
+pub const ALL_KINDS: [ObjectKind; 4] = [
+    ObjectKind::Link,
+    ObjectKind::Address,
+    ObjectKind::Neighbour,
+    ObjectKind::Route,
+];
+
+/// Writes a line to the host's log, tagged with the plugin's name.
+pub fn log(level: LogLevel, message: &str) {
+    #[cfg(target_arch = "wasm32")]
+    bindings::dataplane::handler::host::log(level, message);
+    #[cfg(not(target_arch = "wasm32"))]
+    eprintln!("[{level:?}] {message}");
+}
+
+/// Exports a [`Plugin`] as the component's `handler` interface.
+///
+/// The instance lives in a single static cell: a component instance is
+/// single-threaded, and the host never re-enters a plugin.
+#[macro_export]
+macro_rules! export_plugin {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct Export;
+
+            thread_local! {
+                static INSTANCE: ::core::cell::RefCell<Option<$plugin>> =
+                    const { ::core::cell::RefCell::new(None) };
+            }
+
+            fn with<R>(f: impl FnOnce(&mut $plugin) -> R) -> R {
+                INSTANCE.with_borrow_mut(|slot| f(slot.get_or_insert_with(<$plugin>::default)))
+            }
+
+            impl $crate::bindings::exports::dataplane::handler::handler::Guest for Export {
+                fn describe() -> $crate::PluginInfo {
+                    <$plugin as $crate::Plugin>::describe()
+                }
+                fn init(config: String) -> Result<(), String> {
+                    with(|p| $crate::Plugin::init(p, &config))
+                }
+                fn handle(events: Vec<$crate::Event>) {
+                    with(|p| $crate::dispatch(p, events))
+                }
+                fn query(request: String) -> Result<String, String> {
+                    with(|p| $crate::Plugin::query(p, &request))
+                }
+            }
+
+    $crate::bindings::export_handler!(Export with_types_in $crate::bindings);
+        };
+    };
+}
