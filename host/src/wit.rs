@@ -110,3 +110,71 @@ impl Event {
         }
     }
 }
+
+impl From<std::net::IpAddr> for IpAddress {
+    fn from(ip: std::net::IpAddr) -> IpAddress {
+        match ip {
+            std::net::IpAddr::V4(v4) => IpAddress::V4(u32::from(v4)),
+            std::net::IpAddr::V6(v6) => {
+                let n = u128::from(v6);
+                IpAddress::V6(((n >> 64) as u64, n as u64))
+            }
+        }
+    }
+}
+
+impl From<IpAddress> for std::net::IpAddr {
+    fn from(ip: IpAddress) -> std::net::IpAddr {
+        match ip {
+            IpAddress::V4(v4) => std::net::Ipv4Addr::from(v4).into(),
+            IpAddress::V6((hi, lo)) => {
+                std::net::Ipv6Addr::from(((hi as u128) << 64) | lo as u128).into()
+            }
+        }
+    }
+}
+
+impl IpAddress {
+    pub fn family(self) -> Family {
+        match self {
+            IpAddress::V4(_) => Family::Ipv4,
+            IpAddress::V6(_) => Family::Ipv6,
+        }
+    }
+}
+
+impl std::fmt::Display for IpAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::net::IpAddr::from(*self).fmt(f)
+    }
+}
+
+impl std::fmt::Display for IpPrefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.address, self.length)
+    }
+}
+
+/// A prefix that does not parse as `address/length`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not a prefix (expected address/length, like 192.0.2.0/24 or 2001:db8::/32)")]
+pub struct BadPrefix(String);
+
+impl std::str::FromStr for IpPrefix {
+    type Err = BadPrefix;
+
+    fn from_str(s: &str) -> Result<IpPrefix, BadPrefix> {
+        let bad = || BadPrefix(s.to_string());
+        let (addr, len) = s.split_once('/').ok_or_else(bad)?;
+        let addr: std::net::IpAddr = addr.parse().map_err(|_| bad())?;
+        let length: u8 = len.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        if length > max {
+            return Err(bad());
+        }
+        Ok(IpPrefix {
+            address: addr.into(),
+            length,
+        })
+    }
+}

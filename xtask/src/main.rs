@@ -1,1 +1,141 @@
-fn main() {}
+//! `cargo xtask`: the project's build, test, demo and benchmark commands.
+//!
+//! - `build`: adds the wasm32-wasip2 target when missing, builds the host in
+//!   release and every plugin and test fixture to `target/plugins/`.
+//! - `test`: `build`, then every test in the workspace.
+//! - `demo`: `build`, then the demo.
+//! - `bench dispatch`: `build`, then the dispatch benchmark.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+/// The example plugins: crate name, and the file name under target/plugins.
+const PLUGINS: [(&str, &str); 2] = [("dphost-fib", "fib"), ("logger", "logger")];
+
+/// The test fixtures, built to target/plugins/fixtures.
+const FIXTURES: [&str; 8] = [
+    "noop",
+    "trap",
+    "spin",
+    "membomb",
+    "chatty",
+    "busy",
+    "exclusive",
+    "otherworld",
+];
+
+const WASM_TARGET: &str = "wasm32-wasip2";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["build"] => build(),
+        ["test", rest @ ..] => test(rest),
+        ["demo"] => demo(),
+        ["bench", "dispatch"] => bench("dispatch"),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <build | test [cargo test args] | demo | bench dispatch>"
+            );
+            bail!("unknown command {args:?}")
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace root")
+        .to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+/// Runs a command in the workspace root; fails with the command line.
+fn run(cmd: &mut Command) -> Result<()> {
+    let shown = format!("{cmd:?}");
+    let status = cmd
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("starting {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed: {status}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn ensure_wasm_target() -> Result<()> {
+    let out = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .context(
+            "running rustup (install it from rustup.rs; dphost needs the wasm32-wasip2 target)",
+        )?;
+    if String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.trim() == WASM_TARGET)
+    {
+        return Ok(());
+    }
+    eprintln!("xtask: adding the {WASM_TARGET} target with rustup");
+    run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
+}
+
+fn build() -> Result<()> {
+    ensure_wasm_target()?;
+    run(cargo().args(["build", "--release", "-p", "dphost"]))?;
+    let mut cmd = cargo();
+    cmd.args(["build", "--target", WASM_TARGET, "--profile", "plugin"]);
+    for krate in PLUGINS.iter().map(|(c, _)| *c).chain(FIXTURES) {
+        cmd.args(["-p", krate]);
+    }
+    run(&mut cmd)?;
+    let built = target_dir().join(WASM_TARGET).join("plugin");
+    let out = target_dir().join("plugins");
+    std::fs::create_dir_all(out.join("fixtures"))?;
+    for (krate, name) in PLUGINS {
+        copy(&built, krate, &out.join(format!("{name}.wasm")))?;
+    }
+    for name in FIXTURES {
+        copy(
+            &built,
+            name,
+            &out.join("fixtures").join(format!("{name}.wasm")),
+        )?;
+    }
+    eprintln!("xtask: plugins in {}", out.display());
+    Ok(())
+}
+
+fn copy(built: &Path, krate: &str, to: &Path) -> Result<()> {
+    let from = built.join(format!("{}.wasm", krate.replace('-', "_")));
+    std::fs::copy(&from, to)
+        .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    Ok(())
+}
+
+fn test(extra: &[&str]) -> Result<()> {
+    build()?;
+    run(cargo().args(["test", "--workspace"]).args(extra))
+}
+
+fn demo() -> Result<()> {
+    build()?;
+    run(cargo().args(["run", "--release", "-p", "dphost", "--example", "synthetic"]))
+}
+
+fn bench(name: &str) -> Result<()> {
+    build()?;
+    run(cargo().args(["bench", "-p", "dphost", "--bench", name]))
+}

@@ -49,7 +49,10 @@ impl CallError {
             Some(Trap::Interrupt) => CallError::Deadline(deadline),
             Some(Trap::StackOverflow) => CallError::StackOverflow,
             Some(Trap::CannotEnterComponent) => CallError::Poisoned,
-            _ => CallError::Trap(format!("{error:#}")),
+            // The trap's own words; the wasm backtrace stays out of the
+            // status line (a Rust guest's panic message is on its stderr).
+            Some(trap) => CallError::Trap(trap.to_string()),
+            None => CallError::Trap(error.root_cause().to_string()),
         }
     }
 }

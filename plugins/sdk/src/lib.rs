@@ -129,6 +129,7 @@ pub fn log(level: LogLevel, message: &str) {
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {
+        // Natively (tests, benchmarks) there is no component to export to.
         #[cfg(target_arch = "wasm32")]
         const _: () = {
             struct Export;

@@ -1,0 +1,122 @@
+//! The FIB's query language: JSON requests in, JSON answers out. Nothing
+//! here changes the table.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use dphost_lpm::{Addr, Family, Fib, Route};
+use serde_json::{Value, json};
+
+/// Answers one request; see the crate doc for the operations.
+pub fn answer(fib: &Fib, request: &str) -> Result<String, String> {
+    let request: Value =
+        serde_json::from_str(request).map_err(|e| format!("request is not JSON: {e}"))?;
+    let answer = match request.get("op").and_then(Value::as_str) {
+        Some("lookup") => lookup(fib, &request)?,
+        Some("dump") => dump(fib),
+        Some("stats") => stats(fib),
+        _ => return Err(r#"unknown op: expected "lookup", "dump" or "stats""#.to_string()),
+    };
+    Ok(answer.to_string())
+}
+
+fn lookup(fib: &Fib, request: &Value) -> Result<Value, String> {
+    let table = match request.get("table") {
+        None => 254,
+        Some(t) => t
+            .as_u64()
+            .and_then(|t| u32::try_from(t).ok())
+            .ok_or("\"table\" must be a table id (0-4294967295)")?,
+    };
+    let addr: IpAddr = request
+        .get("addr")
+        .and_then(Value::as_str)
+        .ok_or("\"addr\" must be an IPv4 or IPv6 address string")?
+        .parse()
+        .map_err(|e| format!("\"addr\": {e}"))?;
+    Ok(fib
+        .lookup(table, from_std(addr))
+        .map_or(Value::Null, |r| route(&r)))
+}
+
+fn dump(fib: &Fib) -> Value {
+    let mut routes = Vec::with_capacity(fib.len());
+    fib.for_each(|r| routes.push(route(&r)));
+    Value::Array(routes)
+}
+
+fn stats(fib: &Fib) -> Value {
+    let tables: Vec<Value> = fib
+        .counts()
+        .into_iter()
+        .map(|(table, family, routes)| {
+            json!({"table": table, "family": family_name(family), "routes": routes})
+        })
+        .collect();
+    json!({"routes": fib.len(), "tables": tables})
+}
+
+fn route(r: &Route) -> Value {
+    let hops: Vec<Value> = r
+        .nexthops
+        .iter()
+        .map(|h| json!({"gateway": h.gateway.map(to_string), "ifindex": h.ifindex, "weight": h.weight}))
+        .collect();
+    json!({
+        "table": r.table,
+        "family": family_name(family(r.dst)),
+        "dst": format!("{}/{}", to_string(r.dst), r.len),
+        "type": type_name(r.kind),
+        "protocol": r.protocol,
+        "scope": r.scope,
+        "metric": r.metric,
+        "prefsrc": r.prefsrc.map(to_string),
+        "nexthops": hops,
+    })
+}
+
+fn family(a: Addr) -> Family {
+    match a {
+        Addr::V4(_) => Family::V4,
+        Addr::V6(_) => Family::V6,
+    }
+}
+
+fn family_name(f: Family) -> &'static str {
+    match f {
+        Family::V4 => "ipv4",
+        Family::V6 => "ipv6",
+    }
+}
+
+/// RTN_* names as `ip route` prints them.
+fn type_name(kind: u8) -> &'static str {
+    const NAMES: [&str; 12] = [
+        "unspec",
+        "unicast",
+        "local",
+        "broadcast",
+        "anycast",
+        "multicast",
+        "blackhole",
+        "unreachable",
+        "prohibit",
+        "throw",
+        "nat",
+        "xresolve",
+    ];
+    NAMES.get(kind as usize).copied().unwrap_or("unknown")
+}
+
+fn from_std(ip: IpAddr) -> Addr {
+    match ip {
+        IpAddr::V4(v4) => Addr::V4(u32::from(v4)),
+        IpAddr::V6(v6) => Addr::V6(u128::from(v6)),
+    }
+}
+
+fn to_string(a: Addr) -> String {
+    match a {
+        Addr::V4(v4) => Ipv4Addr::from(v4).to_string(),
+        Addr::V6(v6) => Ipv6Addr::from(v6).to_string(),
+    }
+}

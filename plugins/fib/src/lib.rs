@@ -1,0 +1,126 @@
+//! Example plugin `fib`: a longest-prefix-match table per (table id, family)
+//! holding complete route entries, built from route events, answering
+//! lookups and dumps through `query`. It is mp-safe: it shares nothing.
+//!
+//! A resync is mark-and-sweep: `sync-begin(route)` marks every route stale,
+//! each re-added route is fresh again, `sync-end(route)` removes the rest.
+//!
+//! Queries (JSON in, JSON out):
+//! - `{"op":"lookup","table":254,"addr":"198.51.100.7"}`: the best matching
+//!   route in that table, or `null`;
+//! - `{"op":"dump"}`: every route;
+//! - `{"op":"stats"}`: route counts per table and family.
+//!
+//! The table itself lives in `dphost-lpm`; this crate converts events to it
+//! and answers queries. It builds natively too, which is how the dispatch
+//! benchmark runs the same code outside WebAssembly.
+//!
+//! Build with: `cargo xtask build` (writes `target/plugins/fib.wasm`).
+
+mod json;
+
+use dphost_lpm::{Addr, Fib, NextHop as LpmHop, RouteKey, RouteRef};
+use dphost_sdk::{IpAddress, NextHop, NextHops, ObjectKind, Plugin, PluginInfo, Route};
+
+/// The FIB plugin's state.
+#[derive(Default)]
+pub struct FibPlugin {
+    fib: Fib,
+    /// Reused for multipath routes, so an add allocates nothing.
+    hops: Vec<LpmHop>,
+}
+
+impl FibPlugin {
+    /// The table, for native callers (the benchmark, tests).
+    pub fn fib(&self) -> &Fib {
+        &self.fib
+    }
+}
+
+fn addr(ip: IpAddress) -> Addr {
+    match ip {
+        IpAddress::V4(v4) => Addr::V4(v4),
+        IpAddress::V6((hi, lo)) => Addr::V6(((hi as u128) << 64) | lo as u128),
+    }
+}
+
+fn hop(h: &NextHop) -> LpmHop {
+    LpmHop {
+        gateway: h.gateway.map(addr),
+        ifindex: h.ifindex,
+        weight: h.weight,
+        flags: h.flags,
+    }
+}
+
+fn key(r: &Route) -> RouteKey {
+    RouteKey {
+        table: r.table,
+        dst: addr(r.dst.address),
+        len: r.dst.length,
+        tos: r.tos,
+        metric: r.metric,
+    }
+}
+
+impl Plugin for FibPlugin {
+    fn describe() -> PluginInfo {
+        dphost_sdk::info("fib", env!("CARGO_PKG_VERSION"), true, &[ObjectKind::Route])
+    }
+
+    fn route_add(&mut self, r: Route) {
+        let single;
+        let hops: &[LpmHop] = match &r.nexthops {
+            NextHops::None => &[],
+            NextHops::One(h) => {
+                single = [hop(h)];
+                &single
+            }
+            NextHops::Many(list) => {
+                self.hops.clear();
+                self.hops.extend(list.iter().map(hop));
+                &self.hops
+            }
+        };
+        self.fib.upsert(RouteRef {
+            table: r.table,
+            dst: addr(r.dst.address),
+            len: r.dst.length,
+            tos: r.tos,
+            kind: r.kind as u8,
+            protocol: r.protocol,
+            scope: r.scope,
+            metric: r.metric,
+            prefsrc: r.prefsrc.map(addr),
+            nexthops: hops,
+        });
+    }
+
+    fn route_del(&mut self, r: Route) {
+        self.fib.remove(&key(&r));
+    }
+
+    fn sync_begin(&mut self, kind: ObjectKind) {
+        if kind == ObjectKind::Route {
+            self.fib.begin_sweep();
+        }
+    }
+
+    fn sync_end(&mut self, kind: ObjectKind) {
+        if kind == ObjectKind::Route {
+            let removed = self.fib.end_sweep();
+            if removed > 0 {
+                dphost_sdk::log(
+                    dphost_sdk::LogLevel::Info,
+                    &format!("resync removed {removed} stale routes"),
+                );
+            }
+        }
+    }
+
+    fn query(&mut self, request: &str) -> Result<String, String> {
+        json::answer(&self.fib, request)
+    }
+}
+
+dphost_sdk::export_plugin!(FibPlugin);

@@ -1,0 +1,139 @@
+//! Chunked arena with an intrusive free list.
+//!
+//! Elements live in fixed-capacity chunks that are never reallocated, so the
+//! arena grows by one chunk at a time instead of doubling one big `Vec` (which
+//! would briefly hold old and new buffers: 1.5x the data at peak, and in
+//! WebAssembly linear memory that peak is never returned). Freed slots are
+//! threaded into a free list through the element itself ([`Slot`]), so a free
+//! list costs no extra memory.
+
+/// Index value meaning "no element".
+pub const NIL: u32 = u32::MAX;
+
+/// log2 of the elements per chunk. 4096 elements keeps a chunk between 64 and
+/// 128 KiB for the types stored here: big enough that the chunk table stays
+/// tiny and allocation is rare, small enough that the unused tail of the last
+/// chunk (the only slack) is negligible even for a small FIB.
+const CHUNK_BITS: u32 = 12;
+/// Elements per chunk.
+const CHUNK: usize = 1 << CHUNK_BITS;
+/// Mask selecting the position inside a chunk.
+const CHUNK_MASK: u32 = (1 << CHUNK_BITS) - 1;
+
+/// An element that can hold a free-list link while its slot is vacant.
+pub trait Slot {
+    /// A vacant element pointing to the next vacant slot (or [`NIL`]).
+    fn vacant(next: u32) -> Self;
+    /// The next vacant slot, for an element made by [`Slot::vacant`].
+    fn next_vacant(&self) -> u32;
+}
+
+/// Chunked storage addressed by `u32` indices.
+#[derive(Debug)]
+pub struct Arena<T> {
+    chunks: Vec<Vec<T>>,
+    free: u32,
+    live: usize,
+}
+
+impl<T> Default for Arena<T> {
+    fn default() -> Self {
+        Arena {
+            chunks: Vec::new(),
+            free: NIL,
+            live: 0,
+        }
+    }
+}
+
+impl<T: Slot> Arena<T> {
+    /// Stores `value`, reusing a freed slot first; returns its index.
+    pub fn alloc(&mut self, value: T) -> u32 {
+        self.live += 1;
+        if self.free != NIL {
+            let idx = self.free;
+            let slot = self.get_mut(idx);
+            let next = slot.next_vacant();
+            *slot = value;
+            self.free = next;
+            return idx;
+        }
+        self.push(value)
+    }
+
+    /// Releases slot `idx` for reuse.
+    pub fn free(&mut self, idx: u32) {
+        let next = self.free;
+        *self.get_mut(idx) = T::vacant(next);
+        self.free = idx;
+        self.live -= 1;
+    }
+
+    fn push(&mut self, value: T) -> u32 {
+        if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
+            assert!(
+                self.chunks.len() < (NIL as usize >> CHUNK_BITS),
+                "arena full"
+            );
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        let ci = self.chunks.len() - 1;
+        let chunk = &mut self.chunks[ci];
+        chunk.push(value);
+        ((ci as u32) << CHUNK_BITS) | (chunk.len() as u32 - 1)
+    }
+}
+
+impl<T> Arena<T> {
+    /// The element at `idx`.
+    #[inline]
+    pub fn get(&self, idx: u32) -> &T {
+        &self.chunks[(idx >> CHUNK_BITS) as usize][(idx & CHUNK_MASK) as usize]
+    }
+
+    /// The element at `idx`, mutably.
+    #[inline]
+    pub fn get_mut(&mut self, idx: u32) -> &mut T {
+        &mut self.chunks[(idx >> CHUNK_BITS) as usize][(idx & CHUNK_MASK) as usize]
+    }
+
+    /// Number of live elements.
+    pub fn live(&self) -> usize {
+        self.live
+    }
+
+    /// Heap bytes held: the chunk table plus every chunk's full capacity.
+    pub fn heap_bytes(&self) -> usize {
+        let table = self.chunks.capacity() * size_of::<Vec<T>>();
+        let data: usize = self.chunks.iter().map(Vec::capacity).sum();
+        table + data * size_of::<T>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    impl Slot for u64 {
+        fn vacant(next: u32) -> Self {
+            u64::from(next)
+        }
+        fn next_vacant(&self) -> u32 {
+            *self as u32
+        }
+    }
+
+    /// Freed slots are reused last-freed-first, and indices span chunks.
+    #[test]
+    fn reuses_freed_slots_across_chunks() {
+        let mut a: Arena<u64> = Arena::default();
+        let idx: Vec<u32> = (0..(CHUNK as u64 * 2 + 5)).map(|v| a.alloc(v)).collect();
+        assert_eq!(*a.get(idx[CHUNK + 3]), CHUNK as u64 + 3);
+        a.free(idx[7]);
+        a.free(idx[CHUNK + 1]);
+        assert_eq!(a.live(), CHUNK * 2 + 3);
+        assert_eq!(a.alloc(100), idx[CHUNK + 1]);
+        assert_eq!(a.alloc(101), idx[7]);
+        assert_eq!(*a.get(idx[7]), 101);
+    }
+}

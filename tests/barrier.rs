@@ -1,0 +1,87 @@
+//! The barrier: mp-safe plugins' calls really overlap in time, and a call of
+//! a plugin that is not mp-safe never overlaps any other plugin call. The
+//! dispatcher records every call's interval; the test checks them.
+
+mod common;
+
+use common::*;
+use dphost::dispatch::{CallRecord, DispatchOptions, Dispatcher};
+use dphost::plugin::Limits;
+use dphost::wit::{Event, ObjectKind};
+
+fn overlaps(a: &CallRecord, b: &CallRecord) -> bool {
+    a.start < b.end && b.start < a.end
+}
+
+fn run(plugins: &[(&str, &str)], batches: usize) -> Vec<CallRecord> {
+    let runtime = runtime();
+    let mut d = Dispatcher::new(DispatchOptions { record_calls: true });
+    for (fixture_name, name) in plugins {
+        // 3 ms of work per event; one event per batch.
+        load(
+            &mut d,
+            &runtime,
+            &fixture(fixture_name),
+            Some(name),
+            "3000",
+            Limits::default(),
+        );
+    }
+    for _ in 0..batches {
+        d.dispatch(&batch(vec![Event::SyncBegin(ObjectKind::Link)]));
+    }
+    flush(&d);
+    d.call_records()
+}
+
+/// Two busy mp-safe plugins run at the same time on this 2-core machine.
+#[test]
+fn mp_safe_plugins_run_in_parallel() {
+    let records = run(&[("busy", "busy-a"), ("busy", "busy-b")], 20);
+    let (a, b): (Vec<_>, Vec<_>) = records.iter().partition(|r| &*r.plugin == "busy-a");
+    assert_eq!((a.len(), b.len()), (20, 20));
+    let overlapping = a
+        .iter()
+        .filter(|x| b.iter().any(|y| overlaps(x, y)))
+        .count();
+    assert!(
+        overlapping >= 10,
+        "only {overlapping} of 20 busy-a calls overlapped a busy-b call"
+    );
+}
+
+/// While the exclusive plugin's call runs, no other call is in progress,
+/// even with two mp-safe plugins competing for the same batches.
+#[test]
+fn non_mp_safe_calls_run_alone() {
+    let records = run(
+        &[
+            ("busy", "busy-a"),
+            ("exclusive", "exclusive"),
+            ("busy", "busy-b"),
+        ],
+        20,
+    );
+    let exclusive: Vec<_> = records.iter().filter(|r| !r.mp_safe).collect();
+    assert_eq!(exclusive.len(), 20);
+    assert_eq!(records.len(), 60);
+    for x in &exclusive {
+        for other in records.iter().filter(|r| r.plugin != x.plugin) {
+            assert!(
+                !overlaps(x, other),
+                "exclusive call {:?}..{:?} overlapped {} {:?}..{:?}",
+                x.start,
+                x.end,
+                other.plugin,
+                other.start,
+                other.end
+            );
+        }
+    }
+    // The mp-safe pair still overlaps between exclusive sections.
+    let (a, b): (Vec<_>, Vec<_>) = records
+        .iter()
+        .filter(|r| r.mp_safe)
+        .partition(|r| &*r.plugin == "busy-a");
+    assert!(a.iter().any(|x| b.iter().any(|y| overlaps(x, y))));
+}

@@ -1,0 +1,131 @@
+//! Shared helpers of the integration tests: where the built plugins are,
+//! how to load one into a dispatcher, and event builders.
+#![allow(dead_code, reason = "each test binary uses a different part")]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dphost::dispatch::{Dispatcher, PluginId, PluginMeta};
+use dphost::plugin::{Limits, Runtime};
+use dphost::wit::{
+    Event, Family, IpAddress, IpPrefix, NextHop, NextHops, ObjectKind, Route, RouteType,
+};
+
+fn plugins_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("plugins")
+}
+
+fn existing(path: PathBuf) -> PathBuf {
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo xtask build` (or `cargo xtask test`) first",
+        path.display()
+    );
+    path
+}
+
+/// An example plugin built by `cargo xtask build`.
+pub fn plugin(name: &str) -> PathBuf {
+    existing(plugins_dir().join(format!("{name}.wasm")))
+}
+
+/// A test fixture built by `cargo xtask build`.
+pub fn fixture(name: &str) -> PathBuf {
+    existing(plugins_dir().join("fixtures").join(format!("{name}.wasm")))
+}
+
+/// A runtime without the on-disk code cache, so tests do not share state.
+pub fn runtime() -> Runtime {
+    Runtime::new(None).expect("runtime")
+}
+
+/// Compiles, instantiates and starts a plugin.
+pub fn load(
+    dispatcher: &mut Dispatcher,
+    runtime: &Runtime,
+    path: &std::path::Path,
+    name: Option<&str>,
+    config: &str,
+    limits: Limits,
+) -> PluginId {
+    let compiled = runtime.compile(path).expect("compile");
+    let instance = runtime
+        .instantiate(&compiled, name, config, &limits)
+        .expect("instantiate");
+    let meta = PluginMeta {
+        path: compiled.path.clone(),
+        sha256: compiled.sha256.clone(),
+        limits,
+    };
+    dispatcher.add(instance, meta).expect("worker")
+}
+
+/// Waits for every plugin to take everything queued.
+pub fn flush(dispatcher: &Dispatcher) {
+    assert!(
+        dispatcher.flush(Duration::from_secs(60)),
+        "plugins did not drain"
+    );
+}
+
+pub fn batch(events: Vec<Event>) -> Arc<[Event]> {
+    events.into()
+}
+
+pub fn hop(gateway: Option<&str>, ifindex: u32, weight: u16) -> NextHop {
+    NextHop {
+        gateway: gateway.map(|g| g.parse::<std::net::IpAddr>().unwrap().into()),
+        ifindex,
+        weight,
+        flags: 0,
+    }
+}
+
+/// A unicast route; `hops` empty makes it a blackhole.
+pub fn route(table: u32, dst: &str, metric: u32, hops: Vec<NextHop>) -> Route {
+    let dst: IpPrefix = dst.parse().unwrap();
+    let family = dst.address.family();
+    let (kind, nexthops) = match hops.len() {
+        0 => (RouteType::Blackhole, NextHops::None),
+        1 => (RouteType::Unicast, NextHops::One(hops[0])),
+        _ => (RouteType::Unicast, NextHops::Many(hops)),
+    };
+    Route {
+        table,
+        family,
+        dst,
+        tos: 0,
+        kind,
+        protocol: 4,
+        scope: 0,
+        metric,
+        prefsrc: None,
+        nexthops,
+    }
+}
+
+/// `count` distinct IPv4 /24 routes from 10.0.0.0 on, each via one gateway.
+pub fn many_routes(count: u32) -> Vec<Event> {
+    (0..count)
+        .map(|i| {
+            let mut r = route(254, "10.0.0.0/24", 0, vec![hop(Some("192.0.2.1"), 2, 1)]);
+            r.dst.address = IpAddress::V4(0x0a00_0000 + (i << 8));
+            Event::RouteAdd(r)
+        })
+        .collect()
+}
+
+pub fn sync(kind: ObjectKind, objects: Vec<Event>) -> Vec<Event> {
+    let mut events = vec![Event::SyncBegin(kind)];
+    events.extend(objects);
+    events.push(Event::SyncEnd(kind));
+    events
+}
+
+pub fn is_v4(f: Family) -> bool {
+    f == Family::Ipv4
+}

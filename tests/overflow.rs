@@ -1,0 +1,66 @@
+//! A plugin whose queue overflows is marked out of sync, its queue dropped,
+//! and it is sent nothing until a resync; the resync's replay (sync-begin,
+//! the full set, sync-end) brings it back to exactly the replayed state.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use dphost::dispatch::{DispatchOptions, Dispatcher, PluginState};
+use dphost::plugin::Limits;
+use dphost::wit::{Event, ObjectKind};
+
+/// Overflow, then resync from a replay, then live events again.
+#[test]
+fn overflow_then_resync_converges() {
+    let rt = runtime();
+    let mut d = Dispatcher::new(DispatchOptions::default());
+    let tiny_queue = Limits {
+        queue_batches: 1,
+        ..Limits::default()
+    };
+    let fib = load(&mut d, &rt, &plugin("fib"), None, "", tiny_queue);
+    let routes = many_routes(200_000);
+    let mut overflowed = Vec::new();
+    for chunk in routes.chunks(50_000) {
+        overflowed.extend(d.dispatch(&batch(chunk.to_vec())));
+    }
+    assert_eq!(overflowed, [fib], "the fib's one-batch queue must overflow");
+    assert_eq!(d.plugins()[fib].state, PluginState::OutOfSync);
+    assert_eq!(d.plugins()[fib].overflows, 1);
+
+    // Out of sync: live events are not sent, queries say why.
+    assert!(d.dispatch(&batch(many_routes(1))).is_empty());
+    let err = d
+        .query("fib", r#"{"op":"stats"}"#, Duration::from_secs(1))
+        .unwrap_err();
+    assert!(err.to_string().contains("out of sync"), "{err}");
+
+    // The "mirror" now holds only the first 1000 routes and one other.
+    let mut mirror = routes[..1000].to_vec();
+    mirror.push(Event::RouteAdd(route(
+        254,
+        "2001:db8::/32",
+        1,
+        vec![hop(None, 3, 1)],
+    )));
+    d.resync(fib, &[batch(sync(ObjectKind::Route, mirror))]);
+    assert_eq!(d.plugins()[fib].state, PluginState::Live);
+    // The replay takes the one queue slot; let it drain before live events.
+    flush(&d);
+    d.dispatch(&batch(vec![Event::RouteDel(route(
+        254,
+        "10.0.0.0/24",
+        0,
+        vec![],
+    ))]));
+    flush(&d);
+    let stats = d
+        .query("fib", r#"{"op":"stats"}"#, Duration::from_secs(30))
+        .unwrap();
+    assert_eq!(
+        stats,
+        r#"{"routes":1000,"tables":[{"family":"ipv4","routes":999,"table":254},{"family":"ipv6","routes":1,"table":254}]}"#
+    );
+}
