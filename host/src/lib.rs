@@ -8,5 +8,7 @@
 //! - [`plugin`]: loading, validating, sandboxing and calling one plugin.
 
 pub mod dispatch;
+pub mod mirror;
+pub mod netlink;
 pub mod plugin;
 pub mod wit;
