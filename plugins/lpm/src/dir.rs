@@ -80,7 +80,7 @@ pub enum Hit {
 
 fn leaf(payload: u32, len: u32) -> u32 {
     let p = if payload == NIL { NONE } else { payload };
-    debug_assert!(p < DEEP && len <= TOP_BITS + MID_BITS);
+    debug_assert!((p < DEEP || p == NONE) && len <= TOP_BITS + MID_BITS);
     (len << LEN_SHIFT) | p
 }
 

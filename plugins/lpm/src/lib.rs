@@ -437,6 +437,24 @@ impl Fib {
         doomed.len()
     }
 
+    /// Like [`Fib::end_sweep`], and hands each removed route to `removed`
+    /// (after it is gone), so a caller can report what the sweep dropped.
+    pub fn end_sweep_with(&mut self, mut removed: impl FnMut(Route)) -> usize {
+        let mut doomed = Vec::new();
+        self.for_each_entry(|fib, r, idx| {
+            if fib.is_stale(idx) {
+                doomed.push(r.to_route());
+            }
+        });
+        self.stale.fill(0);
+        for route in &doomed {
+            self.remove(&route.key());
+        }
+        let n = doomed.len();
+        doomed.into_iter().for_each(&mut removed);
+        n
+    }
+
     /// Calls `f` with every route (by table, family, then prefix order).
     pub fn for_each(&self, mut f: impl FnMut(Route)) {
         self.for_each_ref(|r| f(r.to_route()));

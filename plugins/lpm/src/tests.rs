@@ -191,6 +191,42 @@ fn mark_and_sweep() {
     assert_eq!(fib.end_sweep(), 0, "nothing stale without begin_sweep");
 }
 
+/// `end_sweep_with` removes the same routes as `end_sweep` and hands over
+/// each removed route whole, so a caller can report exactly what went.
+#[test]
+fn sweep_reports_removed_routes() {
+    let mut fib = Fib::new();
+    let kept = route(254, v4("10.0.0.0"), 8, 0, &[hop(v4("192.0.2.1"))]);
+    let gone = route(100, v6("2001:db8::"), 32, 7, &[hop(v6("fe80::1"))]);
+    fib.upsert(kept.as_ref());
+    fib.upsert(gone.as_ref());
+    fib.begin_sweep();
+    fib.upsert(kept.as_ref());
+    let mut removed = Vec::new();
+    assert_eq!(fib.end_sweep_with(|r| removed.push(r)), 1);
+    assert_eq!(removed, vec![gone.clone()]);
+    assert_eq!(fib.len(), 1);
+    assert!(fib.get(&gone.key()).is_none() && fib.get(&kept.key()).is_some());
+    assert_eq!(fib.end_sweep_with(|_| panic!("nothing is stale")), 0);
+}
+
+/// A table big enough for the IPv4 front end but with no default route
+/// (so most /16 slots are covered by nothing) builds and answers lookups;
+/// debug builds used to trip an assertion on the uncovered slots.
+#[test]
+fn front_end_without_default_route() {
+    let mut fib = Fib::new();
+    for i in 0..(DIR_MIN_ROUTES as u32 + 10) {
+        fib.upsert(route(254, Addr::V4(0x0a00_0000 + (i << 8)), 24, 0, &[]).as_ref());
+    }
+    fib.settle();
+    assert_eq!(
+        hit(&fib, 254, v4("10.0.1.7")),
+        Some((v4("10.0.1.0"), 24, 0))
+    );
+    assert_eq!(hit(&fib, 254, v4("192.0.2.1")), None);
+}
+
 /// Tables are independent: same prefix in two tables, counts per table.
 #[test]
 fn tables_independent() {
