@@ -261,15 +261,22 @@ pub fn family_name(family: Family) -> &'static str {
     }
 }
 
-/// The mirror's key of a route: (table, dst, length, tos, metric); the
-/// family is the destination's.
+/// The mirror's key of a route: (table, dst, length, tos, metric) and, for
+/// an IPv6 route without a gateway, its interface (see
+/// [`dphost_lpm::device_key`]); the family is the destination's.
 pub fn key(route: &Route) -> RouteKey {
+    let dst = to_addr(route.dst.address);
+    let oif = match &route.nexthops {
+        NextHops::One(h) => dphost_lpm::device_key(dst, &[to_lpm_hop(h)]),
+        NextHops::None | NextHops::Many(_) => 0,
+    };
     RouteKey {
         table: route.table,
-        dst: to_addr(route.dst.address),
+        dst,
         len: route.dst.length,
         tos: route.tos,
         metric: route.metric,
+        oif,
     }
 }
 

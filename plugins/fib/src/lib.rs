@@ -54,12 +54,18 @@ fn hop(h: &NextHop) -> LpmHop {
 }
 
 fn key(r: &Route) -> RouteKey {
+    let dst = addr(r.dst.address);
+    let oif = match &r.nexthops {
+        NextHops::One(h) => dphost_lpm::device_key(dst, &[hop(h)]),
+        NextHops::None | NextHops::Many(_) => 0,
+    };
     RouteKey {
         table: r.table,
-        dst: addr(r.dst.address),
+        dst,
         len: r.dst.length,
         tos: r.tos,
         metric: r.metric,
+        oif,
     }
 }
 
@@ -123,4 +129,5 @@ impl Plugin for FibPlugin {
     }
 }
 
+#[cfg(feature = "component")]
 dphost_sdk::export_plugin!(FibPlugin);

@@ -189,6 +189,7 @@ fn key(g: &Gen) -> RouteKey {
         len: g.len,
         tos: 0,
         metric: 0,
+        oif: 0,
     }
 }
 

@@ -153,6 +153,22 @@ pub struct RouteKey {
     pub len: u8,
     pub tos: u8,
     pub metric: u32,
+    /// See [`device_key`]: the interface of an IPv6 route without a
+    /// gateway, 0 for every other route.
+    pub oif: u32,
+}
+
+/// The part of a route's key that comes from its next hops. The kernel keeps
+/// IPv6 routes without a gateway apart per interface (every link has its own
+/// `fe80::/64` at the same metric), while routes through a gateway on the
+/// same prefix and metric merge into one multipath route, and IPv4 routes
+/// are keyed without their next hops at all. So: the interface of an IPv6
+/// route whose one next hop has no gateway, else 0.
+pub fn device_key(dst: Addr, nexthops: &[NextHop]) -> u32 {
+    match (dst, nexthops) {
+        (Addr::V6(_), [only]) if only.gateway.is_none() => only.ifindex,
+        _ => 0,
+    }
 }
 
 impl Route {
@@ -187,6 +203,7 @@ impl RouteRef<'_> {
             len: self.len,
             tos: self.tos,
             metric: self.metric,
+            oif: device_key(self.dst, self.nexthops),
         }
     }
 
@@ -556,7 +573,7 @@ impl Fib {
         let node = K::tries_mut(self).insert(&mut root, key, len);
         self.tables[ti].root = root;
         let slot = K::tries(self).slot(node);
-        let (new_slot, replaced) = self.place(slot, entry);
+        let (new_slot, replaced) = self.place(slot, entry, K::WIDTH == 128);
         K::tries_mut(self).set_slot(node, new_slot);
         if !replaced {
             self.tables[ti].routes += 1;
@@ -590,12 +607,13 @@ impl Fib {
     }
 
     /// Stores `entry` into payload `slot`; returns the new payload and
-    /// whether an entry with the same tos and metric was replaced.
-    fn place(&mut self, slot: u32, entry: Entry) -> (u32, bool) {
+    /// whether an entry with the same key (tos, metric, device key) was
+    /// replaced.
+    fn place(&mut self, slot: u32, entry: Entry, v6: bool) -> (u32, bool) {
         if slot == NIL {
             return (self.new_entry(entry), false);
         }
-        let same = self.members(slot).find(|&e| self.same(e, &entry));
+        let same = self.members(slot).find(|&e| self.same(e, &entry, v6));
         if let Some(same) = same {
             self.replace(same, entry);
             return (slot, true);
@@ -702,14 +720,23 @@ impl Fib {
         self.stale[idx as usize / 64] &= !(1 << (idx % 64));
     }
 
-    fn same(&self, idx: u32, e: &Entry) -> bool {
+    fn same(&self, idx: u32, e: &Entry, v6: bool) -> bool {
         let x = self.entries.get(idx);
-        x.tos == e.tos && x.metric == e.metric
+        x.tos == e.tos
+            && x.metric == e.metric
+            && self.entry_device(x, v6) == self.entry_device(e, v6)
     }
 
     fn matches(&self, idx: u32, rk: &RouteKey) -> bool {
         let x = self.entries.get(idx);
-        x.tos == rk.tos && x.metric == rk.metric
+        let v6 = matches!(rk.dst, Addr::V6(_));
+        x.tos == rk.tos && x.metric == rk.metric && self.entry_device(x, v6) == rk.oif
+    }
+
+    /// [`device_key`] of a stored entry.
+    fn entry_device(&self, e: &Entry, v6: bool) -> u32 {
+        let dst = if v6 { Addr::V6(0) } else { Addr::V4(0) };
+        device_key(dst, self.nexthops.get(e.nexthops))
     }
 
     /// Entry indices stored in payload `slot`, best first.
