@@ -74,13 +74,22 @@ pub fn parse(msg: &NeighbourMessage) -> Option<Neighbour> {
             _ => {}
         }
     }
-    Some(Neighbour {
+    let neighbour = Neighbour {
         ifindex: msg.header.ifindex,
         ip: ip?,
         mac,
         state: nud_state(u16::from(msg.header.state)),
         is_router: msg.header.flags.contains(NeighbourFlags::Router),
-    })
+    };
+    (!is_multicast_mapping(&neighbour)).then_some(neighbour)
+}
+
+/// The kernel makes NOARP entries for multicast groups (ff02::2 for router
+/// solicitations, 224.0.0.22 for IGMP, ...) on its own whenever it sends to
+/// them, without a notification. They are a computed mapping, not a
+/// neighbour, and could never be followed, so dphost leaves them out.
+fn is_multicast_mapping(n: &Neighbour) -> bool {
+    n.state.contains(NudState::NOARP) && std::net::IpAddr::from(n.ip).is_multicast()
 }
 
 /// The neighbour as `dphost ctl mirror neighbour` shows it.
