@@ -152,7 +152,12 @@ enum Job {
     Batch(Arc<[Event]>),
     /// A resync's batches, as one job so it never waits for queue room.
     Replay(Vec<Arc<[Event]>>),
-    Query(String, Sender<Result<Result<String, String>, CallError>>),
+    /// A query; the worker sends the answer (or why there is none).
+    Query {
+        request: String,
+        plugin: String,
+        reply: Sender<Result<String, QueryError>>,
+    },
 }
 
 /// State shared by every worker.
@@ -231,6 +236,31 @@ impl Dispatcher {
         Ok(self.slots.len() - 1)
     }
 
+    /// Starts a worker for an instance that must first be brought up to
+    /// date: it is out of sync, and sent nothing, until
+    /// [`Dispatcher::resync`] queues its replay.
+    pub fn add_pending(
+        &mut self,
+        instance: Instance,
+        meta: PluginMeta,
+    ) -> std::io::Result<PluginId> {
+        let id = self.add(instance, meta)?;
+        if let Some(Some(slot)) = self.slots.get(id) {
+            slot.status.set_state(PluginState::OutOfSync);
+        }
+        Ok(id)
+    }
+
+    /// How full the fullest live queue is, from 0 to 1.
+    pub fn queue_fill(&self) -> f64 {
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|s| s.status.state() == PluginState::Live)
+            .map(|s| s.tx.len() as f64 / s.tx.capacity().unwrap_or(1).max(1) as f64)
+            .fold(0.0, f64::max)
+    }
+
     /// Unloads a plugin: its queue is closed, its worker finishes what is
     /// queued and exits, and the instance is dropped.
     pub fn remove(&mut self, id: PluginId) {
@@ -290,14 +320,27 @@ impl Dispatcher {
         }
     }
 
-    /// Asks a plugin a query. It is answered after every batch dispatched
-    /// before it, so the answer reflects them.
+    /// Asks a plugin a query and waits for the answer. It is answered after
+    /// every batch dispatched before it, so the answer reflects them.
     pub fn query(
         &self,
         name: &str,
         request: &str,
         timeout: Duration,
     ) -> Result<String, QueryError> {
+        let answer = self.submit_query(name, request)?;
+        answer
+            .recv_timeout(timeout)
+            .unwrap_or_else(|_| Err(QueryError::Timeout(name.to_string())))
+    }
+
+    /// Queues a query without waiting; the answer arrives on the returned
+    /// channel once the plugin has taken everything queued before it.
+    pub fn submit_query(
+        &self,
+        name: &str,
+        request: &str,
+    ) -> Result<Receiver<Result<String, QueryError>>, QueryError> {
         let slot = self
             .slots
             .iter()
@@ -315,21 +358,15 @@ impl Dispatcher {
             }
         }
         let (reply_tx, reply_rx) = bounded(1);
-        let timed_out = || QueryError::Timeout(name.to_string());
+        let job = Job::Query {
+            request: request.to_string(),
+            plugin: name.to_string(),
+            reply: reply_tx,
+        };
         slot.tx
-            .send_timeout(Job::Query(request.to_string(), reply_tx), timeout)
-            .map_err(|_| timed_out())?;
-        match reply_rx.recv_timeout(timeout).map_err(|_| timed_out())? {
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(message)) => Err(QueryError::Refused {
-                name: name.to_string(),
-                message,
-            }),
-            Err(reason) => Err(QueryError::Failed {
-                name: name.to_string(),
-                reason,
-            }),
-        }
+            .try_send(job)
+            .map_err(|_| QueryError::Timeout(name.to_string()))?;
+        Ok(reply_rx)
     }
 
     /// Finds a plugin by name.
@@ -366,11 +403,12 @@ impl Dispatcher {
             }
             let (tx, rx) = bounded(1);
             let left = deadline.saturating_duration_since(Instant::now());
-            if slot
-                .tx
-                .send_timeout(Job::Query(String::new(), tx), left)
-                .is_err()
-            {
+            let marker = Job::Query {
+                request: String::new(),
+                plugin: slot.name.to_string(),
+                reply: tx,
+            };
+            if slot.tx.send_timeout(marker, left).is_err() {
                 return false;
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -458,8 +496,22 @@ impl Worker {
             match job {
                 Job::Batch(events) => self.deliver(&events),
                 Job::Replay(batches) => batches.iter().for_each(|events| self.deliver(events)),
-                Job::Query(request, reply) => {
-                    let answer = self.answer(&request);
+                Job::Query {
+                    request,
+                    plugin,
+                    reply,
+                } => {
+                    let answer = match self.answer(&request) {
+                        Ok(Ok(answer)) => Ok(answer),
+                        Ok(Err(message)) => Err(QueryError::Refused {
+                            name: plugin,
+                            message,
+                        }),
+                        Err(reason) => Err(QueryError::Failed {
+                            name: plugin,
+                            reason,
+                        }),
+                    };
                     let _ = reply.send(answer);
                 }
             }
@@ -485,8 +537,13 @@ impl Worker {
         if request.is_empty() {
             return Ok(Ok(String::new()));
         }
-        self.call(|instance| instance.query(request))
-            .unwrap_or(Err(CallError::Poisoned))
+        match self.call(|instance| instance.query(request)) {
+            Some(answer) => answer,
+            None => Err(match self.status.state() {
+                PluginState::Failed(reason) => reason,
+                _ => CallError::Poisoned,
+            }),
+        }
     }
 
     /// Makes one call under the barrier; on failure drops the instance and

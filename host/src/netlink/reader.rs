@@ -1,0 +1,195 @@
+//! The notification reader: a dedicated thread that only reads the
+//! notification socket, parses each message into a [`Change`] and hands
+//! batches on through a bounded channel. It owns the socket; dropping the
+//! [`Reader`] stops the thread and closes the socket.
+//!
+//! When the channel is full the thread blocks, the kernel's receive buffer
+//! fills, and the kernel reports ENOBUFS: loss is never hidden here, it
+//! becomes a resync.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+use netlink_sys::Socket;
+
+use super::change::{self, Change};
+use super::socket::{self, Netns};
+use super::wire::{self, Frame};
+
+/// Batches the channel holds. Threat: a stalled engine making the reader
+/// buffer notifications in host memory without bound; past this the reader
+/// stops reading and the kernel's buffer (whose overflow is detected) takes
+/// over.
+pub const NOTICE_QUEUE: usize = 64;
+
+/// Bytes read per recv. Notifications are single messages; this only
+/// bounds how many are taken per system call.
+const RECV_BUF: usize = 256 << 10;
+
+/// How often a blocked reader wakes to see whether it should stop.
+const STOP_POLL: Duration = Duration::from_millis(100);
+
+/// What the reader hands on.
+pub enum Notice {
+    /// Changes in the order the kernel sent them.
+    Changes(Vec<Change>),
+    /// The socket failed: notifications were (ENOBUFS) or may have been lost.
+    Lost(Loss),
+}
+
+/// Why the notification stream broke.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Loss {
+    /// The kernel dropped notifications because the receive buffer was full.
+    #[error("the kernel dropped notifications (ENOBUFS)")]
+    Overrun,
+    /// Any other socket error.
+    #[error("notification socket error: {0}")]
+    Socket(String),
+}
+
+/// Counters the reader keeps.
+#[derive(Debug, Default)]
+pub struct ReaderCounters {
+    /// Messages received, per kind (link, address, neighbour, route).
+    pub notifications: [AtomicU64; 4],
+    /// Messages that did not parse.
+    pub unparsed: AtomicU64,
+}
+
+/// A running reader.
+pub struct Reader {
+    stop: Arc<AtomicBool>,
+    /// Set as soon as the stream breaks, before the `Lost` notice is queued
+    /// behind any changes, so a sync can notice it between batches.
+    lost: Arc<AtomicBool>,
+    rx: Option<Receiver<Notice>>,
+    thread: Option<JoinHandle<()>>,
+    /// The receive buffer size the kernel granted.
+    pub rcvbuf: usize,
+}
+
+impl Reader {
+    /// Opens the notification socket in `netns` and starts reading.
+    pub fn start(
+        netns: &Netns,
+        rcvbuf: usize,
+        batch_size: usize,
+        counters: Arc<ReaderCounters>,
+    ) -> io::Result<Reader> {
+        let (socket, effective) = socket::notification_socket(netns, rcvbuf)?;
+        socket::set_recv_timeout(&socket, STOP_POLL)?;
+        let (tx, rx) = bounded(NOTICE_QUEUE);
+        let stop = Arc::new(AtomicBool::new(false));
+        let lost = Arc::new(AtomicBool::new(false));
+        let state = ReadLoop {
+            socket,
+            tx,
+            stop: stop.clone(),
+            lost: lost.clone(),
+            batch_size: batch_size.max(1),
+            counters,
+        };
+        let thread = std::thread::Builder::new()
+            .name("dphost-netlink".into())
+            .spawn(move || state.run())?;
+        Ok(Reader {
+            stop,
+            lost,
+            rx: Some(rx),
+            thread: Some(thread),
+            rcvbuf: effective,
+        })
+    }
+
+    pub fn notices(&self) -> &Receiver<Notice> {
+        self.rx.as_ref().expect("receiver lives until drop")
+    }
+
+    /// True once the stream broke (the `Lost` notice may still be queued).
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        // Dropping the receiver unblocks a reader waiting for channel room.
+        drop(self.rx.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct ReadLoop {
+    socket: Socket,
+    tx: Sender<Notice>,
+    stop: Arc<AtomicBool>,
+    lost: Arc<AtomicBool>,
+    batch_size: usize,
+    counters: Arc<ReaderCounters>,
+}
+
+impl ReadLoop {
+    fn run(self) {
+        let mut buf = Vec::with_capacity(RECV_BUF);
+        let mut changes = Vec::with_capacity(self.batch_size);
+        while !self.stop.load(Ordering::Acquire) {
+            // Block (up to STOP_POLL) only when nothing is waiting to be
+            // handed on; otherwise take what is there and hand it on.
+            let flags = if changes.is_empty() {
+                0
+            } else {
+                libc::MSG_DONTWAIT
+            };
+            buf.clear();
+            match self.socket.recv(&mut buf, flags) {
+                Ok(_) => self.parse(&buf, &mut changes),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return self.fail(&e),
+            }
+            let drained = buf.is_empty();
+            if changes.len() >= self.batch_size || (drained && !changes.is_empty()) {
+                let batch = std::mem::replace(&mut changes, Vec::with_capacity(self.batch_size));
+                if self.tx.send(Notice::Changes(batch)).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn parse(&self, buf: &[u8], changes: &mut Vec<Change>) {
+        wire::frames(buf, |frame| match frame {
+            Frame::Message(message) => {
+                if let Some(change) = change::from_message(&message) {
+                    self.counters.notifications[change.kind() as usize]
+                        .fetch_add(1, Ordering::Relaxed);
+                    changes.push(change);
+                }
+            }
+            Frame::Unparsed => {
+                self.counters.unparsed.fetch_add(1, Ordering::Relaxed);
+            }
+            Frame::Done | Frame::Error(_) => {}
+        });
+    }
+
+    /// The stream broke: what is batched is dropped (the engine resyncs
+    /// from a dump anyway) and the loss is reported.
+    fn fail(&self, error: &io::Error) {
+        self.lost.store(true, Ordering::Release);
+        let loss = if error.raw_os_error() == Some(libc::ENOBUFS) {
+            Loss::Overrun
+        } else {
+            Loss::Socket(error.to_string())
+        };
+        let _ = self.tx.send(Notice::Lost(loss));
+    }
+}

@@ -1,0 +1,98 @@
+//! Netlink framing: splitting a received datagram into messages, and
+//! building dump requests. Parsing of each message's contents belongs to
+//! the per-kind modules (via [`super::change`]).
+
+use netlink_packet_core::{
+    NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NetlinkBuffer, NetlinkHeader, NetlinkMessage,
+    NetlinkPayload,
+};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::address::AddressMessage;
+use netlink_packet_route::link::LinkMessage;
+use netlink_packet_route::neighbour::NeighbourMessage;
+use netlink_packet_route::route::RouteMessage;
+
+use crate::wit::ObjectKind;
+
+/// NLMSG_DONE: the end of a dump.
+const NLMSG_DONE: u16 = 3;
+/// NLMSG_ERROR: an error (or an ack) in reply to a request.
+const NLMSG_ERROR: u16 = 2;
+
+/// One message of a datagram, as far as framing goes.
+pub enum Frame {
+    /// A route-family message (a notification or a dump reply).
+    Message(Box<NetlinkMessage<RouteNetlinkMessage>>),
+    /// The end of a dump.
+    Done,
+    /// An error reply, with its errno (positive).
+    Error(i32),
+    /// A message that did not parse; skipped and counted.
+    Unparsed,
+}
+
+/// What a datagram held besides its frames.
+#[derive(Default)]
+pub struct Framing {
+    /// A message carried NLM_F_DUMP_INTR: the dump saw the table change.
+    pub interrupted: bool,
+}
+
+/// Calls `f` for each message in a datagram.
+pub fn frames(mut buf: &[u8], mut f: impl FnMut(Frame)) -> Framing {
+    let mut framing = Framing::default();
+    while !buf.is_empty() {
+        let Ok(header) = NetlinkBuffer::new_checked(buf) else {
+            f(Frame::Unparsed);
+            break;
+        };
+        let len = (header.length() as usize).max(16);
+        let aligned = (len + 3) & !3;
+        if header.flags() & NLM_F_DUMP_INTR != 0 {
+            framing.interrupted = true;
+        }
+        let frame = match header.message_type() {
+            NLMSG_DONE => Frame::Done,
+            NLMSG_ERROR => error_frame(&buf[..len.min(buf.len())]),
+            _ => {
+                match NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[..len.min(buf.len())])
+                {
+                    Ok(message) => Frame::Message(Box::new(message)),
+                    Err(_) => Frame::Unparsed,
+                }
+            }
+        };
+        f(frame);
+        buf = buf.get(aligned..).unwrap_or(&[]);
+    }
+    framing
+}
+
+fn error_frame(bytes: &[u8]) -> Frame {
+    match NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes) {
+        Ok(NetlinkMessage {
+            payload: NetlinkPayload::Error(e),
+            ..
+        }) => Frame::Error(e.code.map_or(0, |c| -c.get())),
+        _ => Frame::Unparsed,
+    }
+}
+
+/// The dump request for one kind: every object of that kind, both
+/// families, every routing table.
+pub fn dump_request(kind: ObjectKind, sequence: u32) -> Vec<u8> {
+    let payload = match kind {
+        ObjectKind::Link => RouteNetlinkMessage::GetLink(LinkMessage::default()),
+        ObjectKind::Address => RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+        ObjectKind::Neighbour => RouteNetlinkMessage::GetNeighbour(NeighbourMessage::default()),
+        ObjectKind::Route => RouteNetlinkMessage::GetRoute(RouteMessage::default()),
+    };
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+    header.sequence_number = sequence;
+    let mut message = NetlinkMessage::new(header, NetlinkPayload::from(payload));
+    message.finalize();
+    let mut buf = vec![0; message.header.length as usize];
+    message.serialize(&mut buf);
+    buf
+}
