@@ -1,0 +1,143 @@
+//! `dphost ctl`: asks a running `dphost run` through its control API.
+//! Human output by default, `--json` for scripts.
+
+use anyhow::{Result, bail};
+use clap::{Args, Subcommand};
+use dphost::control::{ControlAddr, client};
+use serde_json::Value;
+
+#[derive(Args)]
+pub struct CtlArgs {
+    /// The control API, `unix:PATH` or `tcp:127.0.0.1:PORT`; default: the
+    /// per-user Unix socket `dphost run` uses by default.
+    #[arg(long, value_name = "ADDR")]
+    control: Option<String>,
+    /// Print the API's JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: CtlCommand,
+}
+
+#[derive(Subcommand)]
+enum CtlCommand {
+    /// Engine state, counters, mirror sizes, plugins.
+    Status,
+    /// Every plugin: name, file, hash, mp-safe, state.
+    Plugins,
+    /// A plugin's answer to a query, e.g. `query fib '{"op":"stats"}'`.
+    Query { name: String, request: String },
+    /// The mirror's contents: links, addresses, neighbours or routes.
+    Mirror { kind: String },
+}
+
+pub fn ctl(args: CtlArgs) -> Result<()> {
+    let addr = match &args.control {
+        Some(a) => a.parse()?,
+        None => ControlAddr::default_unix(),
+    };
+    let (method, path, body) = match &args.command {
+        CtlCommand::Status => ("GET", "/status".to_string(), String::new()),
+        CtlCommand::Plugins => ("GET", "/plugins".to_string(), String::new()),
+        CtlCommand::Query { name, request } => {
+            ("POST", format!("/plugins/{name}/query"), request.clone())
+        }
+        CtlCommand::Mirror { kind } => ("GET", format!("/mirror/{kind}"), String::new()),
+    };
+    let answer = client::request(&addr, method, &path, &body)?;
+    let value: Value = serde_json::from_str(&answer.body).unwrap_or(Value::String(answer.body));
+    if answer.status != 200 {
+        let message = value
+            .get("error")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        bail!("{}", message.unwrap_or_else(|| value.to_string()));
+    }
+    if args.json {
+        println!("{value}");
+        return Ok(());
+    }
+    match args.command {
+        CtlCommand::Status => print_status(&value),
+        CtlCommand::Plugins => print_plugins(&value),
+        CtlCommand::Query { .. } | CtlCommand::Mirror { .. } => {
+            println!("{}", serde_json::to_string_pretty(&value)?)
+        }
+    }
+    Ok(())
+}
+
+fn kinds_line(v: &Value) -> String {
+    ["link", "address", "neighbour", "route"]
+        .iter()
+        .map(|k| format!("{k} {}", v[k]))
+        .collect::<Vec<_>>()
+        .join("  ")
+}
+
+fn print_status(s: &Value) {
+    println!("state:          {}", s["state"].as_str().unwrap_or("?"));
+    println!("receive buffer: {} bytes", s["rcvbuf"]);
+    println!("notifications:  {}", kinds_line(&s["notifications"]));
+    println!(
+        "losses:         enobufs {}  socket errors {}",
+        s["enobufs"], s["socket_errors"]
+    );
+    println!(
+        "syncs:          {} (resyncs {}, abandoned {}, dump interruptions {}, reconciliations {})",
+        s["syncs"],
+        s["resyncs"],
+        s["syncs_abandoned"],
+        s["dump_interruptions"],
+        s["reconciliations"]
+    );
+    println!(
+        "last sync:      {:.1} ms ({} objects)",
+        s["last_sync_ms"].as_f64().unwrap_or(0.0),
+        s["sync_objects"]
+    );
+    println!("mirror:         {}", kinds_line(&s["mirror"]));
+    println!(
+        "events:         {} dispatched, {} replays",
+        s["events"], s["replays"]
+    );
+    println!();
+    println!(
+        "{:<16} {:<12} {:>12} {:>10} {:>9} {:>10}",
+        "PLUGIN", "STATE", "EVENTS", "CALLS", "OVERFLOWS", "MEMORY"
+    );
+    for p in s["plugins"].as_array().into_iter().flatten() {
+        let n = |key: &str| p[key].as_u64().unwrap_or(0);
+        println!(
+            "{:<16} {:<12} {:>12} {:>10} {:>9} {:>9}M",
+            p["name"].as_str().unwrap_or("?"),
+            p["state"].as_str().unwrap_or("?"),
+            n("events"),
+            n("calls"),
+            n("overflows"),
+            n("memory_bytes") >> 20
+        );
+        if let Some(failure) = p["failure"].as_str() {
+            println!("{:<16} failure: {failure}", "");
+        }
+    }
+}
+
+fn print_plugins(list: &Value) {
+    println!(
+        "{:<16} {:<8} {:<8} {:<12} {:<14} FILE",
+        "PLUGIN", "VERSION", "MP-SAFE", "STATE", "SHA256"
+    );
+    for p in list.as_array().into_iter().flatten() {
+        let hash = p["sha256"].as_str().unwrap_or("");
+        println!(
+            "{:<16} {:<8} {:<8} {:<12} {:<14} {}",
+            p["name"].as_str().unwrap_or("?"),
+            p["version"].as_str().unwrap_or("?"),
+            p["mp_safe"].as_bool().unwrap_or(false),
+            p["state"].as_str().unwrap_or("?"),
+            &hash[..hash.len().min(12)],
+            p["file"].as_str().unwrap_or("?")
+        );
+    }
+}

@@ -1,0 +1,161 @@
+//! `dphost run`: loads the plugins, then follows the kernel in the chosen
+//! network namespace (a sync first), serving the control API, until
+//! SIGINT or SIGTERM.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use dphost::config::{Config, PluginSection};
+use dphost::control::{ControlAddr, server};
+use dphost::dispatch::{DispatchOptions, Dispatcher, PluginMeta};
+use dphost::netlink::engine::Engine;
+use dphost::netlink::socket::Netns;
+use dphost::plugin::{Runtime, cache::CodeCache};
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The configuration file (TOML); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// A plugin to load (repeatable), with default limits.
+    #[arg(long = "plugin", value_name = "PATH")]
+    plugins: Vec<PathBuf>,
+    /// Follow the namespace `/run/netns/NAME` instead of the current one.
+    #[arg(long)]
+    netns: Option<String>,
+    /// Control listener, `unix:PATH` or `tcp:127.0.0.1:PORT` (repeatable);
+    /// default: a per-user Unix socket.
+    #[arg(long = "control", value_name = "ADDR")]
+    control: Vec<String>,
+    /// Receive buffer of the notification socket, in bytes (default 128 MiB).
+    #[arg(long)]
+    rx_buf_size: Option<usize>,
+    /// Most changes per batch (default 2048).
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Pause between live batches while a plugin lags, in ms (default 50).
+    #[arg(long)]
+    batch_delay_ms: Option<u64>,
+    /// Most dumped objects per sync step (default 1024).
+    #[arg(long)]
+    sync_batch_limit: Option<usize>,
+    /// Pause between sync steps while a plugin lags, in ms (default 20).
+    #[arg(long)]
+    sync_batch_delay_ms: Option<u64>,
+    /// Wait after a loss before dumping, in ms (default 2000).
+    #[arg(long)]
+    sync_attempt_delay_ms: Option<u64>,
+    /// Do not read or write the compiled-code cache.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+impl RunArgs {
+    /// The file's settings with the flags laid over them.
+    fn merged(&self) -> Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        let n = &mut config.netlink;
+        let set = |slot: &mut usize, flag: Option<usize>| flag.into_iter().for_each(|v| *slot = v);
+        let set_ms = |slot: &mut u64, flag: Option<u64>| flag.into_iter().for_each(|v| *slot = v);
+        set(&mut n.rx_buf_size, self.rx_buf_size);
+        set(&mut n.batch_size, self.batch_size);
+        set_ms(&mut n.batch_delay_ms, self.batch_delay_ms);
+        set(&mut n.sync_batch_limit, self.sync_batch_limit);
+        set_ms(&mut n.sync_batch_delay_ms, self.sync_batch_delay_ms);
+        set_ms(&mut n.sync_attempt_delay_ms, self.sync_attempt_delay_ms);
+        if self.netns.is_some() {
+            config.netns = self.netns.clone();
+        }
+        if !self.control.is_empty() {
+            config.control = self.control.clone();
+        }
+        config
+            .plugins
+            .extend(self.plugins.iter().map(|p| PluginSection::from_path(p)));
+        Ok(config)
+    }
+}
+
+pub fn run(args: RunArgs) -> Result<()> {
+    let config = args.merged()?;
+    let controls = control_addrs(&config.control)?;
+    let cache_root = config
+        .cache_dir
+        .clone()
+        .unwrap_or_else(CodeCache::default_root);
+    let runtime = Runtime::new((!args.no_cache).then_some(cache_root.as_path()))?;
+    let mut dispatcher = Dispatcher::new(DispatchOptions::default());
+    for plugin in &config.plugins {
+        load(&runtime, &mut dispatcher, plugin)?;
+    }
+    let netns = match &config.netns {
+        Some(name) => Netns::named(name),
+        None => Netns::current(),
+    };
+    let (engine, handle) = Engine::new(config.netlink.to_config(), netns, dispatcher);
+    let _control = server::spawn(controls.clone(), handle.clone())?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    let watcher = handle.clone();
+    std::thread::Builder::new()
+        .name("dphost-signals".into())
+        .spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            tracing::info!("stopping");
+            watcher.stop();
+        })?;
+    engine.run();
+    for addr in &controls {
+        if let ControlAddr::Unix(path) = addr {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    drop(runtime);
+    Ok(())
+}
+
+fn control_addrs(configured: &[String]) -> Result<Vec<ControlAddr>> {
+    if configured.is_empty() {
+        return Ok(vec![ControlAddr::default_unix()]);
+    }
+    configured
+        .iter()
+        .map(|a| a.parse().map_err(anyhow::Error::from))
+        .collect()
+}
+
+fn load(runtime: &Runtime, dispatcher: &mut Dispatcher, plugin: &PluginSection) -> Result<()> {
+    let limits = plugin.limits();
+    let compiled = runtime.compile(&plugin.path)?;
+    let instance =
+        runtime.instantiate(&compiled, plugin.name.as_deref(), &plugin.config, &limits)?;
+    let name = instance.name().clone();
+    if dispatcher.id(&name).is_some() {
+        bail!("two plugins are named {name:?}: give one a `name` in the config");
+    }
+    tracing::info!(
+        plugin = %name,
+        file = %plugin.path.display(),
+        cached = compiled.from_cache,
+        "loaded"
+    );
+    let meta = PluginMeta {
+        path: compiled.path.clone(),
+        sha256: compiled.sha256.clone(),
+        limits,
+    };
+    dispatcher
+        .add(instance, meta)
+        .with_context(|| format!("starting the worker of plugin {name:?}"))?;
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! The configuration file (TOML): the netlink knobs, the namespace, the
+//! control listeners, the code cache, and the plugins with their limits.
+//! Unknown keys and bad values are errors naming the key and line.
+//! Command-line flags override the file.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use crate::netlink::engine::NetlinkConfig;
+use crate::plugin::Limits;
+use crate::plugin::limits::{DEFAULT_CALL_DEADLINE, DEFAULT_MEMORY_CAP, DEFAULT_QUEUE_BATCHES};
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Network namespace to follow (`/run/netns/NAME`); the current one when absent.
+    pub netns: Option<String>,
+    /// Control listeners: `unix:PATH` and/or `tcp:127.0.0.1:PORT`.
+    #[serde(default)]
+    pub control: Vec<String>,
+    /// Where compiled plugin code is cached.
+    pub cache_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub netlink: NetlinkSection,
+    #[serde(default, rename = "plugin")]
+    pub plugins: Vec<PluginSection>,
+}
+
+/// `[netlink]`: the seed's knobs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetlinkSection {
+    pub rx_buf_size: usize,
+    pub batch_size: usize,
+    pub batch_delay_ms: u64,
+    pub sync_batch_limit: usize,
+    pub sync_batch_delay_ms: u64,
+    pub sync_attempt_delay_ms: u64,
+}
+
+impl Default for NetlinkSection {
+    fn default() -> Self {
+        let d = NetlinkConfig::default();
+        NetlinkSection {
+            rx_buf_size: d.rx_buf_size,
+            batch_size: d.batch_size,
+            batch_delay_ms: d.batch_delay.as_millis() as u64,
+            sync_batch_limit: d.sync_batch_limit,
+            sync_batch_delay_ms: d.sync_batch_delay.as_millis() as u64,
+            sync_attempt_delay_ms: d.sync_attempt_delay.as_millis() as u64,
+        }
+    }
+}
+
+impl NetlinkSection {
+    pub fn to_config(&self) -> NetlinkConfig {
+        NetlinkConfig {
+            rx_buf_size: self.rx_buf_size,
+            batch_size: self.batch_size.max(1),
+            batch_delay: Duration::from_millis(self.batch_delay_ms),
+            sync_batch_limit: self.sync_batch_limit.max(1),
+            sync_batch_delay: Duration::from_millis(self.sync_batch_delay_ms),
+            sync_attempt_delay: Duration::from_millis(self.sync_attempt_delay_ms),
+        }
+    }
+}
+
+/// `[[plugin]]`: one plugin and its limits.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSection {
+    pub path: PathBuf,
+    /// Overrides the name the plugin gives itself.
+    pub name: Option<String>,
+    /// Passed to the plugin's `init`.
+    #[serde(default)]
+    pub config: String,
+    #[serde(default = "default_memory_mib")]
+    pub memory_cap_mib: usize,
+    #[serde(default = "default_deadline_ms")]
+    pub deadline_ms: u64,
+    #[serde(default = "default_queue")]
+    pub queue_batches: usize,
+}
+
+fn default_memory_mib() -> usize {
+    DEFAULT_MEMORY_CAP >> 20
+}
+
+fn default_deadline_ms() -> u64 {
+    DEFAULT_CALL_DEADLINE.as_millis() as u64
+}
+
+fn default_queue() -> usize {
+    DEFAULT_QUEUE_BATCHES
+}
+
+impl PluginSection {
+    /// A plugin given by path alone (`--plugin PATH`), with default limits.
+    pub fn from_path(path: &Path) -> PluginSection {
+        PluginSection {
+            path: path.to_path_buf(),
+            name: None,
+            config: String::new(),
+            memory_cap_mib: default_memory_mib(),
+            deadline_ms: default_deadline_ms(),
+            queue_batches: default_queue(),
+        }
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits {
+            memory_cap: self.memory_cap_mib << 20,
+            call_deadline: Duration::from_millis(self.deadline_ms.max(1)),
+            queue_batches: self.queue_batches.max(1),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks a file; errors name the key and line.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        Config::parse(&text).with_context(|| format!("in config {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Config> {
+        Ok(toml::from_str(text)?)
+    }
+}

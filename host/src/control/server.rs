@@ -1,0 +1,251 @@
+//! The control API's routes, served with axum on a dedicated thread:
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /status` | engine state, counters, mirror sizes, plugins |
+//! | `GET /plugins` | every plugin: name, file, hash, mp-safe, state |
+//! | `POST /plugins/{name}/query` | the plugin's answer to the request body |
+//! | `GET /mirror/{kind}` | the mirror's links, addresses, neighbours or routes |
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use crossbeam_channel::bounded;
+use serde_json::{Value, json};
+
+use super::ControlAddr;
+use crate::dispatch::{PluginState, PluginView};
+use crate::netlink::engine::{EngineHandle, Request};
+use crate::wit::ObjectKind;
+
+/// Longest wait for the engine or a plugin to answer. Threat: a request
+/// that never completes holding a connection forever.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Starts serving on every address, on a thread of its own. Returns once
+/// every listener is bound, so a caller may connect at once.
+pub fn spawn(addrs: Vec<ControlAddr>, engine: EngineHandle) -> Result<std::thread::JoinHandle<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the control API runtime")?;
+    let app = Router::new()
+        .route("/status", get(status))
+        .route("/plugins", get(plugins))
+        .route("/plugins/{name}/query", post(query))
+        .route("/mirror/{kind}", get(mirror))
+        .with_state(engine);
+    let mut servers = Vec::new();
+    for addr in addrs {
+        servers.push(runtime.block_on(bind(addr, app.clone()))?);
+    }
+    let thread = std::thread::Builder::new()
+        .name("dphost-control".into())
+        .spawn(move || {
+            runtime.block_on(async {
+                for server in servers {
+                    tokio::spawn(server);
+                }
+                std::future::pending::<()>().await
+            })
+        })?;
+    Ok(thread)
+}
+
+type Server = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+async fn bind(addr: ControlAddr, app: Router) -> Result<Server> {
+    match &addr {
+        ControlAddr::Unix(path) => {
+            if path.exists() {
+                std::fs::remove_file(path)
+                    .with_context(|| format!("removing stale socket {}", path.display()))?;
+            }
+            let listener = tokio::net::UnixListener::bind(path)
+                .with_context(|| format!("binding the control socket {}", path.display()))?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+            tracing::info!(control = %addr, "control API listening");
+            Ok(Box::pin(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(control = %addr, "control API stopped: {e}");
+                }
+            }))
+        }
+        ControlAddr::Tcp(socket) => {
+            let listener = tokio::net::TcpListener::bind(socket)
+                .await
+                .with_context(|| format!("binding the control port {socket}"))?;
+            tracing::info!(control = %addr, "control API listening");
+            Ok(Box::pin(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(control = %addr, "control API stopped: {e}");
+                }
+            }))
+        }
+    }
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
+    json_response(status, json!({ "error": message.to_string() }).to_string())
+}
+
+/// Sends a request to the engine and waits (off the async runtime) for
+/// the answer `make` asks for.
+async fn ask<T: Send + 'static>(
+    engine: &EngineHandle,
+    make: impl FnOnce(crossbeam_channel::Sender<T>) -> Request,
+) -> Result<T, Response> {
+    let (tx, rx) = bounded(1);
+    engine
+        .requests
+        .try_send(make(tx))
+        .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "the engine is busy"))?;
+    tokio::task::spawn_blocking(move || rx.recv_timeout(ANSWER_TIMEOUT))
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?
+        .map_err(|_| {
+            error(
+                StatusCode::GATEWAY_TIMEOUT,
+                "the engine did not answer in time",
+            )
+        })
+}
+
+async fn status(State(engine): State<EngineHandle>) -> Response {
+    let plugins = match ask(&engine, Request::Plugins).await {
+        Ok(p) => p,
+        Err(response) => return response,
+    };
+    json_response(StatusCode::OK, status_json(&engine, &plugins).to_string())
+}
+
+/// The status document: engine state and counters, mirror sizes, and per
+/// plugin its state and events delivered.
+pub fn status_json(engine: &EngineHandle, plugins: &[PluginView]) -> Value {
+    let s = &engine.stats;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let syncs = load(&s.syncs);
+    let per_kind = |values: [u64; 4]| {
+        let mut map = serde_json::Map::new();
+        for (kind, value) in ObjectKind::ALL.iter().zip(values) {
+            map.insert(kind.name().to_string(), json!(value));
+        }
+        Value::Object(map)
+    };
+    json!({
+        "state": s.state().name(),
+        "rcvbuf": load(&s.rcvbuf),
+        "notifications": per_kind(s.reader.notifications.each_ref().map(load)),
+        "enobufs": load(&s.enobufs),
+        "socket_errors": load(&s.socket_errors),
+        "syncs": syncs,
+        "resyncs": syncs.saturating_sub(1),
+        "syncs_abandoned": load(&s.syncs_abandoned),
+        "dump_interruptions": load(&s.dump_interruptions),
+        "reconciliations": load(&s.reconciliations),
+        "last_sync_ms": load(&s.last_sync_micros) as f64 / 1e3,
+        "sync_objects": load(&s.sync_objects),
+        "mirror": per_kind(s.mirror.each_ref().map(load)),
+        "events": load(&s.events),
+        "replays": load(&s.replays),
+        "plugins": plugins.iter().map(|p| json!({
+            "name": &*p.name,
+            "state": p.state.name(),
+            "failure": failure(&p.state),
+            "events": p.events,
+            "calls": p.calls,
+            "overflows": p.overflows,
+            "memory_bytes": p.memory_bytes,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn failure(state: &PluginState) -> Value {
+    match state {
+        PluginState::Failed(reason) => json!(reason.to_string()),
+        _ => Value::Null,
+    }
+}
+
+async fn plugins(State(engine): State<EngineHandle>) -> Response {
+    let plugins = match ask(&engine, Request::Plugins).await {
+        Ok(p) => p,
+        Err(response) => return response,
+    };
+    let list: Vec<Value> = plugins
+        .iter()
+        .map(|p| {
+            json!({
+                "name": &*p.name,
+                "version": p.info.version,
+                "file": p.meta.path.display().to_string(),
+                "sha256": p.meta.sha256,
+                "mp_safe": p.info.mp_safe,
+                "kinds": p.info.kinds.iter().map(|k| k.name()).collect::<Vec<_>>(),
+                "state": p.state.name(),
+                "failure": failure(&p.state),
+            })
+        })
+        .collect();
+    json_response(StatusCode::OK, Value::Array(list).to_string())
+}
+
+async fn query(
+    State(engine): State<EngineHandle>,
+    Path(name): Path<String>,
+    body: String,
+) -> Response {
+    let plugin = name.clone();
+    let submitted = match ask(&engine, move |reply| Request::Query {
+        plugin,
+        request: body,
+        reply,
+    })
+    .await
+    {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    let answer = match submitted {
+        Ok(rx) => tokio::task::spawn_blocking(move || rx.recv_timeout(ANSWER_TIMEOUT)).await,
+        Err(e) => return error(StatusCode::NOT_FOUND, e),
+    };
+    match answer {
+        Ok(Ok(Ok(text))) => json_response(StatusCode::OK, text),
+        Ok(Ok(Err(e))) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
+        _ => error(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!("plugin {name:?} did not answer in time"),
+        ),
+    }
+}
+
+async fn mirror(State(engine): State<EngineHandle>, Path(kind): Path<String>) -> Response {
+    let kind = match kind.as_str() {
+        "links" | "link" => ObjectKind::Link,
+        "addresses" | "address" => ObjectKind::Address,
+        "neighbours" | "neighbour" | "neighbors" => ObjectKind::Neighbour,
+        "routes" | "route" => ObjectKind::Route,
+        other => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("{other:?}: expected links, addresses, neighbours or routes"),
+            );
+        }
+    };
+    match ask(&engine, |reply| Request::Mirror { kind, reply }).await {
+        Ok(value) => json_response(StatusCode::OK, value.to_string()),
+        Err(response) => response,
+    }
+}
