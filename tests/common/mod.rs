@@ -2,6 +2,11 @@
 //! how to load one into a dispatcher, and event builders.
 #![allow(dead_code, reason = "each test binary uses a different part")]
 
+pub mod host;
+pub mod kernel;
+pub mod mirror;
+pub mod netns;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;

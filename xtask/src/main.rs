@@ -3,20 +3,24 @@
 //! - `build`: adds the wasm32-wasip2 target when missing, builds the host in
 //!   release and every plugin and test fixture to `target/plugins/`.
 //! - `test`: `build`, then every test in the workspace.
-//! - `demo`: `build`, then the demo.
-//! - `bench dispatch`: `build`, then the dispatch benchmark.
+//! - `demo`: `build`, then dphost on a throwaway namespace (see `demo.rs`).
+//! - `bench dispatch`, `bench sync`: `build`, then that benchmark
+//!   (figures go to BENCHMARKS.md).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+mod demo;
+
 /// The example plugins: crate name, and the file name under target/plugins.
 const PLUGINS: [(&str, &str); 2] = [("dphost-fib", "fib"), ("logger", "logger")];
 
 /// The test fixtures, built to target/plugins/fixtures.
-const FIXTURES: [&str; 8] = [
+const FIXTURES: [&str; 9] = [
     "noop",
+    "slowfib",
     "trap",
     "spin",
     "membomb",
@@ -35,10 +39,10 @@ fn main() -> Result<()> {
         ["build"] => build(),
         ["test", rest @ ..] => test(rest),
         ["demo"] => demo(),
-        ["bench", "dispatch"] => bench("dispatch"),
+        ["bench", name @ ("dispatch" | "sync")] => bench(name),
         _ => {
             eprintln!(
-                "usage: cargo xtask <build | test [cargo test args] | demo | bench dispatch>"
+                "usage: cargo xtask <build | test [cargo test args] | demo | bench dispatch|sync>"
             );
             bail!("unknown command {args:?}")
         }
@@ -94,28 +98,40 @@ fn ensure_wasm_target() -> Result<()> {
 
 fn build() -> Result<()> {
     ensure_wasm_target()?;
-    run(cargo().args(["build", "--release", "-p", "dphost"]))?;
-    let mut cmd = cargo();
-    cmd.args(["build", "--target", WASM_TARGET, "--profile", "plugin"]);
-    for krate in PLUGINS.iter().map(|(c, _)| *c).chain(FIXTURES) {
-        cmd.args(["-p", krate]);
-    }
-    run(&mut cmd)?;
-    let built = target_dir().join(WASM_TARGET).join("plugin");
+    run(cargo().args(["build", "--release", "-p", "dphost", "-p", "dphost-bench"]))?;
+    let plugins: Vec<&str> = PLUGINS.iter().map(|(c, _)| *c).collect();
+    build_wasm("plugin", &plugins)?;
+    build_wasm("fixture", &FIXTURES)?;
     let out = target_dir().join("plugins");
     std::fs::create_dir_all(out.join("fixtures"))?;
+    let wasm_dir = |profile: &str| target_dir().join(WASM_TARGET).join(profile);
     for (krate, name) in PLUGINS {
-        copy(&built, krate, &out.join(format!("{name}.wasm")))?;
+        copy(
+            &wasm_dir("plugin"),
+            krate,
+            &out.join(format!("{name}.wasm")),
+        )?;
     }
     for name in FIXTURES {
         copy(
-            &built,
+            &wasm_dir("fixture"),
             name,
             &out.join("fixtures").join(format!("{name}.wasm")),
         )?;
     }
     eprintln!("xtask: plugins in {}", out.display());
     Ok(())
+}
+
+/// Builds crates for wasm32-wasip2 with a profile: `plugin` (LTO) for the
+/// example plugins, `fixture` for the test fixtures.
+fn build_wasm(profile: &str, crates: &[&str]) -> Result<()> {
+    let mut cmd = cargo();
+    cmd.args(["build", "--target", WASM_TARGET, "--profile", profile]);
+    for krate in crates {
+        cmd.args(["-p", krate]);
+    }
+    run(&mut cmd)
 }
 
 fn copy(built: &Path, krate: &str, to: &Path) -> Result<()> {
@@ -132,7 +148,7 @@ fn test(extra: &[&str]) -> Result<()> {
 
 fn demo() -> Result<()> {
     build()?;
-    run(cargo().args(["run", "--release", "-p", "dphost", "--example", "synthetic"]))
+    demo::run(&target_dir())
 }
 
 fn bench(name: &str) -> Result<()> {

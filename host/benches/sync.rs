@@ -1,0 +1,228 @@
+//! `cargo xtask bench sync`: dphost against a kernel holding a million
+//! routes, in one run on throwaway namespaces (root only):
+//! - cold sync of 1M IPv4 + 100k IPv6 routes into the FIB plugin, against a
+//!   raw dump that only counts messages (the baseline);
+//! - live follow of a 1M-route insert at the injector's full rate: time from
+//!   the last insert until the FIB holds exactly the kernel's table;
+//! - dphost's peak RSS with 1M routes in the mirror and the FIB.
+//!
+//! Run with: `cargo xtask bench sync`.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dphost::control::{ControlAddr, client};
+use dphost_bench::{Family, InjectConfig, Interface, inject_routes, kernel_route_count, raw_dump};
+use serde_json::Value;
+
+const V4_ROUTES: u64 = 1_000_000;
+const V6_ROUTES: u64 = 100_000;
+
+fn target() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+/// A namespace with one veth pair up and addressed, removed on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new(tag: &str) -> Netns {
+        let name = format!("dphost-bench-{tag}-{}", std::process::id());
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "cannot create a network namespace: the sync benchmark needs root"
+        );
+        let ns = Netns(name);
+        for c in [
+            "link set lo up",
+            "link add d0 type veth peer name d1",
+            "link set d0 up",
+            "link set d1 up",
+            "addr add 10.255.255.1/8 dev d0",
+            "addr add 2001:db8:ffff::1/64 dev d0 nodad",
+        ] {
+            let ok = Command::new("ip")
+                .args(["-n", &ns.0])
+                .args(c.split(' '))
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "ip {c}");
+        }
+        ns
+    }
+
+    fn inject(&self, family: Family, count: u64) -> dphost_bench::InjectReport {
+        let mut config = InjectConfig::new(count);
+        config.netns = Some(self.0.clone());
+        config.family = family;
+        config.interface = Some(Interface::Name("d0".into()));
+        let report = inject_routes(&config).expect("injecting routes");
+        assert_eq!(report.errors, 0, "injector errors: {report}");
+        report
+    }
+
+    fn routes(&self) -> usize {
+        kernel_route_count(Some(&self.0), None).expect("counting kernel routes")
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// `dphost run` on a namespace with the fib plugin; stopped on drop.
+struct Dphost {
+    child: Child,
+    control: ControlAddr,
+}
+
+impl Dphost {
+    fn start(ns: &Netns) -> Dphost {
+        let socket = std::env::temp_dir().join(format!("dphost-bench-{}.sock", std::process::id()));
+        let control = ControlAddr::Unix(socket.clone());
+        let child = Command::new(target().join("release/dphost"))
+            .args(["run", "--netns", &ns.0, "--control", &control.to_string()])
+            .arg("--plugin")
+            .arg(target().join("plugins/fib.wasm"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("starting dphost (cargo xtask build first)");
+        Dphost { child, control }
+    }
+
+    fn get(&self, path: &str) -> Option<Value> {
+        let answer = client::request(&self.control, "GET", path, "").ok()?;
+        serde_json::from_str(&answer.body).ok()
+    }
+
+    fn fib_routes(&self) -> Option<u64> {
+        let answer = client::request(
+            &self.control,
+            "POST",
+            "/plugins/fib/query",
+            r#"{"op":"stats"}"#,
+        )
+        .ok()?;
+        serde_json::from_str::<Value>(&answer.body).ok()?["routes"].as_u64()
+    }
+
+    fn status(&self) -> Value {
+        self.get("/status").unwrap_or(Value::Null)
+    }
+
+    /// Polls until the FIB holds `count` routes; the time it took.
+    fn wait_for_fib(&self, count: usize, started: Instant, timeout: Duration) -> Duration {
+        loop {
+            if self.fib_routes() == Some(count as u64) {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "FIB did not reach {count} routes: {}",
+                self.status()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Peak and current resident memory, in MiB, from /proc.
+    fn memory(&self) -> (f64, f64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        let kib = |key: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (kib("VmHWM:") / 1024.0, kib("VmRSS:") / 1024.0)
+    }
+}
+
+impl Drop for Dphost {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn cold_sync() {
+    let ns = Netns::new("cold");
+    let v4 = ns.inject(Family::V4, V4_ROUTES);
+    let v6 = ns.inject(Family::V6, V6_ROUTES);
+    println!("injected: {v4}\ninjected: {v6}");
+    let total = ns.routes();
+    let raw = (0..3)
+        .map(|_| raw_dump(Some(&ns.0), None).expect("raw dump").seconds)
+        .fold(f64::MAX, f64::min);
+    let started = Instant::now();
+    let dphost = Dphost::start(&ns);
+    let synced = dphost.wait_for_fib(total, started, Duration::from_secs(120));
+    let status = dphost.status();
+    let engine_sync = status["last_sync_ms"].as_f64().unwrap_or(0.0) / 1e3;
+    let (peak, rss) = dphost.memory();
+    println!(
+        "\ncold sync of {total} kernel routes (1M IPv4 + 100k IPv6 injected, plus the kernel's own)"
+    );
+    println!("  raw dump, counting only (best of 3):   {raw:>7.3} s");
+    println!(
+        "  dphost engine sync (status)           {engine_sync:>7.3} s  ({:.2}x the raw dump)",
+        engine_sync / raw
+    );
+    println!(
+        "  process start to FIB holding all:     {:>7.3} s  ({:.2}x the raw dump)",
+        synced.as_secs_f64(),
+        synced.as_secs_f64() / raw
+    );
+    println!(
+        "  dphost peak RSS {peak:.0} MiB, now {rss:.0} MiB (mirror {} routes)",
+        status["mirror"]["route"]
+    );
+}
+
+fn live_follow() {
+    let ns = Netns::new("live");
+    let dphost = Dphost::start(&ns);
+    let base = ns.routes();
+    dphost.wait_for_fib(base, Instant::now(), Duration::from_secs(30));
+    let report = ns.inject(Family::V4, V4_ROUTES);
+    let after_last_insert = Instant::now();
+    let total = ns.routes();
+    let lag = dphost.wait_for_fib(total, after_last_insert, Duration::from_secs(120));
+    let status = dphost.status();
+    let mirror = status["mirror"]["route"].as_u64().unwrap_or(0);
+    let (peak, rss) = dphost.memory();
+    println!("\nlive follow of a {V4_ROUTES}-route insert: {report}");
+    println!(
+        "  last insert to FIB == kernel ({total}):  {:>7.3} s",
+        lag.as_secs_f64()
+    );
+    println!(
+        "  final: kernel {total}, FIB {}, mirror {mirror}; enobufs {}, resyncs {}",
+        dphost.fib_routes().unwrap_or(0),
+        status["enobufs"],
+        status["resyncs"]
+    );
+    println!("  dphost peak RSS {peak:.0} MiB, now {rss:.0} MiB");
+    assert_eq!(mirror as usize, total, "mirror mismatch");
+}
+
+fn main() {
+    println!("sync benchmark (root, throwaway namespaces)");
+    cold_sync();
+    live_follow();
+}

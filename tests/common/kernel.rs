@@ -1,0 +1,154 @@
+//! The kernel's state as `ip -j` reports it, normalised into sets of lines
+//! that can be compared with what dphost holds (the FIB plugin's dump, the
+//! mirror). A mismatch shows the lines on each side only.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use super::netns::TestNetns;
+
+/// Interface names to indexes.
+pub fn ifindexes(ns: &TestNetns) -> BTreeMap<String, u64> {
+    ns.json("link show")
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| {
+            (
+                l["ifname"].as_str().unwrap_or("").to_string(),
+                l["ifindex"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+fn table_id(v: &Value) -> u64 {
+    match v {
+        Value::Null => 254,
+        Value::Number(n) => n.as_u64().unwrap_or(0),
+        Value::String(s) => match s.as_str() {
+            "main" => 254,
+            "local" => 255,
+            "default" => 253,
+            other => other.parse().unwrap_or(0),
+        },
+        _ => 0,
+    }
+}
+
+fn full_prefix(dst: &str, v6: bool) -> String {
+    match dst {
+        "default" => if v6 { "::/0" } else { "0.0.0.0/0" }.to_string(),
+        d if d.contains('/') => d.to_string(),
+        d => format!("{d}/{}", if v6 { 128 } else { 32 }),
+    }
+}
+
+/// One route as a comparable line: table, family, prefix, metric, type,
+/// and the sorted next hops (gateway, ifindex, weight).
+fn route_line(
+    table: u64,
+    family: &str,
+    dst: &str,
+    metric: u64,
+    kind: &str,
+    mut hops: Vec<String>,
+) -> String {
+    hops.sort();
+    format!(
+        "{table} {family} {dst} metric {metric} {kind} [{}]",
+        hops.join(", ")
+    )
+}
+
+fn hop(gateway: Option<&str>, ifindex: u64, weight: u64) -> String {
+    format!("{}@{ifindex}x{weight}", gateway.unwrap_or("-"))
+}
+
+/// Every route of both families in every table, per the kernel.
+pub fn kernel_routes(ns: &TestNetns) -> BTreeSet<String> {
+    let index = ifindexes(ns);
+    let dev = |v: &Value| v.as_str().and_then(|d| index.get(d)).copied().unwrap_or(0);
+    let mut lines = BTreeSet::new();
+    for (flag, family, v6) in [("-4", "ipv4", false), ("-6", "ipv6", true)] {
+        for r in ns
+            .json(&format!("{flag} route show table all"))
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let hops = match r["nexthops"].as_array() {
+                Some(list) => list
+                    .iter()
+                    .map(|h| {
+                        hop(
+                            h["gateway"].as_str(),
+                            dev(&h["dev"]),
+                            h["weight"].as_u64().unwrap_or(1),
+                        )
+                    })
+                    .collect(),
+                None if r["dev"].is_string() => vec![hop(r["gateway"].as_str(), dev(&r["dev"]), 1)],
+                None => Vec::new(),
+            };
+            lines.insert(route_line(
+                table_id(&r["table"]),
+                family,
+                &full_prefix(r["dst"].as_str().unwrap_or("default"), v6),
+                r["metric"].as_u64().unwrap_or(0),
+                r["type"].as_str().unwrap_or("unicast"),
+                hops,
+            ));
+        }
+    }
+    lines
+}
+
+/// Routes in the FIB plugin's `{"op":"dump"}` answer (or the mirror's
+/// route JSON, which has the same fields), as comparable lines.
+pub fn dumped_routes(dump: &Value) -> BTreeSet<String> {
+    dump.as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let hops = r["nexthops"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|h| {
+                    hop(
+                        h["gateway"].as_str(),
+                        h["ifindex"].as_u64().unwrap_or(0),
+                        h["weight"].as_u64().unwrap_or(1),
+                    )
+                })
+                .collect();
+            route_line(
+                r["table"].as_u64().unwrap_or(0),
+                r["family"].as_str().unwrap_or("?"),
+                r["dst"].as_str().unwrap_or("?"),
+                r["metric"].as_u64().unwrap_or(0),
+                r["type"].as_str().unwrap_or("?"),
+                hops,
+            )
+        })
+        .collect()
+}
+
+/// The lines only one side has, for a failure message; empty when equal.
+pub fn difference(kernel: &BTreeSet<String>, ours: &BTreeSet<String>) -> String {
+    let mut out = String::new();
+    for l in kernel.difference(ours).take(20) {
+        out += &format!("  kernel only: {l}\n");
+    }
+    for l in ours.difference(kernel).take(20) {
+        out += &format!("  dphost only: {l}\n");
+    }
+    out
+}
+
+/// `ip`'s `dst` as a full prefix ("default" is /0, a host has no length).
+pub fn full_prefix_of(dst: &Value, v6: bool) -> String {
+    full_prefix(dst.as_str().unwrap_or("default"), v6)
+}

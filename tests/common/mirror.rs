@@ -1,0 +1,184 @@
+//! The mirror against the kernel: links, addresses, neighbours and routes
+//! as `ip -j` reports them and as `dphost ctl mirror` (the engine's
+//! `Request::Mirror`) reports them, normalised into comparable lines.
+
+use std::collections::BTreeSet;
+
+use dphost::wit::ObjectKind;
+use serde_json::Value;
+
+use super::host::Host;
+use super::kernel::{difference, dumped_routes, ifindexes, kernel_routes};
+use super::netns::TestNetns;
+
+fn lines(v: &Value, f: impl Fn(&Value) -> String) -> BTreeSet<String> {
+    v.as_array().into_iter().flatten().map(f).collect()
+}
+
+fn kernel_links(ns: &TestNetns) -> BTreeSet<String> {
+    lines(&ns.json("-d link show"), |l| {
+        let flags: Vec<&str> = l["flags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        format!(
+            "{} {} kind={} mtu={} mac={} up={} master={}",
+            l["ifindex"],
+            l["ifname"].as_str().unwrap_or(""),
+            l["linkinfo"]["info_kind"].as_str().unwrap_or(""),
+            l["mtu"],
+            l["address"].as_str().unwrap_or("-"),
+            flags.contains(&"UP"),
+            master_index(ns, &l["master"]),
+        )
+    })
+}
+
+fn master_index(ns: &TestNetns, master: &Value) -> String {
+    match master.as_str() {
+        Some(name) => ifindexes(ns).get(name).map_or("?".into(), u64::to_string),
+        None => "-".into(),
+    }
+}
+
+fn mirror_links(v: &Value) -> BTreeSet<String> {
+    lines(v, |l| {
+        format!(
+            "{} {} kind={} mtu={} mac={} up={} master={}",
+            l["ifindex"],
+            l["name"].as_str().unwrap_or(""),
+            l["kind"].as_str().unwrap_or(""),
+            l["mtu"],
+            l["mac"].as_str().unwrap_or("-"),
+            l["admin_up"],
+            l["master"].as_u64().map_or("-".into(), |m| m.to_string()),
+        )
+    })
+}
+
+fn kernel_addresses(ns: &TestNetns) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for link in ns.json("addr show").as_array().into_iter().flatten() {
+        for a in link["addr_info"].as_array().into_iter().flatten() {
+            let family = if a["family"] == "inet6" {
+                "ipv6"
+            } else {
+                "ipv4"
+            };
+            out.insert(format!(
+                "{} {family} {}/{}",
+                link["ifindex"],
+                a["local"].as_str().unwrap_or("?"),
+                a["prefixlen"]
+            ));
+        }
+    }
+    out
+}
+
+fn mirror_addresses(v: &Value) -> BTreeSet<String> {
+    lines(v, |a| {
+        format!(
+            "{} {} {}/{}",
+            a["ifindex"],
+            a["family"].as_str().unwrap_or("?"),
+            a["address"].as_str().unwrap_or("?"),
+            a["prefix_length"]
+        )
+    })
+}
+
+/// NUD states in which a neighbour exists for dphost.
+const VALID: [&str; 6] = ["PERMANENT", "NOARP", "REACHABLE", "STALE", "DELAY", "PROBE"];
+
+fn kernel_neighbours(ns: &TestNetns) -> BTreeSet<String> {
+    let index = ifindexes(ns);
+    ns.json("neigh show nud all")
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| {
+            let states: Vec<String> = n["state"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_uppercase)
+                .collect();
+            if !states.iter().any(|s| VALID.contains(&s.as_str())) {
+                return None;
+            }
+            // The kernel's own multicast mappings, which dphost leaves out.
+            let dst: std::net::IpAddr = n["dst"].as_str()?.parse().ok()?;
+            if states.iter().any(|s| s == "NOARP") && dst.is_multicast() {
+                return None;
+            }
+            let ifindex = index
+                .get(n["dev"].as_str().unwrap_or(""))
+                .copied()
+                .unwrap_or(0);
+            Some(format!(
+                "{ifindex} {} {} {}",
+                n["dst"].as_str().unwrap_or("?"),
+                n["lladdr"].as_str().unwrap_or("-"),
+                states.join(",")
+            ))
+        })
+        .collect()
+}
+
+fn mirror_neighbours(v: &Value) -> BTreeSet<String> {
+    lines(v, |n| {
+        let states: Vec<String> = n["state"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_uppercase)
+            .collect();
+        format!(
+            "{} {} {} {}",
+            n["ifindex"],
+            n["ip"].as_str().unwrap_or("?"),
+            n["mac"].as_str().unwrap_or("-"),
+            states.join(",")
+        )
+    })
+}
+
+/// Every kind's difference between the mirror and the kernel; empty when
+/// they agree.
+pub fn mirror_difference(ns: &TestNetns, host: &Host) -> String {
+    let pairs = [
+        (
+            "links",
+            kernel_links(ns),
+            mirror_links(&host.mirror(ObjectKind::Link)),
+        ),
+        (
+            "addresses",
+            kernel_addresses(ns),
+            mirror_addresses(&host.mirror(ObjectKind::Address)),
+        ),
+        (
+            "neighbours",
+            kernel_neighbours(ns),
+            mirror_neighbours(&host.mirror(ObjectKind::Neighbour)),
+        ),
+        (
+            "routes",
+            kernel_routes(ns),
+            dumped_routes(&host.mirror(ObjectKind::Route)),
+        ),
+    ];
+    let mut out = String::new();
+    for (kind, kernel, ours) in pairs {
+        let diff = difference(&kernel, &ours);
+        if !diff.is_empty() {
+            out += &format!("mirror {kind} differ from the kernel:\n{diff}");
+        }
+    }
+    out
+}

@@ -1,0 +1,115 @@
+//! Network namespaces for kernel tests: each test makes its own, drives it
+//! with `ip -n NAME ...`, and removes it on drop, even when it fails.
+//! With `CI=true` a namespace that cannot be made fails the test; elsewhere
+//! (not root) the test is skipped with a message.
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A namespace this test made.
+pub struct TestNetns {
+    pub name: String,
+}
+
+impl TestNetns {
+    /// Makes `dphost-t-TAG-PID-N`, or returns None (skip) when not
+    /// permitted outside CI.
+    pub fn new(tag: &str) -> Option<TestNetns> {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("dphost-t-{tag}-{}-{n}", std::process::id());
+        let out = Command::new("ip").args(["netns", "add", &name]).output();
+        match out {
+            Ok(o) if o.status.success() => {
+                let ns = TestNetns { name };
+                ns.ip("link set lo up");
+                Some(ns)
+            }
+            other => {
+                let why = match other {
+                    Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
+                    Err(e) => format!("cannot run ip: {e}"),
+                };
+                if std::env::var("CI").as_deref() == Ok("true") {
+                    panic!(
+                        "CI=true: cannot create a network namespace ({why}); kernel tests must run as root"
+                    );
+                }
+                eprintln!("skipping: cannot create a network namespace ({why}); run as root");
+                None
+            }
+        }
+    }
+
+    /// Runs `ip -n NAME ARGS`; panics with its stderr when it fails.
+    pub fn ip(&self, args: &str) -> String {
+        let out = self.command(args).output().expect("running ip");
+        assert!(
+            out.status.success(),
+            "ip -n {} {args}: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("ip prints UTF-8")
+    }
+
+    /// Runs `ip -n NAME ARGS`, tolerating failure (churn may remove what a
+    /// command names); true when it succeeded.
+    pub fn try_ip(&self, args: &str) -> bool {
+        self.command(args)
+            .stderr(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Runs many `ip` commands at once (`ip -force -batch FILE`), going on
+    /// past the ones the kernel refuses (churn names things that may be
+    /// gone).
+    pub fn batch(&self, commands: &[String]) {
+        let file = std::env::temp_dir().join(format!("{}.batch", self.name));
+        std::fs::write(&file, commands.join("\n") + "\n").expect("writing the batch file");
+        Command::new("ip")
+            .args(["-n", &self.name, "-force", "-batch"])
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("running ip -batch");
+        let _ = std::fs::remove_file(&file);
+    }
+
+    /// `ip -j ...` parsed, or None when `ip` fails (`route get` of an
+    /// unreachable address).
+    pub fn try_json(&self, args: &str) -> Option<serde_json::Value> {
+        let out = self.command(&format!("-j {args}")).output().ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// `ip -j ...` parsed.
+    pub fn json(&self, args: &str) -> serde_json::Value {
+        let text = self.ip(&format!("-j {args}"));
+        if text.trim().is_empty() {
+            return serde_json::Value::Array(Vec::new());
+        }
+        serde_json::from_str(&text).expect("ip -j prints JSON")
+    }
+
+    fn command(&self, args: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["-n", &self.name]).args(args.split_whitespace());
+        c
+    }
+}
+
+impl Drop for TestNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
