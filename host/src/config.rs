@@ -133,3 +133,34 @@ impl Config {
         Ok(toml::from_str(text)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documented example parses, with its plugins and knobs.
+    #[test]
+    fn example_config_parses() {
+        let config = Config::parse(include_str!("../../examples/dphost.toml")).unwrap();
+        assert_eq!(config.plugins.len(), 2);
+        assert_eq!(config.plugins[1].config, "quiet");
+        assert_eq!(config.netlink.to_config(), NetlinkConfig::default());
+    }
+
+    /// An unknown key is an error that names the key and its line.
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let err = Config::parse("netns = \"x\"\n[netlink]\nrx_buffer = 5\n").unwrap_err();
+        let message = format!("{err:#}");
+        assert!(message.contains("rx_buffer"), "{message}");
+        assert!(message.contains("line 3"), "{message}");
+    }
+
+    /// A value of the wrong type names the key.
+    #[test]
+    fn bad_value_names_key() {
+        let err = Config::parse("[netlink]\nbatch_size = \"many\"\n").unwrap_err();
+        let message = format!("{err:#}");
+        assert!(message.contains("batch_size"), "{message}");
+    }
+}
