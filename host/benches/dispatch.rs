@@ -96,12 +96,18 @@ fn load(runtime: &Runtime, path: PathBuf) -> Instance {
         .expect("instantiate")
 }
 
-/// Delivers every batch; returns events per second.
-fn drive(instance: &mut Instance, batches: &[Vec<wit::Event>]) -> f64 {
+/// Delivers every batch, pre-lowered where possible (`handle`) or through
+/// the typed bindings (`handle_typed`); returns events per second.
+fn drive(instance: &mut Instance, batches: &[Vec<wit::Event>], typed: bool) -> f64 {
     let events: usize = batches.iter().map(Vec::len).sum();
     let start = Instant::now();
     for batch in batches {
-        instance.handle(batch).expect("handle");
+        let result = if typed {
+            instance.handle_typed(batch)
+        } else {
+            instance.handle(batch)
+        };
+        result.expect("handle");
     }
     events as f64 / start.elapsed().as_secs_f64()
 }
@@ -119,8 +125,10 @@ fn main() {
 
     // The no-op plugin: host call and lowering cost only.
     let mut noop = load(&runtime, dir.join("fixtures/noop.wasm"));
-    let noop_rate = drive(&mut noop, &host_batches);
-    println!("no-op plugin (wasm):      {:>10.0} events/s", noop_rate);
+    let typed_rate = drive(&mut noop, &host_batches, true);
+    println!("no-op plugin, typed lowering: {typed_rate:>10.0} events/s");
+    let noop_rate = drive(&mut noop, &host_batches, false);
+    println!("no-op plugin, pre-lowered:    {noop_rate:>10.0} events/s");
     for size in [1usize, 16, 64, 256, 1024] {
         let calls = 20_000 / size.max(1) + 200;
         let batch = &host_batches[0][..size];
@@ -137,8 +145,11 @@ fn main() {
     }
 
     // The FIB, in WebAssembly.
+    let mut typed_fib = load(&runtime, dir.join("fib.wasm"));
+    let typed_fib_rate = drive(&mut typed_fib, &host_batches, true);
+    drop(typed_fib);
     let mut fib = load(&runtime, dir.join("fib.wasm"));
-    let wasm_rate = drive(&mut fib, &host_batches);
+    let wasm_rate = drive(&mut fib, &host_batches, false);
     let wasm_memory = fib.memory_bytes();
     let stats = fib.query(r#"{"op":"stats"}"#).unwrap().unwrap();
     assert!(
@@ -161,7 +172,8 @@ fn main() {
     let native_rate = ROUTES as f64 / start.elapsed().as_secs_f64();
     assert_eq!(native.fib().len(), ROUTES as usize);
 
-    println!("fib plugin (wasm):        {:>10.0} route adds/s", wasm_rate);
+    println!("fib plugin (wasm), typed lowering: {typed_fib_rate:>10.0} route adds/s");
+    println!("fib plugin (wasm), pre-lowered:    {wasm_rate:>10.0} route adds/s");
     println!(
         "fib (native, same code):  {:>10.0} route adds/s",
         native_rate

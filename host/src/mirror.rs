@@ -98,7 +98,7 @@ impl Mirror {
             Change::NewAddress(a) => out.push(Event::AddressAdd(self.addresses.put(a))),
             Change::NewNeighbour(n) => out.push(Event::NeighbourAdd(self.neighbours.put(n))),
             Change::NewRoute { route, .. } => {
-                self.routes.upsert(route::to_lpm(&route).as_ref());
+                route::with_lpm(&route, |r| self.routes.upsert(r));
                 out.push(Event::RouteAdd(route));
             }
             Change::DelNeighbour(n) => {
@@ -280,6 +280,20 @@ impl Mirror {
     /// Adds or replaces a route; with `merge` (an IPv6 append) an existing
     /// route with the same key gains the new hops instead.
     fn new_route(&mut self, route: &Route, merge: bool, out: &mut Vec<Event>) {
+        if !(merge && route.family == Family::Ipv6) {
+            // The common case, without allocating: store it, and emit it
+            // unless it is exactly what the mirror held.
+            let routes = &mut self.routes;
+            let changed = route::with_lpm(route, |new| {
+                let same = routes.get_ref(&new.key()).is_some_and(|old| old == new);
+                routes.upsert(new);
+                !same
+            });
+            if changed {
+                out.push(Event::RouteAdd(route.clone()));
+            }
+            return;
+        }
         let mut new = route::to_lpm(route);
         if let Some(old) = self.routes.get_ref(&new.key()) {
             if merge && route.family == Family::Ipv6 {

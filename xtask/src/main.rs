@@ -18,8 +18,9 @@ mod demo;
 const PLUGINS: [(&str, &str); 2] = [("dphost-fib", "fib"), ("logger", "logger")];
 
 /// The test fixtures, built to target/plugins/fixtures.
-const FIXTURES: [&str; 9] = [
+const FIXTURES: [&str; 10] = [
     "noop",
+    "echo",
     "slowfib",
     "trap",
     "spin",
@@ -143,7 +144,40 @@ fn copy(built: &Path, krate: &str, to: &Path) -> Result<()> {
 
 fn test(extra: &[&str]) -> Result<()> {
     build()?;
-    run(cargo().args(["test", "--workspace"]).args(extra))
+    let mut child = cargo()
+        .args(["test", "--workspace"])
+        .args(extra)
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("starting cargo test")?;
+    let stdout = child.stdout.take().context("cargo test's output")?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+        let line = line?;
+        println!("{line}");
+        if let Some(result) = line.strip_prefix("test result: ") {
+            passed += count(result, " passed");
+            failed += count(result, " failed");
+        }
+    }
+    let status = child.wait()?;
+    // One closing line for the whole workspace, whatever crate ran last.
+    println!("{passed} passed, {failed} failed");
+    if !status.success() {
+        bail!("cargo test failed: {status}");
+    }
+    Ok(())
+}
+
+/// The number before `label` in a `test result:` line.
+fn count(result: &str, label: &str) -> u64 {
+    result
+        .split(';')
+        .find(|part| part.ends_with(label))
+        .and_then(|part| part.trim_end_matches(label).rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 fn demo() -> Result<()> {

@@ -68,6 +68,21 @@ pub fn from_message(msg: &NetlinkMessage<RouteNetlinkMessage>) -> Option<Change>
     }
 }
 
+/// An RTM_NEWROUTE or RTM_DELROUTE straight from its bytes (the payload
+/// after the netlink header), as [`from_message`] would convert it.
+pub fn from_route_bytes(message_type: u16, flags: u16, payload: &[u8]) -> Option<Change> {
+    let route = crate::netlink::route_raw::parse(payload)?;
+    Some(if message_type == crate::netlink::wire::RTM_NEWROUTE {
+        Change::NewRoute {
+            route,
+            replace: flags & NLM_F_REPLACE != 0,
+            append: flags & NLM_F_APPEND != 0,
+        }
+    } else {
+        Change::DelRoute(route)
+    })
+}
+
 fn new_neighbour(n: Neighbour) -> Change {
     if neighbour::is_valid(n.state) {
         Change::NewNeighbour(n)

@@ -83,14 +83,20 @@ impl Dump {
         let kind = self.kind;
         let mut unparsed = 0;
         let mut done = false;
-        let framing = wire::frames(&self.buf, |frame| match frame {
-            Frame::Message(message) => {
-                if let Some(change) = change::from_message(&message)
-                    && change.kind() == kind
-                {
-                    out.push(change);
-                }
+        let mut take = |change: Option<Change>| {
+            if let Some(change) = change
+                && change.kind() == kind
+            {
+                out.push(change);
             }
+        };
+        let framing = wire::frames(&self.buf, |frame| match frame {
+            Frame::Route {
+                message_type,
+                flags,
+                payload,
+            } => take(change::from_route_bytes(message_type, flags, payload)),
+            Frame::Message(message) => take(change::from_message(&message)),
             Frame::Done => done = true,
             Frame::Error(0) => {}
             Frame::Error(errno) => failed = Some(errno),

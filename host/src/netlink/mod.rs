@@ -11,5 +11,6 @@ pub mod link;
 pub mod neighbour;
 pub mod reader;
 pub mod route;
+pub mod route_raw;
 pub mod socket;
 pub mod wire;

@@ -167,18 +167,27 @@ impl ReadLoop {
 
     fn parse(&self, buf: &[u8], changes: &mut Vec<Change>) {
         wire::frames(buf, |frame| match frame {
-            Frame::Message(message) => {
-                if let Some(change) = change::from_message(&message) {
-                    self.counters.notifications[change.kind() as usize]
-                        .fetch_add(1, Ordering::Relaxed);
-                    changes.push(change);
-                }
-            }
+            Frame::Route {
+                message_type,
+                flags,
+                payload,
+            } => self.take(
+                change::from_route_bytes(message_type, flags, payload),
+                changes,
+            ),
+            Frame::Message(message) => self.take(change::from_message(&message), changes),
             Frame::Unparsed => {
                 self.counters.unparsed.fetch_add(1, Ordering::Relaxed);
             }
             Frame::Done | Frame::Error(_) => {}
         });
+    }
+
+    fn take(&self, change: Option<Change>, changes: &mut Vec<Change>) {
+        if let Some(change) = change {
+            self.counters.notifications[change.kind() as usize].fetch_add(1, Ordering::Relaxed);
+            changes.push(change);
+        }
     }
 
     /// The stream broke: what is batched is dropped (the engine resyncs

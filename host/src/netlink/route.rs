@@ -296,6 +296,37 @@ pub fn to_lpm(route: &Route) -> dphost_lpm::Route {
     }
 }
 
+/// Calls `f` with the borrowed compact form of a route: what the mirror
+/// stores, without allocating for a route of none or one next hop (every
+/// route of a big table), as [`to_lpm`] would.
+pub fn with_lpm<R>(route: &Route, f: impl FnOnce(RouteRef<'_>) -> R) -> R {
+    let one;
+    let many: Vec<dphost_lpm::NextHop>;
+    let nexthops: &[dphost_lpm::NextHop] = match &route.nexthops {
+        NextHops::None => &[],
+        NextHops::One(hop) => {
+            one = [to_lpm_hop(hop)];
+            &one
+        }
+        NextHops::Many(hops) => {
+            many = hops.iter().map(to_lpm_hop).collect();
+            &many
+        }
+    };
+    f(RouteRef {
+        table: route.table,
+        dst: to_addr(route.dst.address),
+        len: route.dst.length,
+        tos: route.tos,
+        kind: route.kind as u8,
+        protocol: route.protocol,
+        scope: route.scope,
+        metric: route.metric,
+        prefsrc: route.prefsrc.map(to_addr),
+        nexthops,
+    })
+}
+
 /// The wit route of a stored one.
 pub fn from_lpm(r: RouteRef<'_>) -> Route {
     Route {

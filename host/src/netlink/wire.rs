@@ -19,9 +19,21 @@ const NLMSG_DONE: u16 = 3;
 /// NLMSG_ERROR: an error (or an ack) in reply to a request.
 const NLMSG_ERROR: u16 = 2;
 
+/// RTM_NEWROUTE and RTM_DELROUTE: read straight from their bytes.
+pub const RTM_NEWROUTE: u16 = 24;
+pub const RTM_DELROUTE: u16 = 25;
+
 /// One message of a datagram, as far as framing goes.
-pub enum Frame {
-    /// A route-family message (a notification or a dump reply).
+pub enum Frame<'a> {
+    /// A route message, left as bytes: routes are the bulk of every dump
+    /// and are parsed without an intermediate attribute list
+    /// ([`super::route_raw`]).
+    Route {
+        message_type: u16,
+        flags: u16,
+        payload: &'a [u8],
+    },
+    /// Any other route-family message (a notification or a dump reply).
     Message(Box<NetlinkMessage<RouteNetlinkMessage>>),
     /// The end of a dump.
     Done,
@@ -39,7 +51,7 @@ pub struct Framing {
 }
 
 /// Calls `f` for each message in a datagram.
-pub fn frames(mut buf: &[u8], mut f: impl FnMut(Frame)) -> Framing {
+pub fn frames<'a>(mut buf: &'a [u8], mut f: impl FnMut(Frame<'a>)) -> Framing {
     let mut framing = Framing::default();
     while !buf.is_empty() {
         let Ok(header) = NetlinkBuffer::new_checked(buf) else {
@@ -51,8 +63,14 @@ pub fn frames(mut buf: &[u8], mut f: impl FnMut(Frame)) -> Framing {
         if header.flags() & NLM_F_DUMP_INTR != 0 {
             framing.interrupted = true;
         }
+        let message = &buf[..len.min(buf.len())];
         let frame = match header.message_type() {
             NLMSG_DONE => Frame::Done,
+            t @ (RTM_NEWROUTE | RTM_DELROUTE) => Frame::Route {
+                message_type: t,
+                flags: header.flags(),
+                payload: message.get(16..).unwrap_or(&[]),
+            },
             NLMSG_ERROR => error_frame(&buf[..len.min(buf.len())]),
             _ => {
                 match NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[..len.min(buf.len())])
@@ -68,7 +86,7 @@ pub fn frames(mut buf: &[u8], mut f: impl FnMut(Frame)) -> Framing {
     framing
 }
 
-fn error_frame(bytes: &[u8]) -> Frame {
+fn error_frame(bytes: &[u8]) -> Frame<'static> {
     match NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes) {
         Ok(NetlinkMessage {
             payload: NetlinkPayload::Error(e),

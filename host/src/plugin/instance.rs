@@ -5,8 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use wasmtime::component::{Func, TypedFunc};
 use wasmtime::{Store, Trap};
 
+use super::image::{Image, ImageArg};
 use super::limits;
 use super::sandbox::{MemoryCapHit, Sandbox};
 use crate::wit::{Event, KindSet, Plugin, PluginInfo};
@@ -64,6 +66,8 @@ pub struct Instance {
     kinds: KindSet,
     store: Store<Sandbox>,
     bindings: Plugin,
+    /// `handle`, already type-checked for [`ImageArg`].
+    handle: Func,
     call_deadline: Duration,
     deadline_ticks: u64,
     poisoned: bool,
@@ -75,7 +79,7 @@ impl Instance {
         info: PluginInfo,
         kinds: KindSet,
         store: Store<Sandbox>,
-        bindings: Plugin,
+        (bindings, handle): (Plugin, Func),
         call_deadline: Duration,
     ) -> Instance {
         Instance {
@@ -84,6 +88,7 @@ impl Instance {
             kinds,
             store,
             bindings,
+            handle,
             call_deadline,
             deadline_ticks: limits::ticks(call_deadline),
             poisoned: false,
@@ -114,12 +119,32 @@ impl Instance {
         self.store.data().limiter.memory_in_use
     }
 
-    /// Delivers one batch of events.
+    /// Delivers one batch of events: pre-lowered when the batch allows
+    /// it ([`Image`]), else through the typed bindings.
     pub fn handle(&mut self, events: &[Event]) -> Result<(), CallError> {
+        match Image::encode(events) {
+            Some(image) => self.handle_image(image.arg(0, events.len())),
+            None => self.handle_typed(events),
+        }
+    }
+
+    /// Delivers a batch through wasmtime's typed lowering.
+    pub fn handle_typed(&mut self, events: &[Event]) -> Result<(), CallError> {
         self.call(|bindings, store| {
             bindings
                 .dataplane_handler_handler()
                 .call_handle(store, events)
+        })
+    }
+
+    /// Delivers a pre-lowered batch.
+    pub fn handle_image(&mut self, arg: ImageArg<'_>) -> Result<(), CallError> {
+        let func = self.handle;
+        self.call(|_, store| {
+            // SAFETY: `func` was type-checked for exactly these parameter
+            // and result types when the instance was made.
+            let typed = unsafe { TypedFunc::<(ImageArg<'_>,), ()>::new_unchecked(func) };
+            typed.call(&mut *store, (arg,))
         })
     }
 

@@ -12,6 +12,7 @@
 //!   failure classification.
 
 pub mod cache;
+pub mod image;
 pub mod instance;
 pub mod limits;
 pub mod runtime;

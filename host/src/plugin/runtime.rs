@@ -214,10 +214,17 @@ impl Runtime {
             stage,
             source: CallError::classify(store, e, limits::LOAD_DEADLINE),
         };
-        let bindings = compiled
+        let instance = compiled
             .pre
+            .instance_pre()
             .instantiate(&mut store)
             .map_err(|e| call_err("instantiation", &mut store, e))?;
+        let bindings = Plugin::new(&mut store, &instance)
+            .map_err(|e| call_err("instantiation", &mut store, e))?;
+        let handle = image_handle(&mut store, &instance).map_err(|e| LoadError::WrongWorld {
+            path: path.clone(),
+            reason: format!("{e:#}"),
+        })?;
         let handler = bindings.dataplane_handler_handler();
         let info = handler
             .call_describe(&mut store)
@@ -239,7 +246,7 @@ impl Runtime {
             info,
             kinds,
             store,
-            bindings,
+            (bindings, handle),
             limits.call_deadline,
         ))
     }
@@ -252,6 +259,26 @@ impl Drop for Runtime {
             let _ = ticker.join();
         }
     }
+}
+
+/// The `handle` export, type-checked once for pre-lowered batches
+/// ([`super::image::ImageArg`]) so calls can skip the check.
+fn image_handle(
+    store: &mut Store<Sandbox>,
+    instance: &wasmtime::component::Instance,
+) -> wasmtime::Result<wasmtime::component::Func> {
+    let not_found = || wasmtime::format_err!("`{HANDLER_EXPORT}` has no function `handle`");
+    let interface = instance
+        .get_export_index(&mut *store, None, HANDLER_EXPORT)
+        .ok_or_else(not_found)?;
+    let index = instance
+        .get_export_index(&mut *store, Some(&interface), "handle")
+        .ok_or_else(not_found)?;
+    let func = instance
+        .get_func(&mut *store, index)
+        .ok_or_else(not_found)?;
+    func.typed::<(super::image::ImageArg<'_>,), ()>(&*store)?;
+    Ok(func)
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`]; a call whose deadline

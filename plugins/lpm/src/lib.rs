@@ -340,6 +340,9 @@ pub struct Fib {
     entries: Arena<Entry>,
     /// One bit per entry slot: set by `begin_sweep`, cleared by an upsert.
     stale: Vec<u64>,
+    /// Live routes still stale since `begin_sweep`: when none are, the end
+    /// of a sweep has nothing to remove and skips its walk of every route.
+    stale_live: usize,
     /// Entry indices of prefixes holding several routes, sorted by rank.
     groups: Vec<Vec<u32>>,
     free_groups: Vec<u32>,
@@ -436,11 +439,16 @@ impl Fib {
     /// before [`Fib::end_sweep`] are removed by it.
     pub fn begin_sweep(&mut self) {
         self.stale.fill(!0);
+        self.stale_live = self.len;
     }
 
     /// Removes every route still stale since [`Fib::begin_sweep`]; returns how
     /// many. Without a `begin_sweep` it removes nothing.
     pub fn end_sweep(&mut self) -> usize {
+        if self.stale_live == 0 {
+            self.stale.fill(0);
+            return 0;
+        }
         let mut doomed = Vec::new();
         self.for_each_entry(|fib, r, idx| {
             if fib.is_stale(idx) {
@@ -451,12 +459,17 @@ impl Fib {
             self.remove(key);
         }
         self.stale.fill(0);
+        self.stale_live = 0;
         doomed.len()
     }
 
     /// Like [`Fib::end_sweep`], and hands each removed route to `removed`
     /// (after it is gone), so a caller can report what the sweep dropped.
     pub fn end_sweep_with(&mut self, mut removed: impl FnMut(Route)) -> usize {
+        if self.stale_live == 0 {
+            self.stale.fill(0);
+            return 0;
+        }
         let mut doomed = Vec::new();
         self.for_each_entry(|fib, r, idx| {
             if fib.is_stale(idx) {
@@ -464,6 +477,7 @@ impl Fib {
             }
         });
         self.stale.fill(0);
+        self.stale_live = 0;
         for route in &doomed {
             self.remove(&route.key());
         }
@@ -696,7 +710,8 @@ impl Fib {
         if word >= self.stale.len() {
             self.stale.resize(word + 1, 0);
         }
-        self.refresh(idx);
+        // A slot vacant at `begin_sweep` was not counted in `stale_live`.
+        self.stale[word] &= !(1 << (idx % 64));
         idx
     }
 
@@ -707,6 +722,7 @@ impl Fib {
     }
 
     fn drop_entry(&mut self, idx: u32) {
+        self.refresh(idx);
         let old = *self.entries.get(idx);
         self.entries.free(idx);
         self.release_entry(old);
@@ -716,8 +732,12 @@ impl Fib {
         self.stale[idx as usize / 64] & (1 << (idx % 64)) != 0
     }
 
+    /// Clears a live entry's stale bit, counting it off `stale_live`.
     fn refresh(&mut self, idx: u32) {
-        self.stale[idx as usize / 64] &= !(1 << (idx % 64));
+        if self.is_stale(idx) {
+            self.stale_live -= 1;
+            self.stale[idx as usize / 64] &= !(1 << (idx % 64));
+        }
     }
 
     fn same(&self, idx: u32, e: &Entry, v6: bool) -> bool {

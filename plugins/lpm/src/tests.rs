@@ -363,3 +363,30 @@ fn check_all(fib: &Fib, model: &BTreeMap<RouteKey, Route>) {
     });
     assert_eq!(&seen, model);
 }
+
+/// A sweep that every route survived (all re-added, one new, one removed
+/// and re-added) removes nothing, and the next one, with nothing re-added,
+/// removes them all: the count of stale routes stays exact.
+#[test]
+fn sweep_counts_stay_exact() {
+    let mut fib = Fib::new();
+    let gw = [hop(v4("192.0.2.1"))];
+    let routes: Vec<Route> = (0..300u32)
+        .map(|i| route(254, Addr::V4(0x0a00_0000 + (i << 8)), 24, 0, &gw))
+        .collect();
+    routes.iter().for_each(|r| {
+        fib.upsert(r.as_ref());
+    });
+    fib.begin_sweep();
+    fib.remove(&routes[7].key());
+    routes.iter().for_each(|r| {
+        fib.upsert(r.as_ref());
+    });
+    fib.upsert(route(254, v4("10.200.0.0"), 16, 0, &gw).as_ref());
+    assert_eq!(fib.end_sweep(), 0);
+    assert_eq!(fib.len(), 301);
+    fib.begin_sweep();
+    fib.remove(&routes[0].key());
+    assert_eq!(fib.end_sweep(), 300);
+    assert!(fib.is_empty());
+}
