@@ -160,6 +160,35 @@ impl Drop for Dphost {
     }
 }
 
+/// Waits (up to 60 s) until the machine is nearly idle: a namespace deleted
+/// with a million routes is freed by the kernel in the background for
+/// seconds, and would skew whatever is measured next.
+fn wait_for_idle() {
+    let busy_idle = || {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let cpu: Vec<u64> = stat
+            .lines()
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        let idle = cpu.get(3).copied().unwrap_or(0) + cpu.get(4).copied().unwrap_or(0);
+        (cpu.iter().sum::<u64>(), idle)
+    };
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        let (total0, idle0) = busy_idle();
+        std::thread::sleep(Duration::from_millis(500));
+        let (total1, idle1) = busy_idle();
+        let idle = (idle1 - idle0) as f64 / (total1 - total0).max(1) as f64;
+        if idle > 0.9 {
+            return;
+        }
+    }
+}
+
 fn cold_sync() {
     let ns = Netns::new("cold");
     let v4 = ns.inject(Family::V4, V4_ROUTES);
@@ -169,16 +198,26 @@ fn cold_sync() {
     let raw = (0..3)
         .map(|_| raw_dump(Some(&ns.0), None).expect("raw dump").seconds)
         .fold(f64::MAX, f64::min);
-    let started = Instant::now();
-    let dphost = Dphost::start(&ns);
-    let synced = dphost.wait_for_fib(total, started, Duration::from_secs(120));
-    let status = dphost.status();
-    let engine_sync = status["last_sync_ms"].as_f64().unwrap_or(0.0) / 1e3;
-    let (peak, rss) = dphost.memory();
+    // Best of three starts, like the raw dump.
+    let mut best: Option<(Duration, f64, Value, (f64, f64))> = None;
+    for _ in 0..3 {
+        wait_for_idle();
+        let started = Instant::now();
+        let dphost = Dphost::start(&ns);
+        let synced = dphost.wait_for_fib(total, started, Duration::from_secs(120));
+        let status = dphost.status();
+        let engine = status["last_sync_ms"].as_f64().unwrap_or(0.0) / 1e3;
+        let memory = dphost.memory();
+        if best.as_ref().is_none_or(|b| synced < b.0) {
+            best = Some((synced, engine, status, memory));
+        }
+    }
+    let (synced, engine_sync, status, (peak, rss)) = best.expect("three runs");
     println!(
         "\ncold sync of {total} kernel routes (1M IPv4 + 100k IPv6 injected, plus the kernel's own)"
     );
     println!("  raw dump, counting only (best of 3):   {raw:>7.3} s");
+    println!("  dphost, best of 3 starts:");
     println!(
         "  dphost engine sync (status)           {engine_sync:>7.3} s  ({:.2}x the raw dump)",
         engine_sync / raw
@@ -196,9 +235,11 @@ fn cold_sync() {
 
 fn live_follow() {
     let ns = Netns::new("live");
+    wait_for_idle();
     let dphost = Dphost::start(&ns);
     let base = ns.routes();
     dphost.wait_for_fib(base, Instant::now(), Duration::from_secs(30));
+    wait_for_idle();
     let report = ns.inject(Family::V4, V4_ROUTES);
     let after_last_insert = Instant::now();
     let total = ns.routes();
@@ -224,5 +265,6 @@ fn live_follow() {
 fn main() {
     println!("sync benchmark (root, throwaway namespaces)");
     cold_sync();
+    wait_for_idle();
     live_follow();
 }

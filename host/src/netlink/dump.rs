@@ -1,8 +1,16 @@
 //! One dump of one object kind on its own socket, read in bounded batches.
 //! It only reads and parses; what the objects mean is the mirror's business.
+//!
+//! The socket is read on a thread of its own, a few steps ahead of the
+//! engine: the kernel produces a dump only as it is read, so reading while
+//! the engine applies the previous step to the mirror overlaps the two
+//! (the kernel's side is about half of a cold sync).
 
 use std::io;
+use std::thread::JoinHandle;
 use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, bounded};
 
 use netlink_sys::Socket;
 
@@ -20,11 +28,24 @@ const RECV_BUF: usize = 1 << 20;
 /// and is retried.
 const DUMP_STALL: Duration = Duration::from_secs(10);
 
+/// Steps read ahead of the engine. Threat: none beyond memory; each step
+/// holds at most `sync_batch_limit` objects plus one datagram's worth.
+const STEPS_AHEAD: usize = 4;
+
+/// What the reading thread hands on.
+enum Step {
+    Objects(Vec<Change>),
+    End { interrupted: bool, unparsed: u64 },
+    Failed(io::Error),
+}
+
 /// A dump in progress.
 pub struct Dump {
     kind: ObjectKind,
-    socket: Socket,
-    buf: Vec<u8>,
+    /// The socket until the first step is asked for; then the thread has it.
+    socket: Option<Socket>,
+    steps: Option<Receiver<Step>>,
+    thread: Option<JoinHandle<()>>,
     done: bool,
     /// A reply carried NLM_F_DUMP_INTR: the set may be inconsistent.
     pub interrupted: bool,
@@ -41,8 +62,9 @@ impl Dump {
         socket.send(&wire::dump_request(kind, sequence), 0)?;
         Ok(Dump {
             kind,
-            socket,
-            buf: Vec::with_capacity(RECV_BUF),
+            socket: Some(socket),
+            steps: None,
+            thread: None,
             done: false,
             interrupted: false,
             unparsed: 0,
@@ -57,9 +79,100 @@ impl Dump {
         self.done
     }
 
+    /// The next step of at least `limit` objects (plus the rest of the last
+    /// datagram), or fewer at the end of the dump.
+    pub fn next_batch(&mut self, limit: usize, out: &mut Vec<Change>) -> io::Result<()> {
+        if self.done {
+            return Ok(());
+        }
+        if let Some(socket) = self.socket.take() {
+            self.spawn(socket, limit)?;
+        }
+        let step = self.steps.as_ref().and_then(|rx| rx.recv().ok());
+        match step {
+            Some(Step::Objects(objects)) => out.extend(objects),
+            Some(Step::End {
+                interrupted,
+                unparsed,
+            }) => {
+                self.done = true;
+                self.interrupted = interrupted;
+                self.unparsed = unparsed;
+            }
+            Some(Step::Failed(e)) => {
+                self.done = true;
+                return Err(e);
+            }
+            None => {
+                self.done = true;
+                return Err(io::Error::other("the dump reader stopped"));
+            }
+        }
+        Ok(())
+    }
+
+    fn spawn(&mut self, socket: Socket, limit: usize) -> io::Result<()> {
+        let (tx, rx) = bounded(STEPS_AHEAD);
+        let reader = DumpReader {
+            kind: self.kind,
+            socket,
+            buf: Vec::with_capacity(RECV_BUF),
+            done: false,
+            interrupted: false,
+            unparsed: 0,
+        };
+        self.thread = Some(
+            std::thread::Builder::new()
+                .name(format!("dphost-dump-{}", self.kind.name()))
+                .spawn(move || reader.run(limit.max(1), tx))?,
+        );
+        self.steps = Some(rx);
+        Ok(())
+    }
+}
+
+impl Drop for Dump {
+    fn drop(&mut self) {
+        // Dropping the receiver unblocks the reader, which then exits and
+        // closes the socket.
+        drop(self.steps.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The reading side: owns the socket, reads and parses in steps.
+struct DumpReader {
+    kind: ObjectKind,
+    socket: Socket,
+    buf: Vec<u8>,
+    done: bool,
+    interrupted: bool,
+    unparsed: u64,
+}
+
+impl DumpReader {
+    fn run(mut self, limit: usize, tx: Sender<Step>) {
+        while !self.done {
+            let mut objects = Vec::with_capacity(limit);
+            if let Err(e) = self.read_step(limit, &mut objects) {
+                let _ = tx.send(Step::Failed(e));
+                return;
+            }
+            if !objects.is_empty() && tx.send(Step::Objects(objects)).is_err() {
+                return;
+            }
+        }
+        let _ = tx.send(Step::End {
+            interrupted: self.interrupted,
+            unparsed: self.unparsed,
+        });
+    }
+
     /// Reads until at least `limit` objects are in `out` (plus the rest of
     /// the last datagram) or the dump ends.
-    pub fn next_batch(&mut self, limit: usize, out: &mut Vec<Change>) -> io::Result<()> {
+    fn read_step(&mut self, limit: usize, out: &mut Vec<Change>) -> io::Result<()> {
         while !self.done && out.len() < limit {
             self.buf.clear();
             match self.socket.recv(&mut self.buf, 0) {

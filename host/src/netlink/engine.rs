@@ -292,12 +292,16 @@ impl Engine {
     }
 
     fn lost(&mut self, loss: Loss) {
+        self.count_loss(&loss);
+        tracing::warn!(netns = %self.netns.describe(), "{loss}: resynchronising");
+        self.resync(false);
+    }
+
+    fn count_loss(&self, loss: &Loss) {
         match loss {
             Loss::Overrun => self.stats.enobufs.fetch_add(1, Ordering::Relaxed),
             Loss::Socket(_) => self.stats.socket_errors.fetch_add(1, Ordering::Relaxed),
         };
-        tracing::warn!(netns = %self.netns.describe(), "{loss}: resynchronising");
-        self.resync(false);
     }
 
     /// Applies live changes to the mirror and dispatches what it emits.
@@ -451,10 +455,11 @@ impl Engine {
             }
             self.flush(self.config.sync_batch_delay);
             self.serve_pending();
-            if let Some(reader) = &self.reader
-                && reader.is_lost()
-            {
-                return Err(SyncError::Lost(Loss::Overrun));
+            // The reader (and its queued `Lost` notice) is dropped by the
+            // resync this leads to, so the loss is counted here.
+            if let Some(loss) = self.reader.as_ref().and_then(Reader::loss) {
+                self.count_loss(&loss);
+                return Err(SyncError::Lost(loss));
             }
         }
         if dump.interrupted {

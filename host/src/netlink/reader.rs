@@ -8,8 +8,8 @@
 //! becomes a resync.
 
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -66,7 +66,7 @@ pub struct Reader {
     stop: Arc<AtomicBool>,
     /// Set as soon as the stream breaks, before the `Lost` notice is queued
     /// behind any changes, so a sync can notice it between batches.
-    lost: Arc<AtomicBool>,
+    lost: Arc<OnceLock<Loss>>,
     rx: Option<Receiver<Notice>>,
     thread: Option<JoinHandle<()>>,
     /// The receive buffer size the kernel granted.
@@ -85,7 +85,7 @@ impl Reader {
         socket::set_recv_timeout(&socket, STOP_POLL)?;
         let (tx, rx) = bounded(NOTICE_QUEUE);
         let stop = Arc::new(AtomicBool::new(false));
-        let lost = Arc::new(AtomicBool::new(false));
+        let lost = Arc::new(OnceLock::new());
         let state = ReadLoop {
             socket,
             tx,
@@ -110,9 +110,10 @@ impl Reader {
         self.rx.as_ref().expect("receiver lives until drop")
     }
 
-    /// True once the stream broke (the `Lost` notice may still be queued).
-    pub fn is_lost(&self) -> bool {
-        self.lost.load(Ordering::Acquire)
+    /// Why the stream broke, once it has (the `Lost` notice may still be
+    /// queued behind changes).
+    pub fn loss(&self) -> Option<Loss> {
+        self.lost.get().cloned()
     }
 }
 
@@ -131,7 +132,7 @@ struct ReadLoop {
     socket: Socket,
     tx: Sender<Notice>,
     stop: Arc<AtomicBool>,
-    lost: Arc<AtomicBool>,
+    lost: Arc<OnceLock<Loss>>,
     batch_size: usize,
     counters: Arc<ReaderCounters>,
 }
@@ -193,12 +194,12 @@ impl ReadLoop {
     /// The stream broke: what is batched is dropped (the engine resyncs
     /// from a dump anyway) and the loss is reported.
     fn fail(&self, error: &io::Error) {
-        self.lost.store(true, Ordering::Release);
         let loss = if error.raw_os_error() == Some(libc::ENOBUFS) {
             Loss::Overrun
         } else {
             Loss::Socket(error.to_string())
         };
+        let _ = self.lost.set(loss.clone());
         let _ = self.tx.send(Notice::Lost(loss));
     }
 }
