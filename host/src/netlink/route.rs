@@ -186,7 +186,12 @@ fn next_hops(attrs: &[RouteAttribute], flags: u8) -> NextHops {
         RouteAttribute::Oif(oif) => Some(*oif),
         _ => None,
     });
-    let gateway = gateway(attrs);
+    single_hop(gateway(attrs), oif, flags)
+}
+
+/// A route's one next hop from its RTA_GATEWAY/RTA_VIA and RTA_OIF and the
+/// header's RTNH_F_* flags; none when it names neither.
+pub fn single_hop(gateway: Option<IpAddress>, oif: Option<u32>, flags: u8) -> NextHops {
     if oif.is_none() && gateway.is_none() {
         return NextHops::None;
     }
@@ -282,18 +287,7 @@ pub fn key(route: &Route) -> RouteKey {
 
 /// The compact form the mirror stores.
 pub fn to_lpm(route: &Route) -> dphost_lpm::Route {
-    dphost_lpm::Route {
-        table: route.table,
-        dst: to_addr(route.dst.address),
-        len: route.dst.length,
-        tos: route.tos,
-        kind: route.kind as u8,
-        protocol: route.protocol,
-        scope: route.scope,
-        metric: route.metric,
-        prefsrc: route.prefsrc.map(to_addr),
-        nexthops: hops(&route.nexthops).iter().map(to_lpm_hop).collect(),
-    }
+    with_lpm(route, |r| r.to_route())
 }
 
 /// Calls `f` with the borrowed compact form of a route: what the mirror

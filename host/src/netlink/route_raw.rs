@@ -5,7 +5,7 @@
 //! was the engine's largest cost after the kernel's own. Never touches
 //! sockets or the mirror.
 
-use crate::netlink::route::{collapse, route_type};
+use crate::netlink::route::{collapse, route_type, single_hop};
 use crate::wit::{Family, IpAddress, IpPrefix, NextHop, NextHops, Route, RouteType};
 
 const AF_INET: u8 = 2;
@@ -157,7 +157,7 @@ pub fn parse(payload: &[u8]) -> Option<Route> {
     if forwards(kind) {
         route.nexthops = match multipath {
             Some(hops) => collapse(multipath_hops(hops)),
-            None => single_hop(attrs, oif, (flags & RTNH_F_MASK) as u8),
+            None => single_hop(gateway(attrs), oif, (flags & RTNH_F_MASK) as u8),
         };
     }
     Some(route)
@@ -168,19 +168,6 @@ fn forwards(kind: RouteType) -> bool {
         kind,
         RouteType::Blackhole | RouteType::Unreachable | RouteType::Prohibit | RouteType::Throw
     )
-}
-
-fn single_hop(attrs: &[u8], oif: Option<u32>, flags: u8) -> NextHops {
-    let gateway = gateway(attrs);
-    if oif.is_none() && gateway.is_none() {
-        return NextHops::None;
-    }
-    NextHops::One(NextHop {
-        gateway,
-        ifindex: oif.unwrap_or(0),
-        weight: 1,
-        flags,
-    })
 }
 
 /// RTA_MULTIPATH: rtnexthop records, each followed by its own attributes.

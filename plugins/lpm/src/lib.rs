@@ -445,22 +445,7 @@ impl Fib {
     /// Removes every route still stale since [`Fib::begin_sweep`]; returns how
     /// many. Without a `begin_sweep` it removes nothing.
     pub fn end_sweep(&mut self) -> usize {
-        if self.stale_live == 0 {
-            self.stale.fill(0);
-            return 0;
-        }
-        let mut doomed = Vec::new();
-        self.for_each_entry(|fib, r, idx| {
-            if fib.is_stale(idx) {
-                doomed.push(r.key());
-            }
-        });
-        for key in &doomed {
-            self.remove(key);
-        }
-        self.stale.fill(0);
-        self.stale_live = 0;
-        doomed.len()
+        self.end_sweep_with(|_| {})
     }
 
     /// Like [`Fib::end_sweep`], and hands each removed route to `removed`
