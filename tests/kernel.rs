@@ -276,15 +276,17 @@ fn fib_lookups_agree_with_ip_route_get() {
 }
 
 /// Dumps that see the table change under them (NLM_F_DUMP_INTR) are
-/// redone: reconciliations after link changes dump 1500 addresses in small
-/// paced steps while addresses come and go, and the mirror still converges.
+/// redone: reconciliations after link changes dump 10000 addresses (some
+/// twenty kernel chunks, far more than the dump reader reads ahead) in
+/// small paced steps while addresses come and go, and the mirror still
+/// converges.
 #[test]
 fn interrupted_dumps_are_redone() {
     let Some(ns) = TestNetns::new("intr") else {
         return;
     };
     topology(&ns);
-    let addrs: Vec<String> = (0..1500)
+    let addrs: Vec<String> = (0..10000)
         .map(|i| format!("addr add 172.16.{}.{}/32 dev d0", i / 250, i % 250 + 1))
         .collect();
     ns.batch(&addrs);

@@ -126,6 +126,19 @@ pub struct PluginView {
     pub calls: u64,
     pub overflows: u64,
     pub memory_bytes: u64,
+    /// Filled in by the engine from its supervisor: restarts after crashes,
+    /// reloads, whether it is disabled, and the last refused reload.
+    pub supervision: Supervision,
+}
+
+/// What the supervisor reports of a plugin.
+#[derive(Clone, Debug, Default)]
+pub struct Supervision {
+    pub restarts: u64,
+    pub reloads: u64,
+    pub recent_crashes: usize,
+    pub disabled: bool,
+    pub rejected: Option<crate::plugin::supervisor::Rejected>,
 }
 
 /// Why a query got no answer from the plugin.
@@ -152,6 +165,13 @@ enum Job {
     Batch(Arc<[Event]>),
     /// A resync's batches, as one job so it never waits for queue room.
     Replay(Vec<Arc<[Event]>>),
+    /// A new instance (a reload or a restart): it is replayed `replay`, then
+    /// takes the old one's place; if the replay fails, the old one stays.
+    Swap {
+        instance: Box<Instance>,
+        replay: Vec<Arc<[Event]>>,
+        reply: Sender<Result<(), CallError>>,
+    },
     /// A query; the worker sends the answer (or why there is none).
     Query {
         request: String,
@@ -320,6 +340,53 @@ impl Dispatcher {
         }
     }
 
+    /// Queues a new instance for a plugin (a reload or a restart): its
+    /// worker replays `replay` (the mirror now, filtered to the new
+    /// instance's kinds) into it and swaps it in, after everything queued
+    /// before and before everything dispatched after. The outcome arrives
+    /// on the returned channel. Waits for queue room up to `wait`.
+    pub fn swap(
+        &mut self,
+        id: PluginId,
+        instance: Instance,
+        replay: &[Arc<[Event]>],
+        wait: Duration,
+    ) -> Result<Receiver<Result<(), CallError>>, QueryError> {
+        let Some(Some(slot)) = self.slots.get_mut(id) else {
+            return Err(QueryError::NoSuchPlugin(format!("#{id}")));
+        };
+        slot.kinds = instance.kinds();
+        slot.info = instance.info().clone();
+        let batches = replay
+            .iter()
+            .map(|batch| subset(batch, slot.kinds, &mut Vec::new()))
+            .filter(|events| !events.is_empty())
+            .collect();
+        let (tx, rx) = bounded(1);
+        let job = Job::Swap {
+            instance: Box::new(instance),
+            replay: batches,
+            reply: tx,
+        };
+        // From here on batches queue behind the swap: a plugin that had
+        // failed (or overflowed) takes them again, through its new instance.
+        // Set before sending, so a replay that fails at once is not undone.
+        let was = slot.status.state();
+        slot.status.set_state(PluginState::Live);
+        if slot.tx.send_timeout(job, wait).is_err() {
+            slot.status.set_state(was);
+            return Err(QueryError::Timeout(slot.name.to_string()));
+        }
+        Ok(rx)
+    }
+
+    /// Updates what the host records of a plugin's file after a reload.
+    pub fn set_meta(&mut self, id: PluginId, meta: PluginMeta) {
+        if let Some(Some(slot)) = self.slots.get_mut(id) {
+            slot.meta = meta;
+        }
+    }
+
     /// Asks a plugin a query and waits for the answer. It is answered after
     /// every batch dispatched before it, so the answer reflects them.
     pub fn query(
@@ -454,6 +521,7 @@ impl Slot {
             calls: self.status.calls.load(Ordering::Relaxed),
             overflows: self.status.overflows.load(Ordering::Relaxed),
             memory_bytes: self.status.memory_bytes.load(Ordering::Relaxed),
+            supervision: Supervision::default(),
         }
     }
 }
@@ -496,6 +564,13 @@ impl Worker {
             match job {
                 Job::Batch(events) => self.deliver(&events),
                 Job::Replay(batches) => batches.iter().for_each(|events| self.deliver(events)),
+                Job::Swap {
+                    instance,
+                    replay,
+                    reply,
+                } => {
+                    let _ = reply.send(self.swap(*instance, &replay));
+                }
                 Job::Query {
                     request,
                     plugin,
@@ -516,6 +591,28 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Replays `replay` into `new`, then keeps it in place of the current
+    /// instance (dropped only now). If the replay fails, the current
+    /// instance, if any, goes on as it was.
+    fn swap(&mut self, new: Instance, replay: &[Arc<[Event]>]) -> Result<(), CallError> {
+        let old = self.instance.replace(new);
+        let was = self.status.state();
+        self.status.set_state(PluginState::Live);
+        for batch in replay {
+            for chunk in batch.chunks(MAX_EVENTS_PER_CALL) {
+                if let Some(Err(error)) = self.call(|instance| instance.handle(chunk)) {
+                    if let Some(old) = old {
+                        self.instance = Some(old);
+                        self.status.set_state(was);
+                    }
+                    return Err(error);
+                }
+            }
+        }
+        drop(old);
+        Ok(())
     }
 
     /// Delivers a batch in calls of at most [`MAX_EVENTS_PER_CALL`] events.

@@ -9,7 +9,8 @@
 //! - [`wit`]: the plugin API's bindings and the one event type.
 //! - [`dispatch`]: one ordered, bounded queue and one worker per plugin; the
 //!   barrier for plugins that are not mp-safe.
-//! - [`plugin`]: loading, validating, sandboxing and calling one plugin.
+//! - [`plugin`]: loading, validating, sandboxing and calling one plugin;
+//!   [`plugins`]: the loaded set the engine takes over.
 //! - [`control`]: the HTTP control API and its client; [`config`]: the
 //!   TOML configuration.
 
@@ -19,4 +20,5 @@ pub mod dispatch;
 pub mod mirror;
 pub mod netlink;
 pub mod plugin;
+pub mod plugins;
 pub mod wit;

@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::bounded;
 use dphost::control::server::status_json;
-use dphost::dispatch::{DispatchOptions, Dispatcher, PluginMeta};
+use dphost::dispatch::DispatchOptions;
 use dphost::netlink::engine::{Engine, EngineHandle, NetlinkConfig, Request};
 use dphost::netlink::socket::Netns;
-use dphost::plugin::{Instance, Limits, Runtime};
+use dphost::plugin::{Limits, Runtime};
+use dphost::plugins::{Plugins, Prepared};
 use dphost::wit::ObjectKind;
 use serde_json::Value;
 
@@ -45,31 +46,26 @@ pub fn test_config() -> NetlinkConfig {
 pub struct Host {
     pub handle: EngineHandle,
     thread: Option<JoinHandle<()>>,
-    runtime: Runtime,
+    runtime: std::sync::Arc<Runtime>,
 }
 
-fn instantiate(runtime: &Runtime, spec: &Spec) -> (Instance, PluginMeta) {
-    let compiled = runtime.compile(&spec.path).expect("compile");
-    let instance = runtime
-        .instantiate(&compiled, spec.name, spec.config, &spec.limits)
-        .expect("instantiate");
-    let meta = PluginMeta {
-        path: compiled.path.clone(),
-        sha256: compiled.sha256.clone(),
-        limits: spec.limits.clone(),
-    };
-    (instance, meta)
+fn prepare(runtime: &Runtime, spec: &Spec) -> Prepared {
+    Plugins::prepare(runtime, &spec.path, spec.name, spec.config, &spec.limits)
+        .expect("plugin loads")
 }
 
 impl Host {
-    pub fn start(ns: &TestNetns, config: NetlinkConfig, plugins: &[Spec]) -> Host {
-        let runtime = Runtime::new(None).expect("runtime");
-        let mut dispatcher = Dispatcher::new(DispatchOptions::default());
-        for spec in plugins {
-            let (instance, meta) = instantiate(&runtime, spec);
-            dispatcher.add(instance, meta).expect("worker");
+    pub fn start(ns: &TestNetns, config: NetlinkConfig, specs: &[Spec]) -> Host {
+        let runtime = std::sync::Arc::new(Runtime::new(None).expect("runtime"));
+        let mut plugins = Plugins::new(runtime.clone(), DispatchOptions::default());
+        // Tests do not wait a second for each restart.
+        plugins.restart_base = Duration::from_millis(50);
+        for spec in specs {
+            plugins
+                .load(&spec.path, spec.name, spec.config, &spec.limits)
+                .expect("plugin loads");
         }
-        let (engine, handle) = Engine::new(config, Netns::named(&ns.name), dispatcher);
+        let (engine, handle) = Engine::new(config, Netns::named(&ns.name), plugins);
         let thread = std::thread::spawn(move || engine.run());
         let host = Host {
             handle,
@@ -127,13 +123,30 @@ impl Host {
 
     /// Loads a plugin while the engine runs.
     pub fn add(&self, spec: &Spec) {
-        let (instance, meta) = instantiate(&self.runtime, spec);
+        let prepared = prepare(&self.runtime, spec);
         self.ask(|reply| Request::AddPlugin {
-            instance: Box::new(instance),
-            meta,
+            instance: Box::new(prepared.instance),
+            meta: prepared.meta,
+            supervised: Box::new(prepared.supervised),
             reply,
         })
         .expect("worker");
+    }
+
+    /// `ctl reload NAME`: the plugin's answer, or why it was refused.
+    pub fn reload(&self, plugin: &str) -> Result<String, String> {
+        self.ask(|reply| Request::Reload {
+            plugin: plugin.to_string(),
+            reply,
+        })
+    }
+
+    /// `ctl enable NAME`.
+    pub fn enable(&self, plugin: &str) -> Result<String, String> {
+        self.ask(|reply| Request::Enable {
+            plugin: plugin.to_string(),
+            reply,
+        })
     }
 
     /// Polls `done` until it holds or `timeout` passes.

@@ -29,6 +29,11 @@ enum CtlCommand {
     Query { name: String, request: String },
     /// The mirror's contents: links, addresses, neighbours or routes.
     Mirror { kind: String },
+    /// Load a plugin's file again and swap it in after a replay of the
+    /// mirror; the old instance runs on if the new one fails.
+    Reload { name: String },
+    /// Clear a disabled plugin's crashes and restart it.
+    Enable { name: String },
 }
 
 pub fn ctl(args: CtlArgs) -> Result<()> {
@@ -43,6 +48,8 @@ pub fn ctl(args: CtlArgs) -> Result<()> {
             ("POST", format!("/plugins/{name}/query"), request.clone())
         }
         CtlCommand::Mirror { kind } => ("GET", format!("/mirror/{kind}"), String::new()),
+        CtlCommand::Reload { name } => ("POST", format!("/plugins/{name}/reload"), String::new()),
+        CtlCommand::Enable { name } => ("POST", format!("/plugins/{name}/enable"), String::new()),
     };
     let answer = client::request(&addr, method, &path, &body)?;
     let value: Value = serde_json::from_str(&answer.body).unwrap_or(Value::String(answer.body));
@@ -62,6 +69,9 @@ pub fn ctl(args: CtlArgs) -> Result<()> {
         CtlCommand::Plugins => print_plugins(&value),
         CtlCommand::Query { .. } | CtlCommand::Mirror { .. } => {
             println!("{}", serde_json::to_string_pretty(&value)?)
+        }
+        CtlCommand::Reload { .. } | CtlCommand::Enable { .. } => {
+            println!("{}", value["result"].as_str().unwrap_or_default())
         }
     }
     Ok(())
@@ -119,6 +129,23 @@ fn print_status(s: &Value) {
         );
         if let Some(failure) = p["failure"].as_str() {
             println!("{:<16} failure: {failure}", "");
+        }
+        if n("restarts") + n("reloads") > 0 {
+            println!(
+                "{:<16} restarts {}, reloads {}, recent crashes {}",
+                "",
+                n("restarts"),
+                n("reloads"),
+                n("recent_crashes")
+            );
+        }
+        if let Some(reason) = p["rejected"]["reason"].as_str() {
+            let hash = p["rejected"]["sha256"].as_str().unwrap_or("");
+            println!(
+                "{:<16} last reload refused ({}): {reason}",
+                "",
+                &hash[..hash.len().min(12)]
+            );
         }
     }
 }

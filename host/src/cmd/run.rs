@@ -6,14 +6,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use dphost::config::{Config, PluginSection};
 use dphost::control::{ControlAddr, server};
-use dphost::dispatch::{DispatchOptions, Dispatcher, PluginMeta};
+use dphost::dispatch::DispatchOptions;
 use dphost::netlink::engine::Engine;
 use dphost::netlink::socket::Netns;
 use dphost::plugin::{Runtime, cache::CodeCache};
+use dphost::plugins::Plugins;
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -89,16 +90,27 @@ pub fn run(args: RunArgs) -> Result<()> {
         .cache_dir
         .clone()
         .unwrap_or_else(CodeCache::default_root);
-    let runtime = Runtime::new((!args.no_cache).then_some(cache_root.as_path()))?;
-    let mut dispatcher = Dispatcher::new(DispatchOptions::default());
+    let runtime = Arc::new(Runtime::new(
+        (!args.no_cache).then_some(cache_root.as_path()),
+    )?);
+    let mut plugins = Plugins::new(runtime.clone(), DispatchOptions::default());
     for plugin in &config.plugins {
-        load(&runtime, &mut dispatcher, plugin)?;
+        let limits = plugin.limits();
+        let id = plugins
+            .load(
+                &plugin.path,
+                plugin.name.as_deref(),
+                &plugin.config,
+                &limits,
+            )
+            .with_context(|| format!("loading plugin {}", plugin.path.display()))?;
+        tracing::info!(plugin = %plugins.dispatcher.plugins()[id].name, file = %plugin.path.display(), "loaded");
     }
     let netns = match &config.netns {
         Some(name) => Netns::named(name),
         None => Netns::current(),
     };
-    let (engine, handle) = Engine::new(config.netlink.to_config(), netns, dispatcher);
+    let (engine, handle) = Engine::new(config.netlink.to_config(), netns, plugins);
     let _control = server::spawn(controls.clone(), handle.clone())?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -132,30 +144,4 @@ fn control_addrs(configured: &[String]) -> Result<Vec<ControlAddr>> {
         .iter()
         .map(|a| a.parse().map_err(anyhow::Error::from))
         .collect()
-}
-
-fn load(runtime: &Runtime, dispatcher: &mut Dispatcher, plugin: &PluginSection) -> Result<()> {
-    let limits = plugin.limits();
-    let compiled = runtime.compile(&plugin.path)?;
-    let instance =
-        runtime.instantiate(&compiled, plugin.name.as_deref(), &plugin.config, &limits)?;
-    let name = instance.name().clone();
-    if dispatcher.id(&name).is_some() {
-        bail!("two plugins are named {name:?}: give one a `name` in the config");
-    }
-    tracing::info!(
-        plugin = %name,
-        file = %plugin.path.display(),
-        cached = compiled.from_cache,
-        "loaded"
-    );
-    let meta = PluginMeta {
-        path: compiled.path.clone(),
-        sha256: compiled.sha256.clone(),
-        limits,
-    };
-    dispatcher
-        .add(instance, meta)
-        .with_context(|| format!("starting the worker of plugin {name:?}"))?;
-    Ok(())
 }

@@ -5,6 +5,8 @@
 //! | `GET /status` | engine state, counters, mirror sizes, plugins |
 //! | `GET /plugins` | every plugin: name, file, hash, mp-safe, state |
 //! | `POST /plugins/{name}/query` | the plugin's answer to the request body |
+//! | `POST /plugins/{name}/reload` | loads the plugin's file again and swaps it in |
+//! | `POST /plugins/{name}/enable` | clears a disabled plugin's crashes and restarts it |
 //! | `GET /mirror/{kind}` | the mirror's links, addresses, neighbours or routes |
 
 use std::os::unix::fs::PermissionsExt;
@@ -40,6 +42,8 @@ pub fn spawn(addrs: Vec<ControlAddr>, engine: EngineHandle) -> Result<std::threa
         .route("/status", get(status))
         .route("/plugins", get(plugins))
         .route("/plugins/{name}/query", post(query))
+        .route("/plugins/{name}/reload", post(reload))
+        .route("/plugins/{name}/enable", post(enable))
         .route("/mirror/{kind}", get(mirror))
         .with_state(engine);
     let mut servers = Vec::new();
@@ -161,14 +165,35 @@ pub fn status_json(engine: &EngineHandle, plugins: &[PluginView]) -> Value {
         "replays": load(&s.replays),
         "plugins": plugins.iter().map(|p| json!({
             "name": &*p.name,
-            "state": p.state.name(),
+            "state": state_name(p),
             "failure": failure(&p.state),
             "events": p.events,
             "calls": p.calls,
             "overflows": p.overflows,
             "memory_bytes": p.memory_bytes,
+            "restarts": p.supervision.restarts,
+            "reloads": p.supervision.reloads,
+            "recent_crashes": p.supervision.recent_crashes,
+            "rejected": rejected(p),
         })).collect::<Vec<_>>(),
     })
+}
+
+/// The dispatcher's state, or "disabled" when the supervisor gave up.
+fn state_name(p: &PluginView) -> &'static str {
+    if p.supervision.disabled {
+        "disabled"
+    } else {
+        p.state.name()
+    }
+}
+
+/// The last refused reload: the file's hash and the reason.
+fn rejected(p: &PluginView) -> Value {
+    match &p.supervision.rejected {
+        Some(r) => json!({"sha256": r.sha256, "reason": r.reason}),
+        None => Value::Null,
+    }
 }
 
 fn failure(state: &PluginState) -> Value {
@@ -193,8 +218,11 @@ async fn plugins(State(engine): State<EngineHandle>) -> Response {
                 "sha256": p.meta.sha256,
                 "mp_safe": p.info.mp_safe,
                 "kinds": p.info.kinds.iter().map(|k| k.name()).collect::<Vec<_>>(),
-                "state": p.state.name(),
+                "state": state_name(p),
                 "failure": failure(&p.state),
+                "restarts": p.supervision.restarts,
+                "reloads": p.supervision.reloads,
+                "rejected": rejected(p),
             })
         })
         .collect();
@@ -228,6 +256,35 @@ async fn query(
             StatusCode::GATEWAY_TIMEOUT,
             format!("plugin {name:?} did not answer in time"),
         ),
+    }
+}
+
+async fn reload(State(engine): State<EngineHandle>, Path(name): Path<String>) -> Response {
+    answer_of(
+        ask(&engine, |reply| Request::Reload {
+            plugin: name,
+            reply,
+        })
+        .await,
+    )
+}
+
+async fn enable(State(engine): State<EngineHandle>, Path(name): Path<String>) -> Response {
+    answer_of(
+        ask(&engine, |reply| Request::Enable {
+            plugin: name,
+            reply,
+        })
+        .await,
+    )
+}
+
+/// A command's outcome as `{"result": ...}` or an error.
+fn answer_of(asked: Result<Result<String, String>, Response>) -> Response {
+    match asked {
+        Ok(Ok(message)) => json_response(StatusCode::OK, json!({ "result": message }).to_string()),
+        Ok(Err(message)) => error(StatusCode::UNPROCESSABLE_ENTITY, message),
+        Err(response) => response,
     }
 }
 

@@ -32,10 +32,12 @@ use super::dump::Dump;
 use super::reader::{Loss, Notice, Reader, ReaderCounters};
 use super::socket::Netns;
 use crate::dispatch::{
-    Dispatcher, MAX_EVENTS_PER_CALL, PluginId, PluginMeta, PluginView, QueryError,
+    Dispatcher, MAX_EVENTS_PER_CALL, PluginId, PluginMeta, PluginState, PluginView, QueryError,
+    Supervision,
 };
 use crate::mirror::Mirror;
-use crate::plugin::Instance;
+use crate::plugin::supervisor::{Rejected, Supervised, Verdict};
+use crate::plugin::{CallError, Compiled, Instance, Runtime};
 use crate::wit::{Event, KindSet, ObjectKind};
 
 /// The seed's knobs, with its defaults.
@@ -171,7 +173,42 @@ pub enum Request {
     AddPlugin {
         instance: Box<Instance>,
         meta: PluginMeta,
+        supervised: Box<Supervised>,
         reply: Sender<std::io::Result<PluginId>>,
+    },
+    /// Load a plugin's file again (compiled off the engine's thread) and
+    /// swap the new instance in after a replay of the mirror.
+    Reload {
+        plugin: String,
+        reply: Sender<Result<String, String>>,
+    },
+    /// Clear a plugin's crash record and restart it (`ctl enable`).
+    Enable {
+        plugin: String,
+        reply: Sender<Result<String, String>>,
+    },
+    /// A reload's new instance, ready (sent by the reloading thread).
+    Swap {
+        id: PluginId,
+        instance: Box<Instance>,
+        compiled: Box<Compiled>,
+        reply: Sender<Result<String, String>>,
+    },
+    /// A reload that failed before it had an instance.
+    Refused {
+        id: PluginId,
+        rejected: Rejected,
+        reply: Sender<Result<String, String>>,
+    },
+}
+
+/// A new instance being replayed by its worker.
+enum Pending {
+    Restart(Receiver<Result<(), CallError>>),
+    Reload {
+        outcome: Receiver<Result<(), CallError>>,
+        compiled: Box<Compiled>,
+        reply: Sender<Result<String, String>>,
     },
 }
 
@@ -205,6 +242,14 @@ pub struct Engine {
     netns: Netns,
     mirror: Mirror,
     dispatcher: Dispatcher,
+    /// Makes new instances: restarts and reloads.
+    runtime: Arc<Runtime>,
+    /// Per plugin: what makes a new instance of it, and its crash record.
+    supervised: std::collections::HashMap<PluginId, Supervised>,
+    /// New instances being replayed, per plugin.
+    pending: std::collections::HashMap<PluginId, Pending>,
+    /// The engine's own request sender, for the reloading threads.
+    requests_tx: Sender<Request>,
     stats: Arc<EngineStats>,
     requests: Receiver<Request>,
     stop: Arc<AtomicBool>,
@@ -227,13 +272,19 @@ impl Engine {
     pub fn new(
         config: NetlinkConfig,
         netns: Netns,
-        dispatcher: Dispatcher,
+        plugins: crate::plugins::Plugins,
     ) -> (Engine, EngineHandle) {
+        let crate::plugins::Plugins {
+            runtime,
+            dispatcher,
+            supervised,
+            ..
+        } = plugins;
         let (tx, rx) = bounded(REQUEST_QUEUE);
         let stats = Arc::new(EngineStats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let handle = EngineHandle {
-            requests: tx,
+            requests: tx.clone(),
             stats: stats.clone(),
             stop: stop.clone(),
         };
@@ -242,6 +293,10 @@ impl Engine {
             netns,
             mirror: Mirror::new(),
             dispatcher,
+            runtime,
+            supervised,
+            pending: std::collections::HashMap::new(),
+            requests_tx: tx,
             stats,
             requests: rx,
             stop,
@@ -289,6 +344,7 @@ impl Engine {
             self.reconcile_due = None;
             self.reconcile_after_link_change();
         }
+        self.supervise();
     }
 
     fn lost(&mut self, loss: Loss) {
@@ -513,6 +569,238 @@ impl Engine {
         }
     }
 
+    fn find(&self, name: &str) -> Option<PluginId> {
+        self.dispatcher.id(name)
+    }
+
+    /// The dispatcher's view of each plugin, with what the supervisor knows.
+    fn plugin_views(&self) -> Vec<PluginView> {
+        let mut views = self.dispatcher.plugins();
+        for view in &mut views {
+            if let Some(s) = self.supervised.get(&view.id) {
+                view.supervision = Supervision {
+                    restarts: s.restarts,
+                    reloads: s.reloads,
+                    recent_crashes: s.policy.recent(),
+                    disabled: s.disabled,
+                    rejected: s.rejected.clone(),
+                };
+            }
+        }
+        views
+    }
+
+    /// Restarts crashed plugins when their backoff has passed, disables the
+    /// ones that keep crashing, and settles finished swaps.
+    fn supervise(&mut self) {
+        let now = Instant::now();
+        for view in self.dispatcher.plugins() {
+            let id = view.id;
+            if self.settle(id) {
+                continue;
+            }
+            let Some(s) = self.supervised.get_mut(&id) else {
+                continue;
+            };
+            if let PluginState::Failed(reason) = &view.state
+                && s.restart_at.is_none()
+                && !s.disabled
+            {
+                match s.crashed(now) {
+                    Verdict::Restart(at) => tracing::warn!(
+                        plugin = %view.name,
+                        "{reason}; restarting in {:?}",
+                        at.saturating_duration_since(now)
+                    ),
+                    Verdict::Disable => tracing::error!(
+                        plugin = %view.name,
+                        "{reason}; crashed too often, disabled until `dphost ctl enable`"
+                    ),
+                }
+            }
+            if s.restart_at.is_some_and(|at| at <= now) {
+                s.restart_at = None;
+                self.restart(id);
+            }
+        }
+    }
+
+    /// Handles the outcome of a swap in progress; true while one is.
+    fn settle(&mut self, id: PluginId) -> bool {
+        let outcome = match self.pending.get(&id) {
+            None => return false,
+            Some(Pending::Restart(rx)) | Some(Pending::Reload { outcome: rx, .. }) => {
+                match rx.try_recv() {
+                    Ok(outcome) => outcome,
+                    Err(crossbeam_channel::TryRecvError::Empty) => return true,
+                    Err(crossbeam_channel::TryRecvError::Disconnected) => Err(CallError::Poisoned),
+                }
+            }
+        };
+        let Some(pending) = self.pending.remove(&id) else {
+            return false;
+        };
+        let Some(s) = self.supervised.get_mut(&id) else {
+            return false;
+        };
+        match (pending, outcome) {
+            (Pending::Restart(_), Ok(())) => s.restarts += 1,
+            (Pending::Restart(_), Err(_)) => {}
+            (
+                Pending::Reload {
+                    compiled, reply, ..
+                },
+                Ok(()),
+            ) => {
+                let message = format!(
+                    "reloaded {} (sha256 {})",
+                    compiled.path.display(),
+                    compiled.sha256
+                );
+                let meta = PluginMeta {
+                    path: compiled.path.clone(),
+                    sha256: compiled.sha256.clone(),
+                    limits: s.limits.clone(),
+                };
+                s.compiled = *compiled;
+                s.reloads += 1;
+                s.rejected = None;
+                s.disabled = false;
+                s.policy.clear();
+                self.dispatcher.set_meta(id, meta);
+                let _ = reply.send(Ok(message));
+            }
+            (
+                Pending::Reload {
+                    compiled, reply, ..
+                },
+                Err(e),
+            ) => {
+                let reason = format!("the new instance failed its replay: {e}");
+                s.rejected = Some(Rejected {
+                    sha256: compiled.sha256.clone(),
+                    reason: reason.clone(),
+                });
+                let _ = reply.send(Err(format!(
+                    "reload refused, the old instance runs on: {reason}"
+                )));
+            }
+        }
+        false
+    }
+
+    /// A fresh instance from the same compiled component, replayed the
+    /// mirror, in place of a crashed one.
+    fn restart(&mut self, id: PluginId) {
+        let Some(s) = self.supervised.get(&id) else {
+            return;
+        };
+        match self
+            .runtime
+            .instantiate(&s.compiled, s.name.as_deref(), &s.config, &s.limits)
+        {
+            Ok(instance) => {
+                let replay = self.mirror.replay(KindSet::ALL, MAX_EVENTS_PER_CALL);
+                match self
+                    .dispatcher
+                    .swap(id, instance, &replay, Duration::from_secs(5))
+                {
+                    Ok(rx) => {
+                        self.pending.insert(id, Pending::Restart(rx));
+                    }
+                    Err(e) => tracing::error!("restart not queued: {e}"),
+                }
+            }
+            Err(e) => {
+                tracing::error!("restart failed: {e}");
+                if let Some(s) = self.supervised.get_mut(&id) {
+                    s.crashed(Instant::now());
+                }
+            }
+        }
+    }
+
+    /// Starts a reload: the file is compiled and instantiated on a thread
+    /// of its own, which hands the result back as a `Swap` or `Refused`.
+    fn reload(&mut self, plugin: &str, reply: Sender<Result<String, String>>) {
+        let Some((id, s)) = self
+            .find(plugin)
+            .and_then(|id| Some((id, self.supervised.get(&id)?)))
+        else {
+            let _ = reply.send(Err(format!("no plugin named {plugin:?}")));
+            return;
+        };
+        let runtime = self.runtime.clone();
+        let (path, name, config, limits) = (
+            s.compiled.path.clone(),
+            s.name.clone(),
+            s.config.clone(),
+            s.limits.clone(),
+        );
+        let requests = self.requests_tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("dphost-reload".into())
+            .spawn(move || {
+                let request = match runtime.compile(&path).and_then(|compiled| {
+                    let instance =
+                        runtime.instantiate(&compiled, name.as_deref(), &config, &limits)?;
+                    Ok((compiled, instance))
+                }) {
+                    Ok((compiled, instance)) => Request::Swap {
+                        id,
+                        instance: Box::new(instance),
+                        compiled: Box::new(compiled),
+                        reply,
+                    },
+                    Err(e) => Request::Refused {
+                        id,
+                        rejected: Rejected {
+                            sha256: std::fs::read(&path)
+                                .map(|b| crate::plugin::runtime::sha256_hex(&b))
+                                .unwrap_or_default(),
+                            reason: e.to_string(),
+                        },
+                        reply,
+                    },
+                };
+                let _ = requests.send(request);
+            });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start a reload: {e}");
+        }
+    }
+
+    /// Queues a reload's new instance behind everything dispatched so far,
+    /// with the mirror as of now for its replay.
+    fn swap_in(
+        &mut self,
+        id: PluginId,
+        instance: Instance,
+        compiled: Box<Compiled>,
+        reply: Sender<Result<String, String>>,
+    ) {
+        self.flush(Duration::ZERO);
+        let replay = self.mirror.replay(KindSet::ALL, MAX_EVENTS_PER_CALL);
+        match self
+            .dispatcher
+            .swap(id, instance, &replay, Duration::from_secs(5))
+        {
+            Ok(outcome) => {
+                self.pending.insert(
+                    id,
+                    Pending::Reload {
+                        outcome,
+                        compiled,
+                        reply,
+                    },
+                );
+            }
+            Err(e) => {
+                let _ = reply.send(Err(format!("reload not queued: {e}")));
+            }
+        }
+    }
+
     /// Answers requests until `wait` has passed.
     fn serve_for(&mut self, wait: Duration) {
         let until = Instant::now() + wait;
@@ -533,7 +821,42 @@ impl Engine {
     fn serve(&mut self, request: Request) {
         match request {
             Request::Plugins(reply) => {
-                let _ = reply.send(self.dispatcher.plugins());
+                let _ = reply.send(self.plugin_views());
+            }
+            request @ (Request::Swap { .. } | Request::Enable { .. })
+                if self.stats.state() == EngineState::Syncing =>
+            {
+                self.deferred.push(request);
+            }
+            Request::Reload { plugin, reply } => self.reload(&plugin, reply),
+            Request::Enable { plugin, reply } => {
+                let answer = match self.find(&plugin) {
+                    Some(id) => {
+                        if let Some(s) = self.supervised.get_mut(&id) {
+                            s.enable(Instant::now());
+                        }
+                        Ok(format!("plugin {plugin:?} enabled"))
+                    }
+                    None => Err(format!("no plugin named {plugin:?}")),
+                };
+                let _ = reply.send(answer);
+            }
+            Request::Swap {
+                id,
+                instance,
+                compiled,
+                reply,
+            } => self.swap_in(id, *instance, compiled, reply),
+            Request::Refused {
+                id,
+                rejected,
+                reply,
+            } => {
+                let message = format!("reload refused: {}", rejected.reason);
+                if let Some(s) = self.supervised.get_mut(&id) {
+                    s.rejected = Some(rejected);
+                }
+                let _ = reply.send(Err(message));
             }
             Request::Query {
                 plugin,
@@ -551,10 +874,12 @@ impl Engine {
             Request::AddPlugin {
                 instance,
                 meta,
+                supervised,
                 reply,
             } => {
                 let added = self.dispatcher.add_pending(*instance, meta);
                 if let Ok(id) = added {
+                    self.supervised.insert(id, *supervised);
                     self.flush(Duration::ZERO);
                     self.replay_to(id);
                 }

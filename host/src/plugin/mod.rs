@@ -10,6 +10,9 @@
 //!   instantiate.
 //! - [`instance`]: one live instance and its calls, with deadline and
 //!   failure classification.
+//! - [`image`]: batches pre-lowered into the guest in one copy.
+//! - [`supervisor`]: restart policy after crashes, and what a reload or a
+//!   restart needs to make a new instance.
 
 pub mod cache;
 pub mod image;
@@ -17,6 +20,7 @@ pub mod instance;
 pub mod limits;
 pub mod runtime;
 pub mod sandbox;
+pub mod supervisor;
 
 pub use instance::{CallError, Instance};
 pub use limits::Limits;

@@ -364,3 +364,8 @@ fn list_or_none(names: &[String]) -> String {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// Hex SHA-256 of a file's bytes, as the code cache and status show it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
