@@ -3,7 +3,8 @@
 //! replace, a delete, a resync that drops a stale route) and prints FIB
 //! lookups and the logger's counts after each step.
 //!
-//! Run with: `cargo xtask demo` (builds the plugins first).
+//! Run with: `cargo xtask build && cargo run --release -p dphost --example synthetic`
+//! (`cargo xtask demo` is the real thing, on a kernel).
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -9,7 +9,9 @@
 //!
 //! Failure: a call that traps, exceeds its deadline or its memory cap fails
 //! that plugin alone; its worker drops the instance and discards what it is
-//! sent. Overflow: when a plugin's queue is full, the plugin is marked out of
+//! sent until [`Dispatcher::swap`] queues a new instance (a restart or a
+//! reload, decided by the engine's supervisor), which is replayed and takes
+//! over in queue order. Overflow: when a plugin's queue is full, the plugin is marked out of
 //! sync, its queue is dropped, and [`Dispatcher::dispatch`] returns its id so
 //! the caller can bring it back with [`Dispatcher::resync`] (a replay from the
 //! mirror inside sync-begin/sync-end). Until then it is sent nothing.
