@@ -12,17 +12,6 @@ use dphost::wit::{
     Event, Family, IpAddress, IpPrefix, NextHop, NextHops, ObjectKind, Route, RouteType,
 };
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 fn address(rng: &mut Rng, v6: bool) -> IpAddress {
     if v6 {
         IpAddress::V6((rng.next(), rng.next()))

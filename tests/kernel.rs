@@ -11,26 +11,8 @@ use common::host::{Host, Spec, test_config};
 use common::kernel::{difference, dumped_routes, kernel_routes};
 use common::mirror::mirror_difference;
 use common::netns::TestNetns;
-use common::{fixture, plugin};
+use common::{Rng, fixture, plugin};
 use dphost::plugin::Limits;
-
-/// A small deterministic generator, so a failing churn can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len() as u64) as usize]
-    }
-}
 
 /// Links (veth pairs, a bridge; this kernel has no dummy driver), addresses, neighbours and routes in
 /// three tables, both families, multipath and blackhole included.

@@ -19,19 +19,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use dphost::netlink::change::{Change, from_message};
+use dphost::netlink::socket::GROUPS;
 use netlink_packet_core::NetlinkMessage;
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
-
-/// The multicast groups dphost follows (RTNLGRP_*).
-const GROUPS: [u32; 6] = [
-    1,  // RTNLGRP_LINK
-    3,  // RTNLGRP_NEIGH
-    5,  // RTNLGRP_IPV4_IFADDR
-    7,  // RTNLGRP_IPV4_ROUTE
-    9,  // RTNLGRP_IPV6_IFADDR
-    11, // RTNLGRP_IPV6_ROUTE
-];
 
 /// How long a step's notifications may take to arrive after its command ends.
 const SETTLE: Duration = Duration::from_millis(200);

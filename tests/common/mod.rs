@@ -33,6 +33,27 @@ fn existing(path: PathBuf) -> PathBuf {
     path
 }
 
+/// A small deterministic generator (xorshift), so a failing random test
+/// replays exactly.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    pub fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len() as u64) as usize]
+    }
+}
+
 /// An example plugin built by `cargo xtask build`.
 pub fn plugin(name: &str) -> PathBuf {
     existing(plugins_dir().join(format!("{name}.wasm")))

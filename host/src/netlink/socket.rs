@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use netlink_sys::{Socket, protocols::NETLINK_ROUTE};
 
 /// The multicast groups dphost follows (RTNLGRP_*).
-const GROUPS: [u32; 6] = [
+pub const GROUPS: [u32; 6] = [
     1,  // RTNLGRP_LINK
     3,  // RTNLGRP_NEIGH
     5,  // RTNLGRP_IPV4_IFADDR
