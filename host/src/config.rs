@@ -12,9 +12,10 @@ use serde::Deserialize;
 use crate::netlink::engine::NetlinkConfig;
 use crate::plugin::Limits;
 use crate::plugin::limits::{DEFAULT_CALL_DEADLINE, DEFAULT_MEMORY_CAP, DEFAULT_QUEUE_BATCHES};
+use crate::plugins::PluginSpec;
 
 /// The whole file.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Network namespace to follow (`/run/netns/NAME`); the current one when absent.
@@ -31,7 +32,7 @@ pub struct Config {
 }
 
 /// `[netlink]`: the seed's knobs.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetlinkSection {
     pub rx_buf_size: usize,
@@ -70,7 +71,7 @@ impl NetlinkSection {
 }
 
 /// `[[plugin]]`: one plugin and its limits.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginSection {
     pub path: PathBuf,
@@ -85,6 +86,13 @@ pub struct PluginSection {
     pub deadline_ms: u64,
     #[serde(default = "default_queue")]
     pub queue_batches: usize,
+    /// Reload the plugin when its file changes on disk.
+    #[serde(default = "default_watch")]
+    pub watch: bool,
+}
+
+fn default_watch() -> bool {
+    true
 }
 
 fn default_memory_mib() -> usize {
@@ -109,6 +117,18 @@ impl PluginSection {
             memory_cap_mib: default_memory_mib(),
             deadline_ms: default_deadline_ms(),
             queue_batches: default_queue(),
+            watch: default_watch(),
+        }
+    }
+
+    /// What the host is to load.
+    pub fn spec(&self) -> PluginSpec {
+        PluginSpec {
+            path: self.path.clone(),
+            name: self.name.clone(),
+            config: self.config.clone(),
+            limits: self.limits(),
+            watch: self.watch,
         }
     }
 

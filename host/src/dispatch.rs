@@ -141,6 +141,10 @@ pub struct Supervision {
     pub recent_crashes: usize,
     pub disabled: bool,
     pub rejected: Option<crate::plugin::supervisor::Rejected>,
+    /// How long the last reload took, from its trigger until live.
+    pub last_reload: Option<Duration>,
+    /// Its file is watched: a change reloads it.
+    pub watched: bool,
 }
 
 /// Why a query got no answer from the plugin.
@@ -172,7 +176,7 @@ enum Job {
     Swap {
         instance: Box<Instance>,
         replay: Vec<Arc<[Event]>>,
-        reply: Sender<Result<(), CallError>>,
+        reply: Sender<Result<(), String>>,
     },
     /// A query; the worker sends the answer (or why there is none).
     Query {
@@ -353,7 +357,7 @@ impl Dispatcher {
         instance: Instance,
         replay: &[Arc<[Event]>],
         wait: Duration,
-    ) -> Result<Receiver<Result<(), CallError>>, QueryError> {
+    ) -> Result<Receiver<Result<(), String>>, QueryError> {
         let Some(Some(slot)) = self.slots.get_mut(id) else {
             return Err(QueryError::NoSuchPlugin(format!("#{id}")));
         };
@@ -571,7 +575,7 @@ impl Worker {
                     replay,
                     reply,
                 } => {
-                    let _ = reply.send(self.swap(*instance, &replay));
+                    let _ = reply.send(self.swap(*instance, &replay).map_err(|e| e.to_string()));
                 }
                 Job::Query {
                     request,

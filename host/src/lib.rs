@@ -10,7 +10,8 @@
 //! - [`dispatch`]: one ordered, bounded queue and one worker per plugin; the
 //!   barrier for plugins that are not mp-safe.
 //! - [`plugin`]: loading, validating, sandboxing and calling one plugin;
-//!   [`plugins`]: the loaded set the engine takes over.
+//!   [`plugins`]: the loaded set the engine takes over; [`watch`]: reloads
+//!   when a plugin's file changes.
 //! - [`control`]: the HTTP control API and its client; [`config`]: the
 //!   TOML configuration.
 
@@ -21,4 +22,5 @@ pub mod mirror;
 pub mod netlink;
 pub mod plugin;
 pub mod plugins;
+pub mod watch;
 pub mod wit;

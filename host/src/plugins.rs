@@ -3,7 +3,7 @@
 //! the supervisor needs to make it again (restart, reload).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::dispatch::{DispatchOptions, Dispatcher, PluginId, PluginMeta};
@@ -22,6 +22,41 @@ pub enum AddError {
         name: String,
         source: std::io::Error,
     },
+}
+
+/// A plugin as the configuration gives it: the file, the name that
+/// overrides its own, the config string for `init`, its limits, and whether
+/// its file is watched for changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PluginSpec {
+    pub path: PathBuf,
+    pub name: Option<String>,
+    pub config: String,
+    pub limits: Limits,
+    /// Reload when the file changes on disk.
+    pub watch: bool,
+}
+
+impl PluginSpec {
+    /// A plugin given by path alone, with default limits, watched.
+    pub fn new(path: impl Into<PathBuf>) -> PluginSpec {
+        PluginSpec {
+            path: path.into(),
+            name: None,
+            config: String::new(),
+            limits: Limits::default(),
+            watch: true,
+        }
+    }
+
+    /// What tells two plugins of one configuration apart when it is read
+    /// again: the name it gives, else the file.
+    pub fn key(&self) -> String {
+        match &self.name {
+            Some(name) => format!("name {name}"),
+            None => format!("file {}", self.path.display()),
+        }
+    }
 }
 
 pub struct Plugins {
@@ -51,26 +86,16 @@ impl Plugins {
     }
 
     /// Compiles (or takes from the cache) and instantiates a plugin.
-    pub fn prepare(
-        runtime: &Runtime,
-        path: &Path,
-        name: Option<&str>,
-        config: &str,
-        limits: &Limits,
-    ) -> Result<Prepared, LoadError> {
-        let compiled = runtime.compile(path)?;
-        let instance = runtime.instantiate(&compiled, name, config, limits)?;
+    pub fn prepare(runtime: &Runtime, spec: &PluginSpec) -> Result<Prepared, LoadError> {
+        let compiled = runtime.compile(&spec.path)?;
+        let instance =
+            runtime.instantiate(&compiled, spec.name.as_deref(), &spec.config, &spec.limits)?;
         let meta = PluginMeta {
             path: compiled.path.clone(),
             sha256: compiled.sha256.clone(),
-            limits: limits.clone(),
+            limits: spec.limits.clone(),
         };
-        let supervised = Supervised::new(
-            compiled,
-            name.map(str::to_string),
-            config.to_string(),
-            limits.clone(),
-        );
+        let supervised = Supervised::new(compiled, spec.clone());
         Ok(Prepared {
             instance,
             meta,
@@ -79,14 +104,8 @@ impl Plugins {
     }
 
     /// Loads a plugin before the engine starts.
-    pub fn load(
-        &mut self,
-        path: &Path,
-        name: Option<&str>,
-        config: &str,
-        limits: &Limits,
-    ) -> Result<PluginId, AddError> {
-        let mut prepared = Plugins::prepare(&self.runtime, path, name, config, limits)?;
+    pub fn load(&mut self, spec: &PluginSpec) -> Result<PluginId, AddError> {
+        let mut prepared = Plugins::prepare(&self.runtime, spec)?;
         prepared.supervised.policy.base = self.restart_base;
         let name = prepared.instance.name().to_string();
         if self.dispatcher.id(&name).is_some() {

@@ -96,20 +96,40 @@ impl Event {
 
     /// The WIT name of the event's case ("route-add", "sync-begin", ...).
     pub fn name(&self) -> &'static str {
+        EVENT_NAMES[self.case()]
+    }
+
+    /// The index of the event's case in the WIT variant (link-add 0 ...
+    /// sync-end 9), which indexes [`EVENT_NAMES`].
+    pub fn case(&self) -> usize {
         match self {
-            Event::LinkAdd(_) => "link-add",
-            Event::LinkDel(_) => "link-del",
-            Event::AddressAdd(_) => "address-add",
-            Event::AddressDel(_) => "address-del",
-            Event::NeighbourAdd(_) => "neighbour-add",
-            Event::NeighbourDel(_) => "neighbour-del",
-            Event::RouteAdd(_) => "route-add",
-            Event::RouteDel(_) => "route-del",
-            Event::SyncBegin(_) => "sync-begin",
-            Event::SyncEnd(_) => "sync-end",
+            Event::LinkAdd(_) => 0,
+            Event::LinkDel(_) => 1,
+            Event::AddressAdd(_) => 2,
+            Event::AddressDel(_) => 3,
+            Event::NeighbourAdd(_) => 4,
+            Event::NeighbourDel(_) => 5,
+            Event::RouteAdd(_) => 6,
+            Event::RouteDel(_) => 7,
+            Event::SyncBegin(_) => 8,
+            Event::SyncEnd(_) => 9,
         }
     }
 }
+
+/// The WIT names of the event cases, in variant order.
+pub const EVENT_NAMES: [&str; 10] = [
+    "link-add",
+    "link-del",
+    "address-add",
+    "address-del",
+    "neighbour-add",
+    "neighbour-del",
+    "route-add",
+    "route-del",
+    "sync-begin",
+    "sync-end",
+];
 
 impl From<std::net::IpAddr> for IpAddress {
     fn from(ip: std::net::IpAddr) -> IpAddress {

@@ -10,18 +10,20 @@ use dphost::dispatch::DispatchOptions;
 use dphost::netlink::engine::{Engine, EngineHandle, NetlinkConfig, Request};
 use dphost::netlink::socket::Netns;
 use dphost::plugin::{Limits, Runtime};
-use dphost::plugins::{Plugins, Prepared};
+use dphost::plugins::{PluginSpec, Plugins, Prepared};
 use dphost::wit::ObjectKind;
 use serde_json::Value;
 
 use super::netns::TestNetns;
 
-/// A plugin to load: file, name, init config, limits.
+/// A plugin to load: file, name, init config, limits, and whether its file
+/// is watched (off unless a test is about it).
 pub struct Spec {
     pub path: std::path::PathBuf,
     pub name: Option<&'static str>,
     pub config: &'static str,
     pub limits: Limits,
+    pub watch: bool,
 }
 
 impl Spec {
@@ -31,6 +33,17 @@ impl Spec {
             name: None,
             config: "",
             limits: Limits::default(),
+            watch: false,
+        }
+    }
+
+    pub fn plugin_spec(&self) -> PluginSpec {
+        PluginSpec {
+            path: self.path.clone(),
+            name: self.name.map(str::to_string),
+            config: self.config.to_string(),
+            limits: self.limits.clone(),
+            watch: self.watch,
         }
     }
 }
@@ -50,8 +63,7 @@ pub struct Host {
 }
 
 fn prepare(runtime: &Runtime, spec: &Spec) -> Prepared {
-    Plugins::prepare(runtime, &spec.path, spec.name, spec.config, &spec.limits)
-        .expect("plugin loads")
+    Plugins::prepare(runtime, &spec.plugin_spec()).expect("plugin loads")
 }
 
 impl Host {
@@ -61,9 +73,7 @@ impl Host {
         // Tests do not wait a second for each restart.
         plugins.restart_base = Duration::from_millis(50);
         for spec in specs {
-            plugins
-                .load(&spec.path, spec.name, spec.config, &spec.limits)
-                .expect("plugin loads");
+            plugins.load(&spec.plugin_spec()).expect("plugin loads");
         }
         let (engine, handle) = Engine::new(config, Netns::named(&ns.name), plugins);
         let thread = std::thread::spawn(move || engine.run());
@@ -135,10 +145,13 @@ impl Host {
 
     /// `ctl reload NAME`: the plugin's answer, or why it was refused.
     pub fn reload(&self, plugin: &str) -> Result<String, String> {
-        self.ask(|reply| Request::Reload {
-            plugin: plugin.to_string(),
-            reply,
-        })
+        self.ask(|reply| Request::reload(plugin, reply))
+    }
+
+    /// The configuration read again (SIGHUP) with these plugins.
+    pub fn reconfigure(&self, specs: &[Spec]) -> Result<String, String> {
+        let plugins = specs.iter().map(Spec::plugin_spec).collect();
+        self.ask(|reply| Request::Reconfigure { plugins, reply })
     }
 
     /// `ctl enable NAME`.

@@ -1,17 +1,18 @@
 //! `dphost run`: loads the plugins, then follows the kernel in the chosen
 //! network namespace (a sync first), serving the control API, until
-//! SIGINT or SIGTERM.
+//! SIGINT or SIGTERM. SIGHUP reads the configuration again and applies its
+//! `[[plugin]]` sections (see [`Request::Reconfigure`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use clap::Args;
 use dphost::config::{Config, PluginSection};
 use dphost::control::{ControlAddr, server};
 use dphost::dispatch::DispatchOptions;
-use dphost::netlink::engine::Engine;
+use dphost::netlink::engine::{Engine, EngineHandle, Request};
 use dphost::netlink::socket::Netns;
 use dphost::plugin::{Runtime, cache::CodeCache};
 use dphost::plugins::Plugins;
@@ -95,14 +96,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     )?);
     let mut plugins = Plugins::new(runtime.clone(), DispatchOptions::default());
     for plugin in &config.plugins {
-        let limits = plugin.limits();
         let id = plugins
-            .load(
-                &plugin.path,
-                plugin.name.as_deref(),
-                &plugin.config,
-                &limits,
-            )
+            .load(&plugin.spec())
             .with_context(|| format!("loading plugin {}", plugin.path.display()))?;
         tracing::info!(plugin = %plugins.dispatcher.plugins()[id].name, file = %plugin.path.display(), "loaded");
     }
@@ -116,15 +111,21 @@ pub fn run(args: RunArgs) -> Result<()> {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop.clone())?;
     }
-    let watcher = handle.clone();
+    let hangup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hangup.clone())?;
+    let engine_handle = handle.clone();
     std::thread::Builder::new()
         .name("dphost-signals".into())
         .spawn(move || {
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut config = config;
+            while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(std::time::Duration::from_millis(100));
+                if hangup.swap(false, Ordering::Relaxed) {
+                    reread(&args, &mut config, &engine_handle);
+                }
             }
             tracing::info!("stopping");
-            watcher.stop();
+            engine_handle.stop();
         })?;
     engine.run();
     for addr in &controls {
@@ -134,6 +135,45 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     drop(runtime);
     Ok(())
+}
+
+/// SIGHUP: reads the configuration again and hands its plugins to the
+/// engine. A file that does not parse changes nothing.
+fn reread(args: &RunArgs, config: &mut Config, engine: &EngineHandle) {
+    tracing::info!("SIGHUP: reading the configuration again");
+    let new = match args.merged() {
+        Ok(new) => new,
+        Err(e) => {
+            tracing::error!("configuration not applied, nothing changed: {e:#}");
+            return;
+        }
+    };
+    if (&new.netns, &new.control, &new.cache_dir, &new.netlink)
+        != (
+            &config.netns,
+            &config.control,
+            &config.cache_dir,
+            &config.netlink,
+        )
+    {
+        tracing::warn!(
+            "only the [[plugin]] sections are applied on SIGHUP: restart dphost for the other changes"
+        );
+    }
+    let plugins = new.plugins.iter().map(PluginSection::spec).collect();
+    let (reply, answer) = crossbeam_channel::bounded(1);
+    if engine
+        .requests
+        .send(Request::Reconfigure { plugins, reply })
+        .is_err()
+    {
+        return;
+    }
+    match answer.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(Ok(_)) => *config = new,
+        Ok(Err(message)) => tracing::error!("configuration not applied: {message}"),
+        Err(_) => tracing::error!("the engine did not take the new configuration in time"),
+    }
 }
 
 fn control_addrs(configured: &[String]) -> Result<Vec<ControlAddr>> {

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use super::ControlAddr;
 use crate::dispatch::{PluginState, PluginView};
 use crate::netlink::engine::{EngineHandle, Request};
-use crate::wit::ObjectKind;
+use crate::wit::{EVENT_NAMES, ObjectKind};
 
 /// Longest wait for the engine or a plugin to answer. Threat: a request
 /// that never completes holding a connection forever.
@@ -162,6 +162,11 @@ pub fn status_json(engine: &EngineHandle, plugins: &[PluginView]) -> Value {
         "sync_objects": load(&s.sync_objects),
         "mirror": per_kind(s.mirror.each_ref().map(load)),
         "events": load(&s.events),
+        "events_by_case": EVENT_NAMES
+            .iter()
+            .zip(&s.events_by_case)
+            .map(|(name, n)| (name.to_string(), json!(load(n))))
+            .collect::<serde_json::Map<_, _>>(),
         "replays": load(&s.replays),
         "plugins": plugins.iter().map(|p| json!({
             "name": &*p.name,
@@ -175,6 +180,8 @@ pub fn status_json(engine: &EngineHandle, plugins: &[PluginView]) -> Value {
             "reloads": p.supervision.reloads,
             "recent_crashes": p.supervision.recent_crashes,
             "rejected": rejected(p),
+            "last_reload_ms": p.supervision.last_reload.map(|d| d.as_secs_f64() * 1e3),
+            "watched": p.supervision.watched,
         })).collect::<Vec<_>>(),
     })
 }
@@ -260,13 +267,7 @@ async fn query(
 }
 
 async fn reload(State(engine): State<EngineHandle>, Path(name): Path<String>) -> Response {
-    answer_of(
-        ask(&engine, |reply| Request::Reload {
-            plugin: name,
-            reply,
-        })
-        .await,
-    )
+    answer_of(ask(&engine, |reply| Request::reload(&name, reply)).await)
 }
 
 async fn enable(State(engine): State<EngineHandle>, Path(name): Path<String>) -> Response {

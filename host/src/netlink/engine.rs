@@ -37,8 +37,10 @@ use crate::dispatch::{
 };
 use crate::mirror::Mirror;
 use crate::plugin::supervisor::{Rejected, Supervised, Verdict};
-use crate::plugin::{CallError, Compiled, Instance, Runtime};
-use crate::wit::{Event, KindSet, ObjectKind};
+use crate::plugin::{Compiled, Instance, Runtime};
+use crate::plugins::{PluginSpec, Plugins};
+use crate::watch::{Watched, Watcher};
+use crate::wit::{EVENT_NAMES, Event, KindSet, ObjectKind};
 
 /// The seed's knobs, with its defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -143,6 +145,8 @@ pub struct EngineStats {
     pub rcvbuf: AtomicU64,
     /// Events dispatched to plugins.
     pub events: AtomicU64,
+    /// Events dispatched, per case of the WIT event (see [`EVENT_NAMES`]).
+    pub events_by_case: [AtomicU64; EVENT_NAMES.len()],
     /// Plugins brought up to date from the mirror (loaded or overflowed).
     pub replays: AtomicU64,
 }
@@ -180,6 +184,15 @@ pub enum Request {
     /// swap the new instance in after a replay of the mirror.
     Reload {
         plugin: String,
+        cause: ReloadCause,
+        /// When the reason for it arose (the request, the file change).
+        since: Instant,
+        reply: Sender<Result<String, String>>,
+    },
+    /// The configuration was read again (SIGHUP): load the plugins it adds,
+    /// unload those it no longer has, reload those whose settings changed.
+    Reconfigure {
+        plugins: Vec<PluginSpec>,
         reply: Sender<Result<String, String>>,
     },
     /// Clear a plugin's crash record and restart it (`ctl enable`).
@@ -192,6 +205,8 @@ pub enum Request {
         id: PluginId,
         instance: Box<Instance>,
         compiled: Box<Compiled>,
+        spec: Box<PluginSpec>,
+        since: Instant,
         reply: Sender<Result<String, String>>,
     },
     /// A reload that failed before it had an instance.
@@ -202,12 +217,37 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// `ctl reload NAME`, asked now.
+    pub fn reload(plugin: &str, reply: Sender<Result<String, String>>) -> Request {
+        Request::Reload {
+            plugin: plugin.to_string(),
+            cause: ReloadCause::Asked,
+            since: Instant::now(),
+            reply,
+        }
+    }
+}
+
+/// Why a plugin is reloaded.
+#[derive(Debug)]
+pub enum ReloadCause {
+    /// `ctl reload`: always, even when the file is unchanged.
+    Asked,
+    /// Its file changed on disk: only when its bytes differ from what runs.
+    FileChanged,
+    /// The configuration gives it other settings.
+    Reconfigured(Box<PluginSpec>),
+}
+
 /// A new instance being replayed by its worker.
 enum Pending {
-    Restart(Receiver<Result<(), CallError>>),
+    Restart(Receiver<Result<(), String>>),
     Reload {
-        outcome: Receiver<Result<(), CallError>>,
+        outcome: Receiver<Result<(), String>>,
         compiled: Box<Compiled>,
+        spec: Box<PluginSpec>,
+        since: Instant,
         reply: Sender<Result<String, String>>,
     },
 }
@@ -246,8 +286,10 @@ pub struct Engine {
     runtime: Arc<Runtime>,
     /// Per plugin: what makes a new instance of it, and its crash record.
     supervised: std::collections::HashMap<PluginId, Supervised>,
-    /// New instances being replayed, per plugin.
-    pending: std::collections::HashMap<PluginId, Pending>,
+    /// New instances being replayed, per plugin, in the order queued.
+    pending: std::collections::HashMap<PluginId, std::collections::VecDeque<Pending>>,
+    /// First restart delay after a crash.
+    restart_base: Duration,
     /// The engine's own request sender, for the reloading threads.
     requests_tx: Sender<Request>,
     stats: Arc<EngineStats>,
@@ -262,6 +304,8 @@ pub struct Engine {
     /// Plugins to load once the sync in progress is complete: a plugin
     /// must not join in the middle of a sync-begin/sync-end.
     deferred: Vec<Request>,
+    /// Watches the files of plugins whose spec says so.
+    watcher: Option<Watcher>,
 }
 
 /// How long after a link change the engine reconciles at the latest, when
@@ -269,16 +313,12 @@ pub struct Engine {
 const RECONCILE_LATENCY: Duration = Duration::from_millis(200);
 
 impl Engine {
-    pub fn new(
-        config: NetlinkConfig,
-        netns: Netns,
-        plugins: crate::plugins::Plugins,
-    ) -> (Engine, EngineHandle) {
-        let crate::plugins::Plugins {
+    pub fn new(config: NetlinkConfig, netns: Netns, plugins: Plugins) -> (Engine, EngineHandle) {
+        let Plugins {
             runtime,
             dispatcher,
             supervised,
-            ..
+            restart_base,
         } = plugins;
         let (tx, rx) = bounded(REQUEST_QUEUE);
         let stats = Arc::new(EngineStats::default());
@@ -288,6 +328,18 @@ impl Engine {
             stats: stats.clone(),
             stop: stop.clone(),
         };
+        let watch_requests = tx.clone();
+        let watcher = Watcher::start(move |changed| {
+            let (reply, _) = bounded(1);
+            let _ = watch_requests.send(Request::Reload {
+                plugin: changed.plugin,
+                cause: ReloadCause::FileChanged,
+                since: changed.since,
+                reply,
+            });
+        })
+        .inspect_err(|e| tracing::error!("plugin files will not be watched: {e}"))
+        .ok();
         let engine = Engine {
             config,
             netns,
@@ -296,6 +348,7 @@ impl Engine {
             runtime,
             supervised,
             pending: std::collections::HashMap::new(),
+            restart_base,
             requests_tx: tx,
             stats,
             requests: rx,
@@ -305,7 +358,9 @@ impl Engine {
             sequence: 0,
             reconcile_due: None,
             deferred: Vec::new(),
+            watcher,
         };
+        engine.rewatch();
         (engine, handle)
     }
 
@@ -391,12 +446,23 @@ impl Engine {
             pauses += 1;
         }
         let batch: Arc<[Event]> = self.out.drain(..).collect();
-        self.stats
-            .events
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.count_events(&batch);
         for id in self.dispatcher.dispatch(&batch) {
             self.replay_to(id);
         }
+    }
+
+    fn count_events(&self, batch: &[Event]) {
+        let mut by_case = [0u64; EVENT_NAMES.len()];
+        for event in batch {
+            by_case[event.case()] += 1;
+        }
+        for (counter, n) in self.stats.events_by_case.iter().zip(by_case) {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+        self.stats
+            .events
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
     }
 
     fn publish_counts(&self) {
@@ -584,10 +650,33 @@ impl Engine {
                     recent_crashes: s.policy.recent(),
                     disabled: s.disabled,
                     rejected: s.rejected.clone(),
+                    last_reload: s.last_reload,
+                    watched: s.spec.watch && self.watcher.is_some(),
                 };
             }
         }
         views
+    }
+
+    /// Tells the watcher which files to watch: those of the plugins whose
+    /// spec says so.
+    fn rewatch(&self) {
+        let Some(watcher) = &self.watcher else {
+            return;
+        };
+        let files = self
+            .dispatcher
+            .plugins()
+            .into_iter()
+            .filter_map(|view| {
+                let s = self.supervised.get(&view.id)?;
+                s.spec.watch.then(|| Watched {
+                    plugin: view.name.to_string(),
+                    path: s.spec.path.clone(),
+                })
+            })
+            .collect();
+        watcher.set(files);
     }
 
     /// Restarts crashed plugins when their backoff has passed, disables the
@@ -625,49 +714,76 @@ impl Engine {
         }
     }
 
-    /// Handles the outcome of a swap in progress; true while one is.
+    /// Handles the outcomes of the swaps of a plugin that are done, in the
+    /// order they were queued; true while one is still in progress.
     fn settle(&mut self, id: PluginId) -> bool {
-        let outcome = match self.pending.get(&id) {
-            None => return false,
-            Some(Pending::Restart(rx)) | Some(Pending::Reload { outcome: rx, .. }) => {
-                match rx.try_recv() {
-                    Ok(outcome) => outcome,
-                    Err(crossbeam_channel::TryRecvError::Empty) => return true,
-                    Err(crossbeam_channel::TryRecvError::Disconnected) => Err(CallError::Poisoned),
+        loop {
+            let Some(queue) = self.pending.get_mut(&id) else {
+                return false;
+            };
+            let outcome = match queue.front() {
+                None => {
+                    self.pending.remove(&id);
+                    return false;
                 }
+                Some(Pending::Restart(rx)) | Some(Pending::Reload { outcome: rx, .. }) => {
+                    match rx.try_recv() {
+                        Ok(outcome) => outcome,
+                        Err(crossbeam_channel::TryRecvError::Empty) => return true,
+                        Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                            Err("the plugin's worker stopped".to_string())
+                        }
+                    }
+                }
+            };
+            if let Some(pending) = queue.pop_front() {
+                self.settled(id, pending, outcome);
             }
-        };
-        let Some(pending) = self.pending.remove(&id) else {
-            return false;
-        };
+        }
+    }
+
+    fn settled(&mut self, id: PluginId, pending: Pending, outcome: Result<(), String>) {
         let Some(s) = self.supervised.get_mut(&id) else {
-            return false;
+            return;
         };
         match (pending, outcome) {
             (Pending::Restart(_), Ok(())) => s.restarts += 1,
             (Pending::Restart(_), Err(_)) => {}
             (
                 Pending::Reload {
-                    compiled, reply, ..
+                    compiled,
+                    spec,
+                    since,
+                    reply,
+                    ..
                 },
                 Ok(()),
             ) => {
+                let took = since.elapsed();
                 let message = format!(
-                    "reloaded {} (sha256 {})",
+                    "reloaded {} (sha256 {}) in {} ms",
                     compiled.path.display(),
-                    compiled.sha256
+                    compiled.sha256,
+                    took.as_millis()
                 );
+                tracing::info!(plugin = %spec.key(), "{message}");
+                let rewatch = s.spec.watch != spec.watch || s.spec.path != spec.path;
                 let meta = PluginMeta {
                     path: compiled.path.clone(),
                     sha256: compiled.sha256.clone(),
-                    limits: s.limits.clone(),
+                    limits: spec.limits.clone(),
                 };
                 s.compiled = *compiled;
+                s.spec = *spec;
                 s.reloads += 1;
+                s.last_reload = Some(took);
                 s.rejected = None;
                 s.disabled = false;
                 s.policy.clear();
                 self.dispatcher.set_meta(id, meta);
+                if rewatch {
+                    self.rewatch();
+                }
                 let _ = reply.send(Ok(message));
             }
             (
@@ -677,16 +793,15 @@ impl Engine {
                 Err(e),
             ) => {
                 let reason = format!("the new instance failed its replay: {e}");
+                let message = format!("reload refused, the old instance runs on: {reason}");
+                tracing::warn!(plugin = %s.spec.key(), "{message}");
                 s.rejected = Some(Rejected {
                     sha256: compiled.sha256.clone(),
-                    reason: reason.clone(),
+                    reason,
                 });
-                let _ = reply.send(Err(format!(
-                    "reload refused, the old instance runs on: {reason}"
-                )));
+                let _ = reply.send(Err(message));
             }
         }
-        false
     }
 
     /// A fresh instance from the same compiled component, replayed the
@@ -695,19 +810,24 @@ impl Engine {
         let Some(s) = self.supervised.get(&id) else {
             return;
         };
-        match self
-            .runtime
-            .instantiate(&s.compiled, s.name.as_deref(), &s.config, &s.limits)
-        {
+        let spec = &s.spec;
+        match self.runtime.instantiate(
+            &s.compiled,
+            spec.name.as_deref(),
+            &spec.config,
+            &spec.limits,
+        ) {
             Ok(instance) => {
                 let replay = self.mirror.replay(KindSet::ALL, MAX_EVENTS_PER_CALL);
                 match self
                     .dispatcher
                     .swap(id, instance, &replay, Duration::from_secs(5))
                 {
-                    Ok(rx) => {
-                        self.pending.insert(id, Pending::Restart(rx));
-                    }
+                    Ok(rx) => self
+                        .pending
+                        .entry(id)
+                        .or_default()
+                        .push_back(Pending::Restart(rx)),
                     Err(e) => tracing::error!("restart not queued: {e}"),
                 }
             }
@@ -722,7 +842,15 @@ impl Engine {
 
     /// Starts a reload: the file is compiled and instantiated on a thread
     /// of its own, which hands the result back as a `Swap` or `Refused`.
-    fn reload(&mut self, plugin: &str, reply: Sender<Result<String, String>>) {
+    /// A reload for a file change does nothing when the file's bytes are
+    /// those already running.
+    fn reload(
+        &mut self,
+        plugin: &str,
+        cause: ReloadCause,
+        since: Instant,
+        reply: Sender<Result<String, String>>,
+    ) {
         let Some((id, s)) = self
             .find(plugin)
             .and_then(|id| Some((id, self.supervised.get(&id)?)))
@@ -730,34 +858,41 @@ impl Engine {
             let _ = reply.send(Err(format!("no plugin named {plugin:?}")));
             return;
         };
+        let running = s.compiled.sha256.clone();
+        let (spec, only_if_changed) = match cause {
+            ReloadCause::Asked => (s.spec.clone(), false),
+            ReloadCause::FileChanged => (s.spec.clone(), true),
+            ReloadCause::Reconfigured(spec) => (*spec, false),
+        };
         let runtime = self.runtime.clone();
-        let (path, name, config, limits) = (
-            s.compiled.path.clone(),
-            s.name.clone(),
-            s.config.clone(),
-            s.limits.clone(),
-        );
         let requests = self.requests_tx.clone();
+        let plugin = plugin.to_string();
         let spawned = std::thread::Builder::new()
             .name("dphost-reload".into())
             .spawn(move || {
-                let request = match runtime.compile(&path).and_then(|compiled| {
-                    let instance =
-                        runtime.instantiate(&compiled, name.as_deref(), &config, &limits)?;
-                    Ok((compiled, instance))
-                }) {
-                    Ok((compiled, instance)) => Request::Swap {
+                let file_sha = || {
+                    std::fs::read(&spec.path)
+                        .map(|b| crate::plugin::runtime::sha256_hex(&b))
+                        .unwrap_or_default()
+                };
+                if only_if_changed && file_sha() == running {
+                    tracing::debug!(%plugin, "file changed but its bytes did not: not reloaded");
+                    let _ = reply.send(Ok("unchanged".to_string()));
+                    return;
+                }
+                let request = match Plugins::prepare(&runtime, &spec) {
+                    Ok(prepared) => Request::Swap {
                         id,
-                        instance: Box::new(instance),
-                        compiled: Box::new(compiled),
+                        instance: Box::new(prepared.instance),
+                        compiled: Box::new(prepared.supervised.compiled),
+                        spec: Box::new(spec),
+                        since,
                         reply,
                     },
                     Err(e) => Request::Refused {
                         id,
                         rejected: Rejected {
-                            sha256: std::fs::read(&path)
-                                .map(|b| crate::plugin::runtime::sha256_hex(&b))
-                                .unwrap_or_default(),
+                            sha256: file_sha(),
                             reason: e.to_string(),
                         },
                         reply,
@@ -777,6 +912,8 @@ impl Engine {
         id: PluginId,
         instance: Instance,
         compiled: Box<Compiled>,
+        spec: Box<PluginSpec>,
+        since: Instant,
         reply: Sender<Result<String, String>>,
     ) {
         self.flush(Duration::ZERO);
@@ -785,19 +922,114 @@ impl Engine {
             .dispatcher
             .swap(id, instance, &replay, Duration::from_secs(5))
         {
-            Ok(outcome) => {
-                self.pending.insert(
-                    id,
-                    Pending::Reload {
-                        outcome,
-                        compiled,
-                        reply,
-                    },
-                );
-            }
+            Ok(outcome) => self
+                .pending
+                .entry(id)
+                .or_default()
+                .push_back(Pending::Reload {
+                    outcome,
+                    compiled,
+                    spec,
+                    since,
+                    reply,
+                }),
             Err(e) => {
                 let _ = reply.send(Err(format!("reload not queued: {e}")));
             }
+        }
+    }
+
+    /// Applies a configuration read again: unloads the plugins it no longer
+    /// has, loads the new ones and reloads those whose settings changed (a
+    /// new queue length needs a new queue: that plugin is unloaded and
+    /// loaded again). Loads and reloads finish in the background; the
+    /// answer says what was started.
+    fn reconfigure(&mut self, wanted: Vec<PluginSpec>) -> Result<String, String> {
+        let mut keys = std::collections::HashSet::new();
+        for spec in &wanted {
+            if !keys.insert(spec.key()) {
+                return Err(format!(
+                    "two plugins have the {}: give one a `name`; nothing was changed",
+                    spec.key()
+                ));
+            }
+        }
+        let current: Vec<(PluginId, String, PluginSpec)> = self
+            .dispatcher
+            .plugins()
+            .into_iter()
+            .filter_map(|v| {
+                Some((
+                    v.id,
+                    v.name.to_string(),
+                    self.supervised.get(&v.id)?.spec.clone(),
+                ))
+            })
+            .collect();
+        let mut done = Vec::new();
+        for (id, name, spec) in &current {
+            if !keys.contains(&spec.key()) {
+                self.unload(*id);
+                done.push(format!("unloaded {name}"));
+            }
+        }
+        for spec in wanted {
+            match current.iter().find(|(_, _, old)| old.key() == spec.key()) {
+                None => {
+                    done.push(format!("loading {}", spec.path.display()));
+                    self.load_in_background(spec);
+                }
+                Some((_, _, old)) if *old == spec => {}
+                Some((id, name, old)) if old.limits.queue_batches != spec.limits.queue_batches => {
+                    done.push(format!("loading {name} again, with its new queue length"));
+                    self.unload(*id);
+                    self.load_in_background(spec);
+                }
+                Some((_, name, _)) => {
+                    done.push(format!("reloading {name} with its new settings"));
+                    let (reply, _) = bounded(1);
+                    let cause = ReloadCause::Reconfigured(Box::new(spec));
+                    self.reload(name, cause, Instant::now(), reply);
+                }
+            }
+        }
+        self.rewatch();
+        if done.is_empty() {
+            return Ok("configuration read again: nothing changed".to_string());
+        }
+        Ok(format!("configuration read again: {}", done.join("; ")))
+    }
+
+    /// Unloads a plugin: what is queued for it is delivered, then its
+    /// instance is dropped.
+    fn unload(&mut self, id: PluginId) {
+        self.dispatcher.remove(id);
+        self.supervised.remove(&id);
+        self.pending.remove(&id);
+        self.rewatch();
+    }
+
+    /// Compiles and instantiates a plugin on a thread of its own, which
+    /// hands it to the engine as an `AddPlugin`; a failure is logged.
+    fn load_in_background(&self, spec: PluginSpec) {
+        let runtime = self.runtime.clone();
+        let requests = self.requests_tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("dphost-load".into())
+            .spawn(move || match Plugins::prepare(&runtime, &spec) {
+                Ok(prepared) => {
+                    let (reply, _) = bounded(1);
+                    let _ = requests.send(Request::AddPlugin {
+                        instance: Box::new(prepared.instance),
+                        meta: prepared.meta,
+                        supervised: Box::new(prepared.supervised),
+                        reply,
+                    });
+                }
+                Err(e) => tracing::error!("plugin not loaded: {e}"),
+            });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start loading a plugin: {e}");
         }
     }
 
@@ -823,12 +1055,27 @@ impl Engine {
             Request::Plugins(reply) => {
                 let _ = reply.send(self.plugin_views());
             }
-            request @ (Request::Swap { .. } | Request::Enable { .. })
+            request @ (Request::Swap { .. }
+            | Request::Enable { .. }
+            | Request::AddPlugin { .. })
                 if self.stats.state() == EngineState::Syncing =>
             {
                 self.deferred.push(request);
             }
-            Request::Reload { plugin, reply } => self.reload(&plugin, reply),
+            Request::Reload {
+                plugin,
+                cause,
+                since,
+                reply,
+            } => self.reload(&plugin, cause, since, reply),
+            Request::Reconfigure { plugins, reply } => {
+                let answer = self.reconfigure(plugins);
+                match &answer {
+                    Ok(message) => tracing::info!("{message}"),
+                    Err(message) => tracing::error!("{message}"),
+                }
+                let _ = reply.send(answer);
+            }
             Request::Enable { plugin, reply } => {
                 let answer = match self.find(&plugin) {
                     Some(id) => {
@@ -845,8 +1092,10 @@ impl Engine {
                 id,
                 instance,
                 compiled,
+                spec,
+                since,
                 reply,
-            } => self.swap_in(id, *instance, compiled, reply),
+            } => self.swap_in(id, *instance, compiled, spec, since, reply),
             Request::Refused {
                 id,
                 rejected,
@@ -854,6 +1103,7 @@ impl Engine {
             } => {
                 let message = format!("reload refused: {}", rejected.reason);
                 if let Some(s) = self.supervised.get_mut(&id) {
+                    tracing::warn!(plugin = %s.spec.key(), "{message}");
                     s.rejected = Some(rejected);
                 }
                 let _ = reply.send(Err(message));
@@ -868,20 +1118,29 @@ impl Engine {
             Request::Mirror { kind, reply } => {
                 let _ = reply.send(self.mirror.to_json(kind));
             }
-            request @ Request::AddPlugin { .. } if self.stats.state() == EngineState::Syncing => {
-                self.deferred.push(request);
-            }
             Request::AddPlugin {
                 instance,
                 meta,
-                supervised,
+                mut supervised,
                 reply,
             } => {
+                let name = instance.name().to_string();
+                if self.find(&name).is_some() {
+                    tracing::error!("plugin {name:?} not loaded: one of that name is loaded");
+                    let _ = reply.send(Err(std::io::Error::new(
+                        std::io::ErrorKind::AlreadyExists,
+                        format!("a plugin named {name:?} is already loaded"),
+                    )));
+                    return;
+                }
+                supervised.policy.base = self.restart_base;
                 let added = self.dispatcher.add_pending(*instance, meta);
                 if let Ok(id) = added {
+                    tracing::info!(plugin = %name, file = %supervised.spec.path.display(), "loaded");
                     self.supervised.insert(id, *supervised);
                     self.flush(Duration::ZERO);
                     self.replay_to(id);
+                    self.rewatch();
                 }
                 let _ = reply.send(added);
             }

@@ -9,7 +9,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::{Compiled, Limits};
+use super::Compiled;
+use crate::plugins::PluginSpec;
 
 /// First restart delay. Threat: a plugin that traps at once on every
 /// instance burning a core in a restart loop.
@@ -89,15 +90,11 @@ impl CrashPolicy {
 /// What the host keeps of a loaded plugin to make instances of it.
 pub struct Supervised {
     pub compiled: Compiled,
-    /// The name from configuration, if it overrides the plugin's own.
-    pub name: Option<String>,
-    pub config: String,
-    pub limits: Limits,
+    /// What the configuration says of it: file, name, config, limits.
+    pub spec: PluginSpec,
     pub policy: CrashPolicy,
     /// When the next restart is due, after a crash.
     pub restart_at: Option<Instant>,
-    /// A new instance is being replayed; its outcome is awaited.
-    pub swapping: bool,
     /// Crashed too often: no restart until enabled or reloaded.
     pub disabled: bool,
     /// Restarts done after crashes.
@@ -106,22 +103,23 @@ pub struct Supervised {
     pub reloads: u64,
     /// The last reload that was refused, if none succeeded since.
     pub rejected: Option<Rejected>,
+    /// How long the last reload took, from its trigger (the file change or
+    /// the request) until the new instance was live.
+    pub last_reload: Option<Duration>,
 }
 
 impl Supervised {
-    pub fn new(compiled: Compiled, name: Option<String>, config: String, limits: Limits) -> Self {
+    pub fn new(compiled: Compiled, spec: PluginSpec) -> Self {
         Supervised {
             compiled,
-            name,
-            config,
-            limits,
+            spec,
             policy: CrashPolicy::default(),
             restart_at: None,
-            swapping: false,
             disabled: false,
             restarts: 0,
             reloads: 0,
             rejected: None,
+            last_reload: None,
         }
     }
 
