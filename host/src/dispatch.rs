@@ -575,7 +575,7 @@ impl Worker {
                     replay,
                     reply,
                 } => {
-                    let _ = reply.send(self.swap(*instance, &replay).map_err(|e| e.to_string()));
+                    let _ = reply.send(self.swap(*instance, &replay));
                 }
                 Job::Query {
                     request,
@@ -599,26 +599,66 @@ impl Worker {
         }
     }
 
-    /// Replays `replay` into `new`, then keeps it in place of the current
-    /// instance (dropped only now). If the replay fails, the current
-    /// instance, if any, goes on as it was.
-    fn swap(&mut self, new: Instance, replay: &[Arc<[Event]>]) -> Result<(), CallError> {
-        let old = self.instance.replace(new);
+    /// Brings `new` up (the current instance's state, when both export
+    /// `state`, then `replay`), then keeps it in place of the current
+    /// instance (dropped only now). If that fails, the current instance, if
+    /// any, goes on as it was.
+    fn swap(&mut self, new: Instance, replay: &[Arc<[Event]>]) -> Result<(), String> {
+        let state = if new.stateful() {
+            self.snapshot()
+        } else {
+            None
+        };
         let was = self.status.state();
+        let old = self.instance.replace(new);
         self.status.set_state(PluginState::Live);
-        for batch in replay {
-            for chunk in batch.chunks(MAX_EVENTS_PER_CALL) {
-                if let Some(Err(error)) = self.call(|instance| instance.handle(chunk)) {
-                    if let Some(old) = old {
-                        self.instance = Some(old);
-                        self.status.set_state(was);
+        let brought_up = self.restore(state).and_then(|()| {
+            for batch in replay {
+                for chunk in batch.chunks(MAX_EVENTS_PER_CALL) {
+                    if let Some(Err(error)) = self.call(|instance| instance.handle(chunk)) {
+                        return Err(format!("the new instance failed its replay: {error}"));
                     }
-                    return Err(error);
                 }
             }
+            Ok(())
+        });
+        if brought_up.is_err()
+            && let Some(old) = old
+        {
+            self.instance = Some(old);
+            self.status.set_state(was);
         }
-        drop(old);
-        Ok(())
+        brought_up
+    }
+
+    /// The current instance's state for its next version, if it exports
+    /// `state`. If it fails taking it, it is gone and the next version
+    /// starts without it.
+    fn snapshot(&mut self) -> Option<Vec<u8>> {
+        if !self.instance.as_ref()?.stateful() {
+            return None;
+        }
+        match self.call(Instance::snapshot)? {
+            Ok(state) => Some(state),
+            Err(error) => {
+                tracing::warn!("snapshot failed ({error}): the new version starts without it");
+                None
+            }
+        }
+    }
+
+    /// Hands a snapshot to the (new) current instance.
+    fn restore(&mut self, state: Option<Vec<u8>>) -> Result<(), String> {
+        let Some(state) = state else {
+            return Ok(());
+        };
+        match self.call(|instance| instance.restore(&state)) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(message))) => Err(format!(
+                "the new instance refused the old one's state: {message}"
+            )),
+            Some(Err(error)) => Err(format!("restoring the old instance's state: {error}")),
+        }
     }
 
     /// Delivers a batch in calls of at most [`MAX_EVENTS_PER_CALL`] events.

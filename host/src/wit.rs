@@ -22,6 +22,9 @@ pub const PACKAGE: &str = "dataplane:handler@0.1.0";
 /// The instance a plugin must export.
 pub const HANDLER_EXPORT: &str = "dataplane:handler/handler@0.1.0";
 
+/// The optional export of a plugin that hands its state over at a reload.
+pub const STATE_EXPORT: &str = "dataplane:handler/state@0.1.0";
+
 /// The functions that instance must carry.
 pub const HANDLER_FUNCS: [&str; 4] = ["describe", "init", "handle", "query"];
 

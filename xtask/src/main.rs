@@ -18,7 +18,7 @@ mod demo;
 const PLUGINS: [(&str, &str); 2] = [("dphost-fib", "fib"), ("logger", "logger")];
 
 /// The test fixtures, built to target/plugins/fixtures.
-const FIXTURES: [&str; 10] = [
+const FIXTURES: [&str; 11] = [
     "noop",
     "echo",
     "slowfib",
@@ -29,6 +29,7 @@ const FIXTURES: [&str; 10] = [
     "busy",
     "exclusive",
     "otherworld",
+    "stateful",
 ];
 
 const WASM_TARGET: &str = "wasm32-wasip2";

@@ -792,7 +792,7 @@ impl Engine {
                 },
                 Err(e),
             ) => {
-                let reason = format!("the new instance failed its replay: {e}");
+                let reason = e;
                 let message = format!("reload refused, the old instance runs on: {reason}");
                 tracing::warn!(plugin = %s.spec.key(), "{message}");
                 s.rejected = Some(Rejected {

@@ -59,6 +59,13 @@ impl CallError {
     }
 }
 
+/// The optional `state` export's functions.
+#[derive(Clone, Copy)]
+pub(super) struct StateFuncs {
+    pub snapshot: Func,
+    pub restore: Func,
+}
+
 /// A plugin instance: what it said of itself, and its store.
 pub struct Instance {
     name: Arc<str>,
@@ -68,6 +75,8 @@ pub struct Instance {
     bindings: Plugin,
     /// `handle`, already type-checked for [`ImageArg`].
     handle: Func,
+    /// `snapshot` and `restore`, type-checked, when the plugin exports them.
+    state: Option<StateFuncs>,
     call_deadline: Duration,
     deadline_ticks: u64,
     poisoned: bool,
@@ -79,7 +88,7 @@ impl Instance {
         info: PluginInfo,
         kinds: KindSet,
         store: Store<Sandbox>,
-        (bindings, handle): (Plugin, Func),
+        (bindings, handle, state): (Plugin, Func, Option<StateFuncs>),
         call_deadline: Duration,
     ) -> Instance {
         Instance {
@@ -89,6 +98,7 @@ impl Instance {
             store,
             bindings,
             handle,
+            state,
             call_deadline,
             deadline_ticks: limits::ticks(call_deadline),
             poisoned: false,
@@ -145,6 +155,42 @@ impl Instance {
             // and result types when the instance was made.
             let typed = unsafe { TypedFunc::<(ImageArg<'_>,), ()>::new_unchecked(func) };
             typed.call(&mut *store, (arg,))
+        })
+    }
+
+    /// True when the plugin exports `snapshot` and `restore`.
+    pub fn stateful(&self) -> bool {
+        self.state.is_some()
+    }
+
+    /// The plugin's state, to hand to its next version; empty when it does
+    /// not export `snapshot`.
+    pub fn snapshot(&mut self) -> Result<Vec<u8>, CallError> {
+        let Some(state) = self.state else {
+            return Ok(Vec::new());
+        };
+        self.call(|_, store| {
+            let typed = state.snapshot.typed::<(), (Vec<u8>,)>(&*store)?;
+            Ok(typed.call(&mut *store, ())?.0)
+        })
+    }
+
+    /// Hands the previous version's state to this instance; the inner
+    /// result is the plugin's own answer. A plugin without `restore`
+    /// accepts nothing but an empty state.
+    pub fn restore(&mut self, state: &[u8]) -> Result<Result<(), String>, CallError> {
+        let Some(funcs) = self.state else {
+            return Ok(if state.is_empty() {
+                Ok(())
+            } else {
+                Err("it does not export `restore`".to_string())
+            });
+        };
+        self.call(|_, store| {
+            let typed = funcs
+                .restore
+                .typed::<(&[u8],), (Result<(), String>,)>(&*store)?;
+            Ok(typed.call(&mut *store, (state,))?.0)
         })
     }
 

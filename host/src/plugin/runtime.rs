@@ -15,10 +15,12 @@ use wasmtime::component::{Component, Linker, types::ComponentItem};
 use wasmtime::{Config, Engine, Store};
 
 use super::cache::CodeCache;
-use super::instance::{CallError, Instance};
+use super::instance::{CallError, Instance, StateFuncs};
 use super::limits::{self, EPOCH_TICK, Limits, MAX_WASM_STACK};
 use super::sandbox::Sandbox;
-use crate::wit::{HANDLER_EXPORT, HANDLER_FUNCS, HOST_IMPORTS, KindSet, Plugin, PluginPre, WORLD};
+use crate::wit::{
+    HANDLER_EXPORT, HANDLER_FUNCS, HOST_IMPORTS, KindSet, Plugin, PluginPre, STATE_EXPORT, WORLD,
+};
 
 /// Why a plugin could not be loaded. Each message names the file and what
 /// is wrong with it.
@@ -221,10 +223,12 @@ impl Runtime {
             .map_err(|e| call_err("instantiation", &mut store, e))?;
         let bindings = Plugin::new(&mut store, &instance)
             .map_err(|e| call_err("instantiation", &mut store, e))?;
-        let handle = image_handle(&mut store, &instance).map_err(|e| LoadError::WrongWorld {
+        let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld {
             path: path.clone(),
             reason: format!("{e:#}"),
-        })?;
+        };
+        let handle = image_handle(&mut store, &instance).map_err(wrong_world)?;
+        let state = state_funcs(&mut store, &instance).map_err(wrong_world)?;
         let handler = bindings.dataplane_handler_handler();
         let info = handler
             .call_describe(&mut store)
@@ -246,7 +250,7 @@ impl Runtime {
             info,
             kinds,
             store,
-            (bindings, handle),
+            (bindings, handle, state),
             limits.call_deadline,
         ))
     }
@@ -279,6 +283,31 @@ fn image_handle(
         .ok_or_else(not_found)?;
     func.typed::<(super::image::ImageArg<'_>,), ()>(&*store)?;
     Ok(func)
+}
+
+/// The optional `state` export, type-checked: `None` when the plugin does
+/// not export it, an error when it does with other signatures.
+fn state_funcs(
+    store: &mut Store<Sandbox>,
+    instance: &wasmtime::component::Instance,
+) -> wasmtime::Result<Option<StateFuncs>> {
+    let Some(interface) = instance.get_export_index(&mut *store, None, STATE_EXPORT) else {
+        return Ok(None);
+    };
+    let mut func = |name: &str| {
+        instance
+            .get_export_index(&mut *store, Some(&interface), name)
+            .and_then(|index| instance.get_func(&mut *store, index))
+            .ok_or_else(|| wasmtime::format_err!("`{STATE_EXPORT}` has no function `{name}`"))
+    };
+    let (snapshot, restore) = (func("snapshot")?, func("restore")?);
+    snapshot
+        .typed::<(), (Vec<u8>,)>(&*store)
+        .map_err(|e| e.context(format!("`{STATE_EXPORT}`'s `snapshot`")))?;
+    restore
+        .typed::<(&[u8],), (Result<(), String>,)>(&*store)
+        .map_err(|e| e.context(format!("`{STATE_EXPORT}`'s `restore`")))?;
+    Ok(Some(StateFuncs { snapshot, restore }))
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`]; a call whose deadline
