@@ -583,6 +583,7 @@ impl Engine {
                     reloads: s.reloads,
                     recent_crashes: s.policy.recent(),
                     disabled: s.disabled,
+                    last_crash: s.last_crash.clone(),
                     rejected: s.rejected.clone(),
                 };
             }
@@ -606,6 +607,7 @@ impl Engine {
                 && s.restart_at.is_none()
                 && !s.disabled
             {
+                s.last_crash = Some(reason.clone());
                 match s.crashed(now) {
                     Verdict::Restart(at) => tracing::warn!(
                         plugin = %view.name,

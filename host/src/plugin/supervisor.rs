@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::{Compiled, Limits};
+use super::{CallError, Compiled, Limits};
 
 /// First restart delay. Threat: a plugin that traps at once on every
 /// instance burning a core in a restart loop.
@@ -100,6 +100,8 @@ pub struct Supervised {
     pub swapping: bool,
     /// Crashed too often: no restart until enabled or reloaded.
     pub disabled: bool,
+    /// Why the last instance failed, kept after a restart.
+    pub last_crash: Option<CallError>,
     /// Restarts done after crashes.
     pub restarts: u64,
     /// Reloads done.
@@ -119,6 +121,7 @@ impl Supervised {
             restart_at: None,
             swapping: false,
             disabled: false,
+            last_crash: None,
             restarts: 0,
             reloads: 0,
             rejected: None,
