@@ -9,65 +9,10 @@ mod common;
 
 use std::time::Duration;
 
+use common::churn::{assert_fib_converges, routes, topology};
 use common::host::{Host, Spec, test_config};
-use common::kernel::{difference, dumped_routes, kernel_routes};
 use common::netns::TestNetns;
 use common::{fixture, plugin};
-
-fn topology(ns: &TestNetns) {
-    ns.batch(
-        &[
-            "link add v0 type veth peer name v1",
-            "link set v0 up",
-            "link set v1 up",
-            "addr add 192.0.2.1/24 dev v0",
-            "addr add 2001:db8:1::1/64 dev v0 nodad",
-        ]
-        .map(String::from),
-    );
-}
-
-/// `count` route adds (and some deletes) in table `table`.
-fn routes(ns: &TestNetns, table: u32, start: u32, count: u32) {
-    let mut commands: Vec<String> = (start..start + count)
-        .map(|i| {
-            format!(
-                "route replace 10.{}.{}.0/24 via 192.0.2.2 table {table}",
-                i / 256,
-                i % 256
-            )
-        })
-        .collect();
-    commands.extend(
-        (start..start + count)
-            .step_by(7)
-            .map(|i| format!("route del 10.{}.{}.0/24 table {table}", i / 256, i % 256)),
-    );
-    ns.batch(&commands);
-}
-
-/// Waits until `fib`'s routes equal the kernel's.
-fn assert_fib_converges(ns: &TestNetns, host: &Host, fib: &str) {
-    let diff = |h: &Host| match h.query(fib, r#"{"op":"dump"}"#) {
-        Ok(dump) => difference(
-            &kernel_routes(ns),
-            &dumped_routes(&serde_json::from_str(&dump).unwrap()),
-        ),
-        Err(e) => format!("{fib}: {e}"),
-    };
-    let ok = host.wait(Duration::from_secs(60), |h| diff(h).is_empty());
-    assert!(ok, "{fib} did not converge:\n{}", diff(host));
-}
-
-fn plugin_status(host: &Host, name: &str) -> serde_json::Value {
-    host.status()["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == name)
-        .cloned()
-        .unwrap()
-}
 
 /// A FIB that traps on its 250th route event (the churn makes about 290;
 /// its replay after the crash holds fewer than 250) is restarted, replayed,
@@ -89,10 +34,10 @@ fn crashed_plugin_restarts_and_converges() {
     assert!(
         host.wait(
             Duration::from_secs(30),
-            |h| plugin_status(h, "flaky")["restarts"].as_u64().unwrap() > 0
+            |h| h.plugin_status("flaky")["restarts"].as_u64().unwrap() > 0
         ),
         "no restart: {}",
-        plugin_status(&host, "flaky")
+        host.plugin_status("flaky")
     );
     assert_fib_converges(&ns, &host, "flaky");
     assert_fib_converges(&ns, &host, "fib");
@@ -113,11 +58,11 @@ fn plugin_that_keeps_crashing_is_disabled() {
     let host = Host::start(&ns, test_config(), &[Spec::new(plugin("fib")), trap]);
     routes(&ns, 254, 0, 50);
     let disabled = host.wait(Duration::from_secs(30), |h| {
-        plugin_status(h, "trap")["state"] == "disabled"
+        h.plugin_status("trap")["state"] == "disabled"
     });
-    assert!(disabled, "not disabled: {}", plugin_status(&host, "trap"));
+    assert!(disabled, "not disabled: {}", host.plugin_status("trap"));
     assert!(
-        plugin_status(&host, "trap")["recent_crashes"]
+        host.plugin_status("trap")["recent_crashes"]
             .as_u64()
             .unwrap()
             > 5
@@ -128,7 +73,7 @@ fn plugin_that_keeps_crashing_is_disabled() {
     assert!(host.enable("nosuch").is_err());
     // Enabled, it is restarted, and crashes again in its replay.
     assert!(host.wait(Duration::from_secs(30), |h| {
-        let s = plugin_status(h, "trap");
+        let s = h.plugin_status("trap");
         s["state"] != "disabled" || s["recent_crashes"].as_u64().unwrap() > 0
     }));
 }
@@ -156,7 +101,7 @@ fn reloads_swap_in_and_bad_files_are_refused() {
         assert!(answer.contains("reloaded"), "{answer}");
     }
     assert_fib_converges(&ns, &host, "fib");
-    assert_eq!(plugin_status(&host, "fib")["reloads"], 5);
+    assert_eq!(host.plugin_status("fib")["reloads"], 5);
 
     let refusals = [
         (b"not a plugin\n".to_vec(), "not a WebAssembly file"),
@@ -173,7 +118,7 @@ fn reloads_swap_in_and_bad_files_are_refused() {
         std::fs::write(&file, &bytes).unwrap();
         let err = host.reload("fib").unwrap_err();
         assert!(err.contains(expected), "{err}");
-        let status = plugin_status(&host, "fib");
+        let status = host.plugin_status("fib");
         assert!(
             status["rejected"]["reason"]
                 .as_str()

@@ -129,7 +129,8 @@ pub struct PluginView {
     pub overflows: u64,
     pub memory_bytes: u64,
     /// Filled in by the engine from its supervisor: restarts after crashes,
-    /// reloads, whether it is disabled, and the last refused reload.
+    /// reloads, whether it is disabled, the last crash and the last refused
+    /// reload.
     pub supervision: Supervision,
 }
 
@@ -140,6 +141,8 @@ pub struct Supervision {
     pub reloads: u64,
     pub recent_crashes: usize,
     pub disabled: bool,
+    /// Why the last instance failed, if one did.
+    pub last_crash: Option<CallError>,
     pub rejected: Option<crate::plugin::supervisor::Rejected>,
     /// How long the last reload took, from its trigger until live.
     pub last_reload: Option<Duration>,

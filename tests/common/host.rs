@@ -105,6 +105,15 @@ impl Host {
         status_json(&self.handle, &plugins)
     }
 
+    /// One plugin's entry in the status document.
+    pub fn plugin_status(&self, name: &str) -> Value {
+        self.status()["plugins"]
+            .as_array()
+            .and_then(|plugins| plugins.iter().find(|p| p["name"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("no plugin {name:?} in the status"))
+    }
+
     pub fn counter(&self, name: &str) -> u64 {
         self.status()[name].as_u64().unwrap_or(0)
     }

@@ -2,6 +2,7 @@
 //! how to load one into a dispatcher, and event builders.
 #![allow(dead_code, reason = "each test binary uses a different part")]
 
+pub mod churn;
 pub mod host;
 pub mod kernel;
 pub mod mirror;

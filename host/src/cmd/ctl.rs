@@ -138,6 +138,9 @@ fn print_status(s: &Value) {
                 n("reloads"),
                 n("recent_crashes")
             );
+            if let Some(crash) = p["last_crash"].as_str() {
+                println!("{:<16} last crash: {crash}", "");
+            }
         }
         if let Some(reason) = p["rejected"]["reason"].as_str() {
             let hash = p["rejected"]["sha256"].as_str().unwrap_or("");

@@ -179,6 +179,7 @@ pub fn status_json(engine: &EngineHandle, plugins: &[PluginView]) -> Value {
             "restarts": p.supervision.restarts,
             "reloads": p.supervision.reloads,
             "recent_crashes": p.supervision.recent_crashes,
+            "last_crash": p.supervision.last_crash.as_ref().map(|e| e.to_string()),
             "rejected": rejected(p),
             "last_reload_ms": p.supervision.last_reload.map(|d| d.as_secs_f64() * 1e3),
             "watched": p.supervision.watched,

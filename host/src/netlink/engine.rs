@@ -649,6 +649,7 @@ impl Engine {
                     reloads: s.reloads,
                     recent_crashes: s.policy.recent(),
                     disabled: s.disabled,
+                    last_crash: s.last_crash.clone(),
                     rejected: s.rejected.clone(),
                     last_reload: s.last_reload,
                     watched: s.spec.watch && self.watcher.is_some(),
@@ -695,6 +696,7 @@ impl Engine {
                 && s.restart_at.is_none()
                 && !s.disabled
             {
+                s.last_crash = Some(reason.clone());
                 match s.crashed(now) {
                     Verdict::Restart(at) => tracing::warn!(
                         plugin = %view.name,

@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::Compiled;
+use super::{CallError, Compiled};
 use crate::plugins::PluginSpec;
 
 /// First restart delay. Threat: a plugin that traps at once on every
@@ -97,6 +97,8 @@ pub struct Supervised {
     pub restart_at: Option<Instant>,
     /// Crashed too often: no restart until enabled or reloaded.
     pub disabled: bool,
+    /// Why the last instance failed, kept after a restart.
+    pub last_crash: Option<CallError>,
     /// Restarts done after crashes.
     pub restarts: u64,
     /// Reloads done.
@@ -116,6 +118,7 @@ impl Supervised {
             policy: CrashPolicy::default(),
             restart_at: None,
             disabled: false,
+            last_crash: None,
             restarts: 0,
             reloads: 0,
             rejected: None,
