@@ -22,6 +22,43 @@ impl Drop for Daemon {
     }
 }
 
+impl Daemon {
+    /// `dphost run` on `ns` with these extra arguments, once its control
+    /// API answers.
+    fn start(ns: &TestNetns, control: &str, args: &[&std::ffi::OsStr]) -> Daemon {
+        let daemon = Daemon(
+            Command::new(DPHOST)
+                .args([
+                    "run",
+                    "--netns",
+                    &ns.name,
+                    "--control",
+                    control,
+                    "--no-cache",
+                ])
+                .args(args)
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("starting dphost run"),
+        );
+        let started = Instant::now();
+        while !ctl(control, &["--json", "status"]).status.success() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "dphost run did not come up"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        daemon
+    }
+
+    fn hangup(&self) {
+        // SAFETY: kill has no memory preconditions; the pid is our child's.
+        let sent = unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGHUP) };
+        assert_eq!(sent, 0, "SIGHUP not sent");
+    }
+}
+
 fn ctl(control: &str, args: &[&str]) -> Output {
     Command::new(DPHOST)
         .args(["ctl", "--control", control])
@@ -52,30 +89,12 @@ fn run_and_ctl() {
     ns.ip("route add 10.9.0.0/16 via 192.0.2.2 table 1000");
     let socket = std::env::temp_dir().join(format!("dphost-cli-test-{}.sock", std::process::id()));
     let control = format!("unix:{}", socket.display());
-    let _daemon = Daemon(
-        Command::new(DPHOST)
-            .args([
-                "run",
-                "--netns",
-                &ns.name,
-                "--control",
-                &control,
-                "--no-cache",
-            ])
-            .arg("--plugin")
-            .arg(plugin("fib"))
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting dphost run"),
+    let plugin_fib = plugin("fib");
+    let _daemon = Daemon::start(
+        &ns,
+        &control,
+        &["--plugin".as_ref(), plugin_fib.as_os_str()],
     );
-    let started = Instant::now();
-    while !ctl(&control, &["--json", "status"]).status.success() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "dphost run did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "control socket mode");
 
@@ -134,4 +153,60 @@ fn check_good_and_bad() {
         String::from_utf8_lossy(&bad.stderr)
             .contains("does not export `dataplane:handler/handler@0.1.0`")
     );
+}
+
+/// SIGHUP reads the configuration again: a plugin added to it is loaded; a
+/// file that no longer parses changes nothing and the daemon runs on.
+#[test]
+fn sighup_reads_the_config_again() {
+    let Some(ns) = TestNetns::new("hup") else {
+        return;
+    };
+    ns.ip("link add v0 type veth peer name v1");
+    let dir = std::env::temp_dir().join(format!("dphost-hup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("dphost.toml");
+    let section = |path: std::path::PathBuf, extra: &str| {
+        format!(
+            "[[plugin]]\npath = {:?}\n{extra}\n",
+            path.display().to_string()
+        )
+    };
+    let fib = section(plugin("fib"), "");
+    std::fs::write(&config, &fib).unwrap();
+    let control = format!("unix:{}", dir.join("control.sock").display());
+    let daemon = Daemon::start(&ns, &control, &["--config".as_ref(), config.as_os_str()]);
+    let names = || -> Vec<String> {
+        let plugins: serde_json::Value =
+            serde_json::from_str(&stdout(&ctl(&control, &["--json", "plugins"]))).unwrap();
+        let mut names: Vec<String> = plugins
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(), ["fib"]);
+
+    let logger = section(plugin("logger"), "config = \"quiet\"\nwatch = false");
+    std::fs::write(&config, format!("{fib}{logger}")).unwrap();
+    daemon.hangup();
+    let started = Instant::now();
+    while names() != ["fib", "logger"] {
+        assert!(started.elapsed() < Duration::from_secs(30), "{:?}", names());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    std::fs::write(&config, "[[plugin]]\npath = 5\n").unwrap();
+    daemon.hangup();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(names(), ["fib", "logger"], "a bad file changes nothing");
+    let answer = stdout(&ctl(
+        &control,
+        &["--json", "query", "logger", r#"{"op":"stats"}"#],
+    ));
+    assert!(answer.contains("link-add"), "{answer}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

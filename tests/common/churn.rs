@@ -22,6 +22,15 @@ pub fn topology(ns: &TestNetns) {
     );
 }
 
+/// A test namespace with [`topology`] and `count` routes in the main
+/// table; `None` where namespaces cannot be made (see [`TestNetns::new`]).
+pub fn namespace_with_routes(tag: &str, count: u32) -> Option<TestNetns> {
+    let ns = TestNetns::new(tag)?;
+    topology(&ns);
+    routes(&ns, 254, 0, count);
+    Some(ns)
+}
+
 /// `count` route adds (and some deletes) in table `table`.
 pub fn routes(ns: &TestNetns, table: u32, start: u32, count: u32) {
     let mut commands: Vec<String> = (start..start + count)
