@@ -4,10 +4,11 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use dphost::dispatch::{DispatchOptions, Dispatcher, PluginState};
+use dphost::dispatch::{DispatchOptions, Dispatcher, PluginState, Replay};
 use dphost::plugin::Limits;
 use dphost::wit::{Event, ObjectKind};
 
@@ -45,7 +46,8 @@ fn overflow_then_resync_converges() {
         1,
         vec![hop(None, 3, 1)],
     )));
-    d.resync(fib, &[batch(sync(ObjectKind::Route, mirror))]);
+    let replay: Replay = Arc::new(vec![batch(sync(ObjectKind::Route, mirror))]);
+    d.resync(fib, &replay);
     assert_eq!(d.plugins()[fib].state, PluginState::Live);
     // The replay takes the one queue slot; let it drain before live events.
     flush(&d);

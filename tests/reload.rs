@@ -12,9 +12,10 @@ use std::time::Duration;
 use common::churn::{assert_fib_converges, namespace_with_routes, routes, topology};
 use common::host::{Host, Spec, test_config};
 use common::netns::TestNetns;
-use common::{fixture, plugin, variant};
+use common::{fixture, plugin};
 use dphost::plugin::Limits;
 use dphost::wit::{EVENT_NAMES, ObjectKind};
+use dphost_bench::scene::component_variant as variant;
 use serde_json::Value;
 
 /// A scratch directory for plugin files, removed by the test.
@@ -104,7 +105,7 @@ fn file_changes_reload_under_churn() {
         });
         for round in 0..20u64 {
             let bytes = variant(&original, round + 1);
-            if round % 2 == 0 {
+            if round.is_multiple_of(2) {
                 std::fs::write(&file, &bytes).unwrap();
             } else {
                 let temporary = dir.join(".fib.wasm.new");

@@ -7,6 +7,7 @@
 //!   baseline the host's cold sync is compared against.
 //! - [`kernel_route_count`], [`flush_table`]: the kernel's own route count, and emptying a table.
 //! - [`netns`]: entering a named network namespace on one thread to open sockets there.
+//! - [`scene`]: what the benchmarks share: a throwaway namespace, waiting for an idle machine.
 //!
 //! The binaries `dphost-inject` and `dphost-rawdump` are thin command-line wrappers over these.
 //! Everything needs `CAP_NET_ADMIN` (and `CAP_SYS_ADMIN` to enter a namespace): run as root.
@@ -21,6 +22,7 @@ mod dump;
 mod inject;
 pub mod netns;
 mod nl;
+pub mod scene;
 
 pub use dump::{DumpReport, FlushReport, flush_table, kernel_route_count, raw_dump};
 pub use inject::{

@@ -8,76 +8,16 @@
 //!
 //! Run with: `cargo xtask bench sync`.
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dphost::control::{ControlAddr, client};
-use dphost_bench::{Family, InjectConfig, Interface, inject_routes, kernel_route_count, raw_dump};
+use dphost_bench::scene::{Netns, memory, target, wait_for_idle};
+use dphost_bench::{Family, raw_dump};
 use serde_json::Value;
 
 const V4_ROUTES: u64 = 1_000_000;
 const V6_ROUTES: u64 = 100_000;
-
-fn target() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
-}
-
-/// A namespace with one veth pair up and addressed, removed on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        let name = format!("dphost-bench-{tag}-{}", std::process::id());
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            ok,
-            "cannot create a network namespace: the sync benchmark needs root"
-        );
-        let ns = Netns(name);
-        for c in [
-            "link set lo up",
-            "link add d0 type veth peer name d1",
-            "link set d0 up",
-            "link set d1 up",
-            "addr add 10.255.255.1/8 dev d0",
-            "addr add 2001:db8:ffff::1/64 dev d0 nodad",
-        ] {
-            let ok = Command::new("ip")
-                .args(["-n", &ns.0])
-                .args(c.split(' '))
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(ok, "ip {c}");
-        }
-        ns
-    }
-
-    fn inject(&self, family: Family, count: u64) -> dphost_bench::InjectReport {
-        let mut config = InjectConfig::new(count);
-        config.netns = Some(self.0.clone());
-        config.family = family;
-        config.interface = Some(Interface::Name("d0".into()));
-        let report = inject_routes(&config).expect("injecting routes");
-        assert_eq!(report.errors, 0, "injector errors: {report}");
-        report
-    }
-
-    fn routes(&self) -> usize {
-        kernel_route_count(Some(&self.0), None).expect("counting kernel routes")
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
 
 /// `dphost run` on a namespace with the fib plugin; stopped on drop.
 struct Dphost {
@@ -90,7 +30,13 @@ impl Dphost {
         let socket = std::env::temp_dir().join(format!("dphost-bench-{}.sock", std::process::id()));
         let control = ControlAddr::Unix(socket.clone());
         let child = Command::new(target().join("release/dphost"))
-            .args(["run", "--netns", &ns.0, "--control", &control.to_string()])
+            .args([
+                "run",
+                "--netns",
+                &ns.name,
+                "--control",
+                &control.to_string(),
+            ])
             .arg("--plugin")
             .arg(target().join("plugins/fib.wasm"))
             .env("RUST_LOG", "warn")
@@ -135,19 +81,9 @@ impl Dphost {
         }
     }
 
-    /// Peak and current resident memory, in MiB, from /proc.
+    /// Peak and current resident memory, in MiB.
     fn memory(&self) -> (f64, f64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        let kib = |key: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        (kib("VmHWM:") / 1024.0, kib("VmRSS:") / 1024.0)
+        memory(&self.child.id().to_string())
     }
 }
 
@@ -160,35 +96,6 @@ impl Drop for Dphost {
     }
 }
 
-/// Waits (up to 60 s) until the machine is nearly idle: a namespace deleted
-/// with a million routes is freed by the kernel in the background for
-/// seconds, and would skew whatever is measured next.
-fn wait_for_idle() {
-    let busy_idle = || {
-        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-        let cpu: Vec<u64> = stat
-            .lines()
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .skip(1)
-            .filter_map(|v| v.parse().ok())
-            .collect();
-        let idle = cpu.get(3).copied().unwrap_or(0) + cpu.get(4).copied().unwrap_or(0);
-        (cpu.iter().sum::<u64>(), idle)
-    };
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(60) {
-        let (total0, idle0) = busy_idle();
-        std::thread::sleep(Duration::from_millis(500));
-        let (total1, idle1) = busy_idle();
-        let idle = (idle1 - idle0) as f64 / (total1 - total0).max(1) as f64;
-        if idle > 0.9 {
-            return;
-        }
-    }
-}
-
 fn cold_sync() {
     let ns = Netns::new("cold");
     let v4 = ns.inject(Family::V4, V4_ROUTES);
@@ -196,7 +103,7 @@ fn cold_sync() {
     println!("injected: {v4}\ninjected: {v6}");
     let total = ns.routes();
     let raw = (0..3)
-        .map(|_| raw_dump(Some(&ns.0), None).expect("raw dump").seconds)
+        .map(|_| raw_dump(Some(&ns.name), None).expect("raw dump").seconds)
         .fold(f64::MAX, f64::min);
     // Best of three starts, like the raw dump.
     let mut best: Option<(Duration, f64, Value, (f64, f64))> = None;

@@ -16,15 +16,18 @@
 //! the caller can bring it back with [`Dispatcher::resync`] (a replay from the
 //! mirror inside sync-begin/sync-end). Until then it is sent nothing.
 //!
-//! The dispatcher never touches the kernel or the mirror.
+//! The dispatcher never touches the kernel or the mirror; replays come as a
+//! [`ReplaySource`], a snapshot the engine hands over.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+use parking_lot::RwLock;
 
+use crate::histogram::{Histogram, Snapshot};
 use crate::plugin::{CallError, Instance, Limits};
 use crate::wit::{Event, KindSet, PluginInfo};
 
@@ -37,6 +40,40 @@ pub const MAX_EVENTS_PER_CALL: usize = 1024;
 /// Most call records kept when recording is on. Threat: a long run with
 /// recording on growing without bound; older records are dropped.
 pub const MAX_CALL_RECORDS: usize = 1 << 20;
+
+/// Where a replay's events come from: the engine hands over a snapshot of
+/// its mirror (taken in well under a millisecond, see [`crate::mirror`]),
+/// and the plugin's worker makes the events as it delivers them, so the
+/// engine spends no time on a replay and no replay is held in memory whole.
+pub trait ReplaySource: Send + Sync {
+    /// Hands the events of `kinds` to `deliver`, in order, in slices of at
+    /// most `batch` (at least one), until `deliver` returns false; returns
+    /// false if it did.
+    fn replay_each(
+        &self,
+        kinds: KindSet,
+        batch: usize,
+        deliver: &mut dyn FnMut(&[Event]) -> bool,
+    ) -> bool;
+}
+
+/// A replay, shared by every plugin it is for.
+pub type Replay = Arc<dyn ReplaySource>;
+
+/// Batches made beforehand (tests; a small replay).
+impl ReplaySource for Vec<Arc<[Event]>> {
+    fn replay_each(
+        &self,
+        kinds: KindSet,
+        batch: usize,
+        deliver: &mut dyn FnMut(&[Event]) -> bool,
+    ) -> bool {
+        self.iter().all(|events| {
+            let wanted = subset(events, kinds, &mut Vec::new());
+            wanted.chunks(batch.max(1)).all(&mut *deliver)
+        })
+    }
+}
 
 /// A plugin's index in the dispatcher; stable while the plugin is loaded.
 pub type PluginId = usize;
@@ -84,6 +121,10 @@ pub struct PluginStatus {
     pub overflows: AtomicU64,
     /// Bytes of linear memory, as of the last call.
     pub memory_bytes: AtomicU64,
+    /// Per live batch, the time from the read of the notification behind
+    /// it until the plugin had taken all of it: the engine, the queue, the
+    /// barrier, and the calls.
+    pub latency: Histogram,
 }
 
 impl PluginStatus {
@@ -95,6 +136,7 @@ impl PluginStatus {
             busy_nanos: AtomicU64::new(0),
             overflows: AtomicU64::new(0),
             memory_bytes: AtomicU64::new(0),
+            latency: Histogram::default(),
         }
     }
 
@@ -128,6 +170,8 @@ pub struct PluginView {
     pub calls: u64,
     pub overflows: u64,
     pub memory_bytes: u64,
+    /// Latency of live batches so far (see [`PluginStatus::latency`]).
+    pub latency: Snapshot,
     /// Filled in by the engine from its supervisor: restarts after crashes,
     /// reloads, whether it is disabled, the last crash and the last refused
     /// reload.
@@ -171,14 +215,15 @@ pub enum QueryError {
 }
 
 enum Job {
-    Batch(Arc<[Event]>),
-    /// A resync's batches, as one job so it never waits for queue room.
-    Replay(Vec<Arc<[Event]>>),
+    /// Live events, and when they arose (see [`Dispatcher::dispatch_since`]).
+    Batch(Arc<[Event]>, Instant),
+    /// A resync, as one job so it never waits for queue room.
+    Replay(Replay),
     /// A new instance (a reload or a restart): it is replayed `replay`, then
     /// takes the old one's place; if the replay fails, the old one stays.
     Swap {
         instance: Box<Instance>,
-        replay: Vec<Arc<[Event]>>,
+        replay: Replay,
         reply: Sender<Result<(), String>>,
     },
     /// A query; the worker sends the answer (or why there is none).
@@ -191,7 +236,11 @@ enum Job {
 
 /// State shared by every worker.
 struct Shared {
-    /// Held shared by mp-safe calls, exclusively by the others.
+    /// Held shared by mp-safe calls, exclusively by the others. Task-fair:
+    /// once an exclusive call waits, no new shared call starts. Threat: with
+    /// std's RwLock a woken writer loses the lock to a reader that takes it
+    /// again at once, so a plugin that is not mp-safe waited 250 ms behind
+    /// another plugin's replay of a million routes.
     barrier: RwLock<()>,
     /// Call records, when recording is on.
     records: Option<Mutex<Vec<CallRecord>>>,
@@ -302,6 +351,12 @@ impl Dispatcher {
     /// Returns the plugins whose queue overflowed now: each is out of sync,
     /// its queue dropped, until [`Dispatcher::resync`].
     pub fn dispatch(&mut self, batch: &Arc<[Event]>) -> Vec<PluginId> {
+        self.dispatch_since(batch, Instant::now())
+    }
+
+    /// [`Dispatcher::dispatch`], for events that arose at `since` (when the
+    /// notification behind them was read): plugins' latency counts from it.
+    pub fn dispatch_since(&mut self, batch: &Arc<[Event]>, since: Instant) -> Vec<PluginId> {
         let mut filtered: Vec<(KindSet, Arc<[Event]>)> = Vec::new();
         let mut overflowed = Vec::new();
         for (id, slot) in self.slots.iter().enumerate() {
@@ -313,7 +368,7 @@ impl Dispatcher {
             if events.is_empty() {
                 continue;
             }
-            match slot.tx.try_send(Job::Batch(events)) {
+            match slot.tx.try_send(Job::Batch(events, since)) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) => {
                     slot.overflow();
@@ -326,39 +381,34 @@ impl Dispatcher {
     }
 
     /// Brings an out-of-sync plugin back: `replay` (the mirror's contents
-    /// inside sync-begin/sync-end per kind, filtered here to the plugin's
+    /// inside sync-begin/sync-end per kind; the worker takes the plugin's
     /// kinds) is queued as one job ahead of any later batch, and the plugin
     /// is live again. The caller must call this from the dispatching thread,
     /// between two dispatches, with the mirror as of that point.
-    pub fn resync(&mut self, id: PluginId, replay: &[Arc<[Event]>]) {
+    pub fn resync(&mut self, id: PluginId, replay: &Replay) {
         let Some(Some(slot)) = self.slots.get(id) else {
             return;
         };
         if slot.status.state() != PluginState::OutOfSync {
             return;
         }
-        let batches = replay
-            .iter()
-            .map(|batch| subset(batch, slot.kinds, &mut Vec::new()))
-            .filter(|events| !events.is_empty())
-            .collect();
         // The queue was dropped at the overflow and nothing was sent since,
         // so there is room for this one job.
-        if slot.tx.try_send(Job::Replay(batches)).is_ok() {
+        if slot.tx.try_send(Job::Replay(replay.clone())).is_ok() {
             slot.status.set_state(PluginState::Live);
         }
     }
 
     /// Queues a new instance for a plugin (a reload or a restart): its
-    /// worker replays `replay` (the mirror now, filtered to the new
-    /// instance's kinds) into it and swaps it in, after everything queued
+    /// worker replays `replay` (the mirror now; the new instance's kinds of
+    /// it) into it and swaps it in, after everything queued
     /// before and before everything dispatched after. The outcome arrives
     /// on the returned channel. Waits for queue room up to `wait`.
     pub fn swap(
         &mut self,
         id: PluginId,
         instance: Instance,
-        replay: &[Arc<[Event]>],
+        replay: &Replay,
         wait: Duration,
     ) -> Result<Receiver<Result<(), String>>, QueryError> {
         let Some(Some(slot)) = self.slots.get_mut(id) else {
@@ -366,15 +416,10 @@ impl Dispatcher {
         };
         slot.kinds = instance.kinds();
         slot.info = instance.info().clone();
-        let batches = replay
-            .iter()
-            .map(|batch| subset(batch, slot.kinds, &mut Vec::new()))
-            .filter(|events| !events.is_empty())
-            .collect();
         let (tx, rx) = bounded(1);
         let job = Job::Swap {
             instance: Box::new(instance),
-            replay: batches,
+            replay: replay.clone(),
             reply: tx,
         };
         // From here on batches queue behind the swap: a plugin that had
@@ -530,6 +575,7 @@ impl Slot {
             calls: self.status.calls.load(Ordering::Relaxed),
             overflows: self.status.overflows.load(Ordering::Relaxed),
             memory_bytes: self.status.memory_bytes.load(Ordering::Relaxed),
+            latency: self.status.latency.snapshot(),
             supervision: Supervision::default(),
         }
     }
@@ -571,8 +617,17 @@ impl Worker {
     fn run(mut self, rx: Receiver<Job>) {
         for job in rx {
             match job {
-                Job::Batch(events) => self.deliver(&events),
-                Job::Replay(batches) => batches.iter().for_each(|events| self.deliver(events)),
+                Job::Batch(events, since) => {
+                    let _ = self.deliver(&events);
+                    self.status.latency.record(since.elapsed());
+                }
+                Job::Replay(replay) => {
+                    if let Some(kinds) = self.instance.as_ref().map(Instance::kinds) {
+                        replay.replay_each(kinds, MAX_EVENTS_PER_CALL, &mut |events| {
+                            self.deliver(events)
+                        });
+                    }
+                }
                 Job::Swap {
                     instance,
                     replay,
@@ -606,24 +661,32 @@ impl Worker {
     /// `state`, then `replay`), then keeps it in place of the current
     /// instance (dropped only now). If that fails, the current instance, if
     /// any, goes on as it was.
-    fn swap(&mut self, new: Instance, replay: &[Arc<[Event]>]) -> Result<(), String> {
+    fn swap(&mut self, new: Instance, replay: &Replay) -> Result<(), String> {
         let state = if new.stateful() {
             self.snapshot()
         } else {
             None
         };
+        let kinds = new.kinds();
         let was = self.status.state();
         let old = self.instance.replace(new);
         self.status.set_state(PluginState::Live);
         let brought_up = self.restore(state).and_then(|()| {
-            for batch in replay {
-                for chunk in batch.chunks(MAX_EVENTS_PER_CALL) {
-                    if let Some(Err(error)) = self.call(|instance| instance.handle(chunk)) {
-                        return Err(format!("the new instance failed its replay: {error}"));
-                    }
+            let mut failed = None;
+            replay.replay_each(kinds, MAX_EVENTS_PER_CALL, &mut |chunk| match self
+                .call(|instance| instance.handle(chunk))
+            {
+                Some(Ok(())) => true,
+                Some(Err(error)) => {
+                    failed = Some(error);
+                    false
                 }
+                None => false,
+            });
+            match failed {
+                Some(error) => Err(format!("the new instance failed its replay: {error}")),
+                None => Ok(()),
             }
-            Ok(())
         });
         if brought_up.is_err()
             && let Some(old) = old
@@ -664,17 +727,19 @@ impl Worker {
         }
     }
 
-    /// Delivers a batch in calls of at most [`MAX_EVENTS_PER_CALL`] events.
-    fn deliver(&mut self, events: &[Event]) {
+    /// Delivers a batch in calls of at most [`MAX_EVENTS_PER_CALL`] events;
+    /// false once the instance has failed.
+    fn deliver(&mut self, events: &[Event]) -> bool {
         for chunk in events.chunks(MAX_EVENTS_PER_CALL) {
             let Some(Ok(())) = self.call(|instance| instance.handle(chunk)) else {
-                return;
+                return false;
             };
             self.status.calls.fetch_add(1, Ordering::Relaxed);
             self.status
                 .events
                 .fetch_add(chunk.len() as u64, Ordering::Relaxed);
         }
+        true
     }
 
     /// An empty request is the dispatcher's flush marker: it only proves the
@@ -703,17 +768,9 @@ impl Worker {
             let _shared;
             let _exclusive;
             if instance.mp_safe() {
-                _shared = self
-                    .shared
-                    .barrier
-                    .read()
-                    .unwrap_or_else(|e| e.into_inner());
+                _shared = self.shared.barrier.read();
             } else {
-                _exclusive = self
-                    .shared
-                    .barrier
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner());
+                _exclusive = self.shared.barrier.write();
             }
             let start = Instant::now();
             let result = f(instance);

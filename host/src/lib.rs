@@ -18,6 +18,7 @@
 pub mod config;
 pub mod control;
 pub mod dispatch;
+pub mod histogram;
 pub mod mirror;
 pub mod netlink;
 pub mod plugin;

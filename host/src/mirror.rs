@@ -39,6 +39,7 @@ use std::sync::Arc;
 use dphost_lpm::{Fib, NextHop as LpmHop, Route as LpmRoute, RouteKey};
 use serde_json::Value;
 
+use crate::dispatch::ReplaySource;
 use crate::netlink::address::{self, AddressKey};
 use crate::netlink::change::Change;
 use crate::netlink::link::{self, LinkKey};
@@ -48,7 +49,7 @@ use crate::wit::{Address, Event, Family, KindSet, Link, Neighbour, ObjectKind, R
 
 /// The host's copy of kernel state. Plain data: the engine owns it and
 /// applies changes to it one at a time; it has no lock of its own.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Mirror {
     links: Table<Link>,
     addresses: Table<Address>,
@@ -164,22 +165,19 @@ impl Mirror {
     /// SyncBegin, every object as an add, SyncEnd; in batches of at most
     /// `batch` events (at least one).
     pub fn replay(&self, kinds: KindSet, batch: usize) -> Vec<Arc<[Event]>> {
-        let mut batches = Batches::new(batch);
-        for kind in kinds.kinds() {
-            batches.push(Event::SyncBegin(kind));
-            match kind {
-                ObjectKind::Link => self.links.each(|l| batches.push(Event::LinkAdd(l.clone()))),
-                ObjectKind::Address => self.addresses.each(|a| batches.push(Event::AddressAdd(*a))),
-                ObjectKind::Neighbour => self
-                    .neighbours
-                    .each(|n| batches.push(Event::NeighbourAdd(n.clone()))),
-                ObjectKind::Route => self
-                    .routes
-                    .for_each_ref(|r| batches.push(Event::RouteAdd(route::from_lpm(r)))),
-            }
-            batches.push(Event::SyncEnd(kind));
-        }
-        batches.finish()
+        let mut batches = Vec::new();
+        self.replay_each(kinds, batch, &mut |events| {
+            batches.push(events.into());
+            true
+        });
+        batches
+    }
+
+    /// A copy of the mirror as of now, to replay from while the mirror goes
+    /// on changing. Cheap: the routes are shared copy-on-write (a million
+    /// take well under a millisecond), the other kinds are copied.
+    pub fn snapshot(&self) -> Arc<Mirror> {
+        Arc::new(self.clone())
     }
 
     /// How many links, addresses, neighbours and routes the mirror holds.
@@ -446,12 +444,14 @@ impl Object for Neighbour {
 }
 
 /// The objects of one kind, in key order, each with its stale mark.
+#[derive(Clone)]
 struct Table<V: Object> {
     map: BTreeMap<V::Key, Slot<V>>,
 }
 
 /// One stored object. `stale` is set for every object when a sync or
 /// reconcile begins and cleared when the object is added again.
+#[derive(Clone)]
 struct Slot<V> {
     value: V,
     stale: bool,
@@ -548,35 +548,44 @@ impl<V: Object> Table<V> {
     }
 }
 
-/// Events cut into shared batches of at most `size`.
-struct Batches {
-    size: usize,
-    current: Vec<Event>,
-    done: Vec<Arc<[Event]>>,
-}
-
-impl Batches {
-    fn new(size: usize) -> Self {
-        let size = size.max(1);
-        Batches {
-            size,
-            current: Vec::with_capacity(size.min(4096)),
-            done: Vec::new(),
+/// A snapshot replays itself in the plugin's worker.
+impl ReplaySource for Mirror {
+    /// What [`Mirror::replay`] gives, handed to `deliver` one batch at a
+    /// time (reused, so nothing of size grows), until it returns false;
+    /// false if it did.
+    fn replay_each(
+        &self,
+        kinds: KindSet,
+        batch: usize,
+        deliver: &mut dyn FnMut(&[Event]) -> bool,
+    ) -> bool {
+        let size = batch.max(1);
+        let mut current = Vec::with_capacity(size.min(4096));
+        let mut going = true;
+        let mut push = |event: Event| {
+            if going {
+                current.push(event);
+                if current.len() == size {
+                    going = deliver(&current);
+                    current.clear();
+                }
+            }
+        };
+        for kind in kinds.kinds() {
+            push(Event::SyncBegin(kind));
+            match kind {
+                ObjectKind::Link => self.links.each(|l| push(Event::LinkAdd(l.clone()))),
+                ObjectKind::Address => self.addresses.each(|a| push(Event::AddressAdd(*a))),
+                ObjectKind::Neighbour => self
+                    .neighbours
+                    .each(|n| push(Event::NeighbourAdd(n.clone()))),
+                ObjectKind::Route => self
+                    .routes
+                    .for_each_ref(|r| push(Event::RouteAdd(route::from_lpm(r)))),
+            }
+            push(Event::SyncEnd(kind));
         }
-    }
-
-    fn push(&mut self, event: Event) {
-        self.current.push(event);
-        if self.current.len() == self.size {
-            self.done.push(std::mem::take(&mut self.current).into());
-        }
-    }
-
-    fn finish(mut self) -> Vec<Arc<[Event]>> {
-        if !self.current.is_empty() {
-            self.done.push(self.current.into());
-        }
-        self.done
+        going && (current.is_empty() || deliver(&current))
     }
 }
 
@@ -1317,5 +1326,13 @@ mod tests {
         assert_eq!(m.counts()[3], 1_000_000);
         let mib = m.route_heap_bytes() as f64 / (1 << 20) as f64;
         assert!(mib < 100.0, "{mib:.1} MiB");
+        // A snapshot shares the routes: changing the mirror leaves it as it was.
+        let snapshot = m.snapshot();
+        let routes: KindSet = [ObjectKind::Route].into_iter().collect();
+        let Event::RouteAdd(first) = m.replay(routes, 2)[0][1].clone() else {
+            panic!("a route add follows sync-begin");
+        };
+        m.apply(Change::DelRoute(first), &mut out);
+        assert_eq!((m.counts()[3], snapshot.counts()[3]), (999_999, 1_000_000));
     }
 }

@@ -156,29 +156,3 @@ pub fn sync(kind: ObjectKind, objects: Vec<Event>) -> Vec<Event> {
 pub fn is_v4(f: Family) -> bool {
     f == Family::Ipv4
 }
-
-/// A component's bytes with a custom section appended that holds `n`: a
-/// different file (another hash, so a fresh compile) that behaves the same.
-pub fn variant(component: &[u8], n: u64) -> Vec<u8> {
-    fn leb128(mut value: usize, out: &mut Vec<u8>) {
-        loop {
-            let byte = (value & 0x7f) as u8;
-            value >>= 7;
-            if value == 0 {
-                out.push(byte);
-                return;
-            }
-            out.push(byte | 0x80);
-        }
-    }
-    const NAME: &[u8] = b"dphost-test-variant";
-    let mut body = Vec::new();
-    leb128(NAME.len(), &mut body);
-    body.extend(NAME);
-    body.extend(n.to_le_bytes());
-    let mut bytes = component.to_vec();
-    bytes.push(0); // a custom section
-    leb128(body.len(), &mut bytes);
-    bytes.extend(body);
-    bytes
-}

@@ -4,7 +4,7 @@
 //!   release and every plugin and test fixture to `target/plugins/`.
 //! - `test`: `build`, then every test in the workspace.
 //! - `demo`: `build`, then dphost on a throwaway namespace (see `demo.rs`).
-//! - `bench dispatch`, `bench sync`: `build`, then that benchmark
+//! - `bench dispatch`, `bench sync`, `bench reload`: `build`, then that benchmark
 //!   (figures go to BENCHMARKS.md).
 
 use std::path::{Path, PathBuf};
@@ -41,10 +41,10 @@ fn main() -> Result<()> {
         ["build"] => build(),
         ["test", rest @ ..] => test(rest),
         ["demo"] => demo(),
-        ["bench", name @ ("dispatch" | "sync")] => bench(name),
+        ["bench", name @ ("dispatch" | "sync" | "reload")] => bench(name),
         _ => {
             eprintln!(
-                "usage: cargo xtask <build | test [cargo test args] | demo | bench dispatch|sync>"
+                "usage: cargo xtask <build | test [cargo test args] | demo | bench dispatch|sync|reload>"
             );
             bail!("unknown command {args:?}")
         }

@@ -176,6 +176,7 @@ pub fn status_json(engine: &EngineHandle, plugins: &[PluginView]) -> Value {
             "calls": p.calls,
             "overflows": p.overflows,
             "memory_bytes": p.memory_bytes,
+            "latency_ms": latency(p),
             "restarts": p.supervision.restarts,
             "reloads": p.supervision.reloads,
             "recent_crashes": p.supervision.recent_crashes,
@@ -185,6 +186,12 @@ pub fn status_json(engine: &EngineHandle, plugins: &[PluginView]) -> Value {
             "watched": p.supervision.watched,
         })).collect::<Vec<_>>(),
     })
+}
+
+/// Quantiles of the time from dispatch until the plugin took a batch.
+fn latency(p: &PluginView) -> Value {
+    let ms = |q| p.latency.quantile(q).map(|d| d.as_secs_f64() * 1e3);
+    json!({"batches": p.latency.count(), "p50": ms(0.5), "p99": ms(0.99), "max": ms(1.0)})
 }
 
 /// The dispatcher's state, or "disabled" when the supervisor gave up.

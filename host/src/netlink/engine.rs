@@ -32,15 +32,14 @@ use super::dump::Dump;
 use super::reader::{Loss, Notice, Reader, ReaderCounters};
 use super::socket::Netns;
 use crate::dispatch::{
-    Dispatcher, MAX_EVENTS_PER_CALL, PluginId, PluginMeta, PluginState, PluginView, QueryError,
-    Supervision,
+    Dispatcher, PluginId, PluginMeta, PluginState, PluginView, QueryError, Replay, Supervision,
 };
 use crate::mirror::Mirror;
 use crate::plugin::supervisor::{Rejected, Supervised, Verdict};
 use crate::plugin::{Compiled, Instance, Runtime};
 use crate::plugins::{PluginSpec, Plugins};
 use crate::watch::{Watched, Watcher};
-use crate::wit::{EVENT_NAMES, Event, KindSet, ObjectKind};
+use crate::wit::{EVENT_NAMES, Event, ObjectKind};
 
 /// The seed's knobs, with its defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -296,8 +295,11 @@ pub struct Engine {
     requests: Receiver<Request>,
     stop: Arc<AtomicBool>,
     reader: Option<Reader>,
-    /// Events applied to the mirror and not yet dispatched.
+    /// Events applied to the mirror and not yet dispatched...
     out: Vec<Event>,
+    /// ...and when the notification behind the first of them was read, so
+    /// a plugin's latency counts the time they waited in the engine.
+    out_since: Option<Instant>,
     sequence: u32,
     /// A link changed: the kernel may have changed other kinds silently.
     reconcile_due: Option<Instant>,
@@ -355,6 +357,7 @@ impl Engine {
             stop,
             reader: None,
             out: Vec::new(),
+            out_since: None,
             sequence: 0,
             reconcile_due: None,
             deferred: Vec::new(),
@@ -382,7 +385,7 @@ impl Engine {
         let tick = Duration::from_millis(50);
         select! {
             recv(notices) -> notice => match notice {
-                Ok(Notice::Changes(changes)) => self.apply(changes),
+                Ok(Notice::Changes(changes, read)) => self.apply(changes, read),
                 Ok(Notice::Lost(loss)) => self.lost(loss),
                 Err(_) => self.lost(Loss::Socket("reader stopped".into())),
             },
@@ -416,7 +419,9 @@ impl Engine {
     }
 
     /// Applies live changes to the mirror and dispatches what it emits.
-    fn apply(&mut self, changes: Vec<Change>) {
+    /// `read`: when the reader took the first of them from the socket.
+    fn apply(&mut self, changes: Vec<Change>, read: Instant) {
+        self.out_since.get_or_insert(read);
         for change in changes {
             let before = self.out.len();
             self.mirror.apply(change, &mut self.out);
@@ -447,7 +452,8 @@ impl Engine {
         }
         let batch: Arc<[Event]> = self.out.drain(..).collect();
         self.count_events(&batch);
-        for id in self.dispatcher.dispatch(&batch) {
+        let since = self.out_since.take().unwrap_or_else(Instant::now);
+        for id in self.dispatcher.dispatch_since(&batch, since) {
             self.replay_to(id);
         }
     }
@@ -474,7 +480,7 @@ impl Engine {
     /// Brings a plugin up to date from the mirror: sync-begin, every object
     /// as an add, sync-end, per kind it wants, ahead of any later event.
     fn replay_to(&mut self, id: PluginId) {
-        let replay = self.mirror.replay(KindSet::ALL, MAX_EVENTS_PER_CALL);
+        let replay: Replay = self.mirror.snapshot();
         self.dispatcher.resync(id, &replay);
         self.stats.replays.fetch_add(1, Ordering::Relaxed);
     }
@@ -820,7 +826,7 @@ impl Engine {
             &spec.limits,
         ) {
             Ok(instance) => {
-                let replay = self.mirror.replay(KindSet::ALL, MAX_EVENTS_PER_CALL);
+                let replay: Replay = self.mirror.snapshot();
                 match self
                     .dispatcher
                     .swap(id, instance, &replay, Duration::from_secs(5))
@@ -919,7 +925,7 @@ impl Engine {
         reply: Sender<Result<String, String>>,
     ) {
         self.flush(Duration::ZERO);
-        let replay = self.mirror.replay(KindSet::ALL, MAX_EVENTS_PER_CALL);
+        let replay: Replay = self.mirror.snapshot();
         match self
             .dispatcher
             .swap(id, instance, &replay, Duration::from_secs(5))

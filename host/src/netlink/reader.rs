@@ -11,7 +11,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use netlink_sys::Socket;
@@ -35,8 +35,9 @@ const STOP_POLL: Duration = Duration::from_millis(100);
 
 /// What the reader hands on.
 pub enum Notice {
-    /// Changes in the order the kernel sent them.
-    Changes(Vec<Change>),
+    /// Changes in the order the kernel sent them, and when the first of
+    /// them was read from the socket.
+    Changes(Vec<Change>, Instant),
     /// The socket failed: notifications were (ENOBUFS) or may have been lost.
     Lost(Loss),
 }
@@ -141,6 +142,7 @@ impl ReadLoop {
     fn run(self) {
         let mut buf = Vec::with_capacity(RECV_BUF);
         let mut changes = Vec::with_capacity(self.batch_size);
+        let mut first_read = Instant::now();
         while !self.stop.load(Ordering::Acquire) {
             // Block (up to STOP_POLL) only when nothing is waiting to be
             // handed on; otherwise take what is there and hand it on.
@@ -151,7 +153,12 @@ impl ReadLoop {
             };
             buf.clear();
             match self.socket.recv(&mut buf, flags) {
-                Ok(_) => self.parse(&buf, &mut changes),
+                Ok(_) => {
+                    if changes.is_empty() {
+                        first_read = Instant::now();
+                    }
+                    self.parse(&buf, &mut changes);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return self.fail(&e),
@@ -159,7 +166,7 @@ impl ReadLoop {
             let drained = buf.is_empty();
             if changes.len() >= self.batch_size || (drained && !changes.is_empty()) {
                 let batch = std::mem::replace(&mut changes, Vec::with_capacity(self.batch_size));
-                if self.tx.send(Notice::Changes(batch)).is_err() {
+                if self.tx.send(Notice::Changes(batch, first_read)).is_err() {
                     return;
                 }
             }

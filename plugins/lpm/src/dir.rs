@@ -48,7 +48,7 @@ const MID: u64 = 1 << 63;
 const DIRTY: u64 = u64::MAX;
 
 /// A middle node: `MAP_WORDS` words of run-start bitmap, then one leaf per run.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Mid(Box<[u32]>);
 
 impl Slot for Mid {
@@ -64,7 +64,7 @@ impl Slot for Mid {
 pub type Mids = Arena<Mid>;
 
 /// The front end of one IPv4 table.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Dir {
     top: Box<[u64]>,
     dirty: VecDeque<(u16, u64)>,

@@ -59,14 +59,14 @@ impl Hasher for FxHasher {
 }
 
 /// A value and how many routes refer to it.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Counted<K> {
     value: Option<K>,
     refs: u32,
 }
 
 /// Interned values addressed by `u32` ids.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Interner<K> {
     ids: HashMap<K, u32, BuildHasherDefault<FxHasher>>,
     values: Vec<Counted<K>>,

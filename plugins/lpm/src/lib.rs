@@ -269,7 +269,7 @@ impl Entry {
 }
 
 /// The trie of one (table, family).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct TableRoot {
     table: u32,
     family: Family,
@@ -331,7 +331,7 @@ impl Key for u128 {
 }
 
 /// Routes of every table and family, indexed for longest-prefix match.
-#[derive(Default, Debug)]
+#[derive(Clone, Default, Debug)]
 pub struct Fib {
     /// Sorted by (table, family); only non-empty tries are listed.
     tables: Vec<TableRoot>,

@@ -83,7 +83,7 @@ enum Link {
 }
 
 /// The node arena for every trie of one key width.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Tries<K> {
     nodes: Arena<Node<K>>,
 }
