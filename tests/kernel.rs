@@ -391,4 +391,8 @@ fn added_and_overflowing_plugins_converge() {
         slow["overflows"].as_u64().unwrap() > 0,
         "slowfib never overflowed: {status}"
     );
+    assert!(
+        slow["resyncs"].as_u64() >= slow["overflows"].as_u64(),
+        "each overflow is resynchronised from the mirror: {status}"
+    );
 }

@@ -49,6 +49,7 @@ fn overflow_then_resync_converges() {
     let replay: Replay = Arc::new(vec![batch(sync(ObjectKind::Route, mirror))]);
     d.resync(fib, &replay);
     assert_eq!(d.plugins()[fib].state, PluginState::Live);
+    assert_eq!(d.plugins()[fib].resyncs, 1);
     // The replay takes the one queue slot; let it drain before live events.
     flush(&d);
     d.dispatch(&batch(vec![Event::RouteDel(route(

@@ -119,6 +119,9 @@ pub struct PluginStatus {
     pub busy_nanos: AtomicU64,
     /// Times the queue overflowed.
     pub overflows: AtomicU64,
+    /// Times it was brought up to date from the mirror without a new
+    /// instance: after an overflow, or when loaded while the host runs.
+    pub resyncs: AtomicU64,
     /// Bytes of linear memory, as of the last call.
     pub memory_bytes: AtomicU64,
     /// Per live batch, the time from the read of the notification behind
@@ -135,6 +138,7 @@ impl PluginStatus {
             calls: AtomicU64::new(0),
             busy_nanos: AtomicU64::new(0),
             overflows: AtomicU64::new(0),
+            resyncs: AtomicU64::new(0),
             memory_bytes: AtomicU64::new(0),
             latency: Histogram::default(),
         }
@@ -169,6 +173,7 @@ pub struct PluginView {
     pub events: u64,
     pub calls: u64,
     pub overflows: u64,
+    pub resyncs: u64,
     pub memory_bytes: u64,
     /// Latency of live batches so far (see [`PluginStatus::latency`]).
     pub latency: Snapshot,
@@ -395,6 +400,7 @@ impl Dispatcher {
         // The queue was dropped at the overflow and nothing was sent since,
         // so there is room for this one job.
         if slot.tx.try_send(Job::Replay(replay.clone())).is_ok() {
+            slot.status.resyncs.fetch_add(1, Ordering::Relaxed);
             slot.status.set_state(PluginState::Live);
         }
     }
@@ -574,6 +580,7 @@ impl Slot {
             events: self.status.events.load(Ordering::Relaxed),
             calls: self.status.calls.load(Ordering::Relaxed),
             overflows: self.status.overflows.load(Ordering::Relaxed),
+            resyncs: self.status.resyncs.load(Ordering::Relaxed),
             memory_bytes: self.status.memory_bytes.load(Ordering::Relaxed),
             latency: self.status.latency.snapshot(),
             supervision: Supervision::default(),

@@ -49,7 +49,7 @@ use crate::wit::{Address, Event, Family, KindSet, Link, Neighbour, ObjectKind, R
 
 /// The host's copy of kernel state. Plain data: the engine owns it and
 /// applies changes to it one at a time; it has no lock of its own.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct Mirror {
     links: Table<Link>,
     addresses: Table<Address>,
@@ -176,8 +176,13 @@ impl Mirror {
     /// A copy of the mirror as of now, to replay from while the mirror goes
     /// on changing. Cheap: the routes are shared copy-on-write (a million
     /// take well under a millisecond), the other kinds are copied.
-    pub fn snapshot(&self) -> Arc<Mirror> {
-        Arc::new(self.clone())
+    pub fn snapshot(&mut self) -> Arc<Mirror> {
+        Arc::new(Mirror {
+            links: self.links.clone(),
+            addresses: self.addresses.clone(),
+            neighbours: self.neighbours.clone(),
+            routes: self.routes.share(),
+        })
     }
 
     /// How many links, addresses, neighbours and routes the mirror holds.

@@ -113,19 +113,23 @@ fn print_status(s: &Value) {
     );
     println!();
     println!(
-        "{:<16} {:<12} {:>12} {:>10} {:>9} {:>10}",
-        "PLUGIN", "STATE", "EVENTS", "CALLS", "OVERFLOWS", "MEMORY"
+        "{:<16} {:<12} {:>12} {:>10} {:>9} {:>8} {:>10} {:>9}",
+        "PLUGIN", "STATE", "EVENTS", "CALLS", "OVERFLOWS", "RESYNCS", "MEMORY", "P99 MS"
     );
     for p in s["plugins"].as_array().into_iter().flatten() {
         let n = |key: &str| p[key].as_u64().unwrap_or(0);
         println!(
-            "{:<16} {:<12} {:>12} {:>10} {:>9} {:>9}M",
+            "{:<16} {:<12} {:>12} {:>10} {:>9} {:>8} {:>9}M {:>9}",
             p["name"].as_str().unwrap_or("?"),
             p["state"].as_str().unwrap_or("?"),
             n("events"),
             n("calls"),
             n("overflows"),
-            n("memory_bytes") >> 20
+            n("resyncs"),
+            n("memory_bytes") >> 20,
+            p["latency_ms"]["p99"]
+                .as_f64()
+                .map_or("-".to_string(), |ms| format!("{ms:.2}"))
         );
         if let Some(failure) = p["failure"].as_str() {
             println!("{:<16} failure: {failure}", "");

@@ -175,6 +175,7 @@ pub fn status_json(engine: &EngineHandle, plugins: &[PluginView]) -> Value {
             "events": p.events,
             "calls": p.calls,
             "overflows": p.overflows,
+            "resyncs": p.resyncs,
             "memory_bytes": p.memory_bytes,
             "latency_ms": latency(p),
             "restarts": p.supervision.restarts,

@@ -7,11 +7,13 @@
 //! threaded into a free list through the element itself ([`Slot`]), so a free
 //! list costs no extra memory.
 //!
-//! Chunks are shared copy-on-write (`Arc`): cloning an arena copies only
-//! its chunk table, and a chunk is copied when it is first changed after a
-//! clone. The host clones its route table to replay it to a plugin while it
-//! goes on changing it: a million routes clone in microseconds instead of
-//! 40 ms of copying, during which the host would follow nothing.
+//! [`Arena::share`] makes a copy that shares every chunk (copy-on-write): a
+//! shared chunk is copied, or taken back if the copy is gone, when it is
+//! first changed. The host takes such a copy of its route table to replay it
+//! to a plugin while it goes on changing it: a million routes are shared in
+//! microseconds, where a copy took 40 ms during which the host would follow
+//! nothing. A chunk no copy ever shared stays a plain `Vec`, so an arena that
+//! is never shared (a plugin's) pays one predictable branch per access.
 
 use std::sync::Arc;
 
@@ -39,9 +41,44 @@ pub trait Slot {
 /// Chunked storage addressed by `u32` indices.
 #[derive(Clone, Debug)]
 pub struct Arena<T> {
-    chunks: Vec<Arc<Vec<T>>>,
+    chunks: Vec<Chunk<T>>,
     free: u32,
     live: usize,
+}
+
+/// A chunk: the arena's alone, or shared with copies made by `share`.
+#[derive(Clone, Debug)]
+enum Chunk<T> {
+    Owned(Vec<T>),
+    Shared(Arc<Vec<T>>),
+}
+
+impl<T: Clone> Chunk<T> {
+    /// The elements, to change: a shared chunk becomes the arena's own
+    /// first (taken back if no copy holds it any more, else copied).
+    #[inline]
+    fn owned(&mut self) -> &mut Vec<T> {
+        if let Chunk::Shared(shared) = self {
+            let shared = std::mem::replace(shared, Arc::new(Vec::new()));
+            *self = Chunk::Owned(Arc::unwrap_or_clone(shared));
+        }
+        match self {
+            Chunk::Owned(elements) => elements,
+            Chunk::Shared(_) => unreachable!("made owned above"),
+        }
+    }
+}
+
+impl<T> std::ops::Deref for Chunk<T> {
+    type Target = Vec<T>;
+
+    #[inline]
+    fn deref(&self) -> &Vec<T> {
+        match self {
+            Chunk::Owned(elements) => elements,
+            Chunk::Shared(elements) => elements,
+        }
+    }
 }
 
 impl<T> Default for Arena<T> {
@@ -83,22 +120,33 @@ impl<T: Slot + Clone> Arena<T> {
                 self.chunks.len() < (NIL as usize >> CHUNK_BITS),
                 "arena full"
             );
-            self.chunks.push(Arc::new(Vec::with_capacity(CHUNK)));
+            self.chunks.push(Chunk::Owned(Vec::with_capacity(CHUNK)));
         }
         let ci = self.chunks.len() - 1;
-        let chunk = Arc::make_mut(&mut self.chunks[ci]);
+        let chunk = self.chunks[ci].owned();
         chunk.push(value);
         ((ci as u32) << CHUNK_BITS) | (chunk.len() as u32 - 1)
     }
 }
 
 impl<T: Clone> Arena<T> {
-    /// The element at `idx`, mutably; its chunk is copied first if a clone
-    /// of the arena shares it.
+    /// The element at `idx`, mutably; its chunk is copied first if a copy
+    /// made by [`Arena::share`] holds it.
     #[inline]
     pub fn get_mut(&mut self, idx: u32) -> &mut T {
-        let chunk = Arc::make_mut(&mut self.chunks[(idx >> CHUNK_BITS) as usize]);
+        let chunk = self.chunks[(idx >> CHUNK_BITS) as usize].owned();
         &mut chunk[(idx & CHUNK_MASK) as usize]
+    }
+
+    /// A copy that shares every chunk with this arena until either changes
+    /// it: the cost is the chunk table, not the elements.
+    pub fn share(&mut self) -> Arena<T> {
+        for chunk in &mut self.chunks {
+            if let Chunk::Owned(elements) = chunk {
+                *chunk = Chunk::Shared(Arc::new(std::mem::take(elements)));
+            }
+        }
+        self.clone()
     }
 }
 
@@ -116,7 +164,7 @@ impl<T> Arena<T> {
 
     /// Heap bytes held: the chunk table plus every chunk's full capacity.
     pub fn heap_bytes(&self) -> usize {
-        let table = self.chunks.capacity() * size_of::<Arc<Vec<T>>>();
+        let table = self.chunks.capacity() * size_of::<Chunk<T>>();
         let data: usize = self.chunks.iter().map(|c| c.capacity()).sum();
         table + data * size_of::<T>()
     }
@@ -149,17 +197,26 @@ mod tests {
         assert_eq!(*a.get(idx[7]), 101);
     }
 
-    /// A clone shares chunks until one side changes one: then only that
-    /// side's element changes.
+    /// A shared copy holds the same chunks until one side changes one: then
+    /// only that side's element changes. Once the copy is gone, a chunk is
+    /// taken back, not copied.
     #[test]
-    fn clones_are_copy_on_write() {
+    fn shared_copies_are_copy_on_write() {
         let mut a: Arena<u64> = Arena::default();
         let idx: Vec<u32> = (0..(CHUNK as u64 + 5)).map(|v| a.alloc(v)).collect();
-        let b = a.clone();
-        assert!(Arc::ptr_eq(&a.chunks[0], &b.chunks[0]));
+        let b = a.share();
+        let same = |a: &Arena<u64>, b: &Arena<u64>, ci: usize| {
+            std::ptr::eq(a.chunks[ci].as_ptr(), b.chunks[ci].as_ptr())
+        };
+        assert!(same(&a, &b, 0) && same(&a, &b, 1));
         *a.get_mut(idx[3]) = 1000;
-        assert!(!Arc::ptr_eq(&a.chunks[0], &b.chunks[0]));
-        assert!(Arc::ptr_eq(&a.chunks[1], &b.chunks[1]));
+        assert!(!same(&a, &b, 0));
+        assert!(same(&a, &b, 1));
         assert_eq!((*a.get(idx[3]), *b.get(idx[3])), (1000, 3));
+        let before = a.chunks[1].as_ptr();
+        drop(b);
+        *a.get_mut(idx[CHUNK + 1]) = 7;
+        assert!(std::ptr::eq(a.chunks[1].as_ptr(), before), "taken back");
+        assert!(matches!(a.chunks[1], Chunk::Owned(_)));
     }
 }

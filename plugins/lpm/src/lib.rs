@@ -331,7 +331,7 @@ impl Key for u128 {
 }
 
 /// Routes of every table and family, indexed for longest-prefix match.
-#[derive(Clone, Default, Debug)]
+#[derive(Default, Debug)]
 pub struct Fib {
     /// Sorted by (table, family); only non-empty tries are listed.
     tables: Vec<TableRoot>,
@@ -359,6 +359,28 @@ impl Fib {
     /// An empty FIB.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A copy that shares the routes and trie nodes with this FIB
+    /// copy-on-write: cheap whatever the size (the per-table front ends and
+    /// the sweep bits are copied). Either side's changes leave the other as
+    /// it was.
+    pub fn share(&mut self) -> Fib {
+        Fib {
+            tables: self.tables.clone(),
+            v4: self.v4.share(),
+            v6: self.v6.share(),
+            entries: self.entries.share(),
+            stale: self.stale.clone(),
+            stale_live: self.stale_live,
+            groups: self.groups.clone(),
+            free_groups: self.free_groups.clone(),
+            nexthops: self.nexthops.clone(),
+            prefsrcs: self.prefsrcs.clone(),
+            mids: self.mids.share(),
+            ops: self.ops,
+            len: self.len,
+        }
     }
 
     /// Adds `r`, or replaces the route with the same [`RouteKey`]; true if it

@@ -88,6 +88,15 @@ pub struct Tries<K> {
     nodes: Arena<Node<K>>,
 }
 
+impl<K: Clone> Tries<K> {
+    /// A copy sharing the node arena copy-on-write ([`Arena::share`]).
+    pub fn share(&mut self) -> Tries<K> {
+        Tries {
+            nodes: self.nodes.share(),
+        }
+    }
+}
+
 impl<K> Default for Tries<K> {
     fn default() -> Self {
         Tries {
