@@ -28,6 +28,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use parking_lot::RwLock;
 
 use crate::histogram::{Histogram, Snapshot};
+use crate::plugin::instance::FAILURE_KINDS;
 use crate::plugin::{CallError, Instance, Limits};
 use crate::wit::{Event, KindSet, PluginInfo};
 
@@ -128,6 +129,10 @@ pub struct PluginStatus {
     /// it until the plugin had taken all of it: the engine, the queue, the
     /// barrier, and the calls.
     pub latency: Histogram,
+    /// Per call, the time inside the plugin (the barrier not counted).
+    pub call_time: Histogram,
+    /// Failed calls, per [`FAILURE_KINDS`].
+    pub failures: [AtomicU64; FAILURE_KINDS.len()],
 }
 
 impl PluginStatus {
@@ -141,6 +146,8 @@ impl PluginStatus {
             resyncs: AtomicU64::new(0),
             memory_bytes: AtomicU64::new(0),
             latency: Histogram::default(),
+            call_time: Histogram::default(),
+            failures: Default::default(),
         }
     }
 
@@ -177,10 +184,27 @@ pub struct PluginView {
     pub memory_bytes: u64,
     /// Latency of live batches so far (see [`PluginStatus::latency`]).
     pub latency: Snapshot,
+    /// Time in calls so far (see [`PluginStatus::call_time`]).
+    pub call_time: Snapshot,
+    /// Failed calls per [`FAILURE_KINDS`].
+    pub failures: [u64; FAILURE_KINDS.len()],
+    /// Jobs waiting in its queue.
+    pub queue_depth: usize,
     /// Filled in by the engine from its supervisor: restarts after crashes,
     /// reloads, whether it is disabled, the last crash and the last refused
     /// reload.
     pub supervision: Supervision,
+}
+
+impl PluginView {
+    /// The dispatcher's state, or "disabled" when the supervisor gave up.
+    pub fn state_name(&self) -> &'static str {
+        if self.supervision.disabled {
+            "disabled"
+        } else {
+            self.state.name()
+        }
+    }
 }
 
 /// What the supervisor reports of a plugin.
@@ -583,6 +607,13 @@ impl Slot {
             resyncs: self.status.resyncs.load(Ordering::Relaxed),
             memory_bytes: self.status.memory_bytes.load(Ordering::Relaxed),
             latency: self.status.latency.snapshot(),
+            call_time: self.status.call_time.snapshot(),
+            failures: self
+                .status
+                .failures
+                .each_ref()
+                .map(|n| n.load(Ordering::Relaxed)),
+            queue_depth: self.tx.len(),
             supervision: Supervision::default(),
         }
     }
@@ -786,12 +817,16 @@ impl Worker {
         self.status
             .busy_nanos
             .fetch_add((end - start).as_nanos() as u64, Ordering::Relaxed);
+        self.status.call_time.record(end - start);
         self.status
             .memory_bytes
             .store(instance.memory_bytes() as u64, Ordering::Relaxed);
         record(&self.shared, instance, start, end);
         if let Err(error) = &result {
             tracing::error!(plugin = %instance.name(), "plugin failed: {error}");
+            if let Some(kind) = error.kind_index() {
+                self.status.failures[kind].fetch_add(1, Ordering::Relaxed);
+            }
             self.status.set_state(PluginState::Failed(error.clone()));
             self.instance = None;
         }

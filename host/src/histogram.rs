@@ -18,12 +18,15 @@ pub const BUCKETS: usize = (SUB + (MAX_EXPONENT - SUB_BITS + 1) as u64 * SUB) as
 #[derive(Debug)]
 pub struct Histogram {
     counts: Box<[AtomicU64]>,
+    /// Every recorded duration added up, in µs.
+    sum_micros: AtomicU64,
 }
 
 impl Default for Histogram {
     fn default() -> Self {
         Histogram {
             counts: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
         }
     }
 }
@@ -32,45 +35,61 @@ impl Histogram {
     pub fn record(&self, value: Duration) {
         let micros = u64::try_from(value.as_micros()).unwrap_or(u64::MAX);
         self.counts[bucket(micros)].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
     /// The counts as of now.
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot(
-            self.counts
+        Snapshot {
+            counts: self
+                .counts
                 .iter()
                 .map(|c| c.load(Ordering::Relaxed))
                 .collect(),
-        )
+            sum_micros: self.sum_micros.load(Ordering::Relaxed),
+        }
     }
 }
 
 /// A histogram's counts at one moment; two of them give the counts between.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Snapshot(Vec<u64>);
+pub struct Snapshot {
+    counts: Vec<u64>,
+    sum_micros: u64,
+}
 
 impl Snapshot {
     /// How many durations were recorded.
     pub fn count(&self) -> u64 {
-        self.0.iter().sum()
+        self.counts.iter().sum()
+    }
+
+    /// Every recorded duration added up.
+    pub fn sum(&self) -> Duration {
+        Duration::from_micros(self.sum_micros)
     }
 
     /// What was recorded after `earlier` (a snapshot of the same histogram).
     pub fn since(&self, earlier: &Snapshot) -> Snapshot {
-        Snapshot(
-            self.0
+        Snapshot {
+            counts: self
+                .counts
                 .iter()
                 .enumerate()
-                .map(|(i, n)| n.saturating_sub(earlier.0.get(i).copied().unwrap_or(0)))
+                .map(|(i, n)| n.saturating_sub(earlier.counts.get(i).copied().unwrap_or(0)))
                 .collect(),
-        )
+            sum_micros: self.sum_micros.saturating_sub(earlier.sum_micros),
+        }
     }
 
     /// The counts of both.
     pub fn plus(&self, other: &Snapshot) -> Snapshot {
-        let len = self.0.len().max(other.0.len());
-        let at = |s: &Snapshot, i: usize| s.0.get(i).copied().unwrap_or(0);
-        Snapshot((0..len).map(|i| at(self, i) + at(other, i)).collect())
+        let len = self.counts.len().max(other.counts.len());
+        let at = |s: &Snapshot, i: usize| s.counts.get(i).copied().unwrap_or(0);
+        Snapshot {
+            counts: (0..len).map(|i| at(self, i) + at(other, i)).collect(),
+            sum_micros: self.sum_micros + other.sum_micros,
+        }
     }
 
     /// The duration at or below which a fraction `q` (0 to 1) of the
@@ -83,7 +102,7 @@ impl Snapshot {
         }
         let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
         let mut seen = 0;
-        for (i, n) in self.0.iter().enumerate() {
+        for (i, n) in self.counts.iter().enumerate() {
             seen += n;
             if seen >= rank {
                 return Some(Duration::from_micros(upper_bound(i)));
@@ -94,7 +113,7 @@ impl Snapshot {
 
     /// Each non-empty bucket as (upper bound in µs, count), in order.
     pub fn buckets(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.0
+        self.counts
             .iter()
             .enumerate()
             .filter(|(_, n)| **n > 0)
@@ -162,6 +181,7 @@ mod tests {
         }
         let later = h.snapshot().since(&first);
         assert_eq!(later.count(), 10);
+        assert_eq!(later.sum(), Duration::from_secs(30));
         assert!(later.quantile(0.5).unwrap() >= Duration::from_secs(3));
     }
 }

@@ -7,6 +7,7 @@
 //! - [`client`]: the blocking client `dphost ctl` uses.
 
 pub mod client;
+pub mod metrics;
 pub mod server;
 
 use std::fmt;

@@ -3,6 +3,7 @@
 //! | route | answer |
 //! |---|---|
 //! | `GET /status` | engine state, counters, mirror sizes, plugins |
+//! | `GET /metrics` | the same counters and more, for Prometheus |
 //! | `GET /plugins` | every plugin: name, file, hash, mp-safe, state |
 //! | `POST /plugins/{name}/query` | the plugin's answer to the request body |
 //! | `POST /plugins/{name}/reload` | loads the plugin's file again and swaps it in |
@@ -40,6 +41,7 @@ pub fn spawn(addrs: Vec<ControlAddr>, engine: EngineHandle) -> Result<std::threa
         .context("starting the control API runtime")?;
     let app = Router::new()
         .route("/status", get(status))
+        .route("/metrics", get(metrics))
         .route("/plugins", get(plugins))
         .route("/plugins/{name}/query", post(query))
         .route("/plugins/{name}/reload", post(reload))
@@ -126,6 +128,24 @@ async fn ask<T: Send + 'static>(
         })
 }
 
+/// Prometheus text format (version 0.0.4).
+async fn metrics(State(engine): State<EngineHandle>) -> Response {
+    let plugins = match ask(&engine, Request::Plugins).await {
+        Ok(p) => p,
+        Err(response) => return response,
+    };
+    let text = super::metrics::render(&engine.stats, plugins);
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
 async fn status(State(engine): State<EngineHandle>) -> Response {
     let plugins = match ask(&engine, Request::Plugins).await {
         Ok(p) => p,
@@ -170,7 +190,7 @@ pub fn status_json(engine: &EngineHandle, plugins: &[PluginView]) -> Value {
         "replays": load(&s.replays),
         "plugins": plugins.iter().map(|p| json!({
             "name": &*p.name,
-            "state": state_name(p),
+            "state": p.state_name(),
             "failure": failure(&p.state),
             "events": p.events,
             "calls": p.calls,
@@ -193,15 +213,6 @@ pub fn status_json(engine: &EngineHandle, plugins: &[PluginView]) -> Value {
 fn latency(p: &PluginView) -> Value {
     let ms = |q| p.latency.quantile(q).map(|d| d.as_secs_f64() * 1e3);
     json!({"batches": p.latency.count(), "p50": ms(0.5), "p99": ms(0.99), "max": ms(1.0)})
-}
-
-/// The dispatcher's state, or "disabled" when the supervisor gave up.
-fn state_name(p: &PluginView) -> &'static str {
-    if p.supervision.disabled {
-        "disabled"
-    } else {
-        p.state.name()
-    }
 }
 
 /// The last refused reload: the file's hash and the reason.
@@ -234,7 +245,7 @@ async fn plugins(State(engine): State<EngineHandle>) -> Response {
                 "sha256": p.meta.sha256,
                 "mp_safe": p.info.mp_safe,
                 "kinds": p.info.kinds.iter().map(|k| k.name()).collect::<Vec<_>>(),
-                "state": state_name(p),
+                "state": p.state_name(),
                 "failure": failure(&p.state),
                 "restarts": p.supervision.restarts,
                 "reloads": p.supervision.reloads,

@@ -34,7 +34,22 @@ pub enum CallError {
     Poisoned,
 }
 
+/// The kinds of failure counted per plugin, as metrics label them.
+pub const FAILURE_KINDS: [&str; 4] = ["trap", "deadline", "memory-cap", "stack-overflow"];
+
 impl CallError {
+    /// Which of [`FAILURE_KINDS`] this is; `None` for a poisoned instance
+    /// (the failure that poisoned it was counted).
+    pub fn kind_index(&self) -> Option<usize> {
+        match self {
+            CallError::Trap(_) => Some(0),
+            CallError::Deadline(_) => Some(1),
+            CallError::MemoryCap(_) => Some(2),
+            CallError::StackOverflow => Some(3),
+            CallError::Poisoned => None,
+        }
+    }
+
     /// Classifies the error of a failed call.
     pub(super) fn classify(
         store: &mut Store<Sandbox>,
