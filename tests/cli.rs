@@ -210,3 +210,84 @@ fn sighup_reads_the_config_again() {
     assert!(answer.contains("link-add"), "{answer}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `run --check-config` accepts the documented example (loading each of
+/// its plugins) and refuses a bad value naming the key and line.
+#[test]
+fn check_config() {
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let check = |config: &std::path::Path| {
+        Command::new(DPHOST)
+            .current_dir(&workspace)
+            .args(["run", "--check-config", "--no-cache", "--config"])
+            .arg(config)
+            .output()
+            .unwrap()
+    };
+    let good = stdout(&check(std::path::Path::new("examples/dphost.toml")));
+    assert!(good.contains("configuration OK"), "{good}");
+    assert!(
+        good.contains("plugin:   fib") && good.contains("plugin:   logger"),
+        "{good}"
+    );
+
+    let bad = std::env::temp_dir().join(format!("dphost-bad-{}.toml", std::process::id()));
+    std::fs::write(&bad, "[netlink]\nbatch_size = 0\n").unwrap();
+    let out = check(&bad);
+    let _ = std::fs::remove_file(&bad);
+    assert!(!out.status.success());
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        message.contains("batch_size") && message.contains("line 2"),
+        "{message}"
+    );
+}
+
+/// `--log-format json` writes one JSON object per log line, with the
+/// plugin's name as a field; `completions` prints a script per shell.
+#[test]
+fn json_logs_and_completions() {
+    let out = Command::new(DPHOST)
+        .args([
+            "--log-format",
+            "json",
+            "run",
+            "--check-config",
+            "--no-cache",
+        ])
+        .arg("--plugin")
+        .arg(plugin("logger"))
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["fields"]["plugin"] == "logger"),
+        "{lines:?}"
+    );
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef dphost"),
+        ("fish", "complete -c dphost"),
+    ] {
+        let script = stdout(
+            &Command::new(DPHOST)
+                .args(["completions", shell])
+                .output()
+                .unwrap(),
+        );
+        assert!(
+            script.contains(marker),
+            "{shell}: {}",
+            &script[..script.len().min(200)]
+        );
+        assert!(
+            script.contains("check-config"),
+            "{shell} completes run's flags"
+        );
+    }
+}

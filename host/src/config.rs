@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
+use crate::control::ControlAddr;
 use crate::netlink::engine::NetlinkConfig;
 use crate::plugin::Limits;
 use crate::plugin::limits::{DEFAULT_CALL_DEADLINE, DEFAULT_MEMORY_CAP, DEFAULT_QUEUE_BATCHES};
@@ -21,7 +22,7 @@ pub struct Config {
     /// Network namespace to follow (`/run/netns/NAME`); the current one when absent.
     pub netns: Option<String>,
     /// Control listeners: `unix:PATH` and/or `tcp:127.0.0.1:PORT`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "control_addrs")]
     pub control: Vec<String>,
     /// Where compiled plugin code is cached.
     pub cache_dir: Option<PathBuf>,
@@ -35,11 +36,17 @@ pub struct Config {
 #[derive(Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetlinkSection {
+    #[serde(deserialize_with = "within::<4096, { 1 << 31 }, _, _>")]
     pub rx_buf_size: usize,
+    #[serde(deserialize_with = "within::<1, { 1 << 20 }, _, _>")]
     pub batch_size: usize,
+    #[serde(deserialize_with = "within::<0, 60_000, _, _>")]
     pub batch_delay_ms: u64,
+    #[serde(deserialize_with = "within::<1, { 1 << 20 }, _, _>")]
     pub sync_batch_limit: usize,
+    #[serde(deserialize_with = "within::<0, 60_000, _, _>")]
     pub sync_batch_delay_ms: u64,
+    #[serde(deserialize_with = "within::<0, 600_000, _, _>")]
     pub sync_attempt_delay_ms: u64,
 }
 
@@ -80,11 +87,20 @@ pub struct PluginSection {
     /// Passed to the plugin's `init`.
     #[serde(default)]
     pub config: String,
-    #[serde(default = "default_memory_mib")]
+    #[serde(
+        default = "default_memory_mib",
+        deserialize_with = "within::<1, { 64 << 10 }, _, _>"
+    )]
     pub memory_cap_mib: usize,
-    #[serde(default = "default_deadline_ms")]
+    #[serde(
+        default = "default_deadline_ms",
+        deserialize_with = "within::<1, 600_000, _, _>"
+    )]
     pub deadline_ms: u64,
-    #[serde(default = "default_queue")]
+    #[serde(
+        default = "default_queue",
+        deserialize_with = "within::<1, { 1 << 20 }, _, _>"
+    )]
     pub queue_batches: usize,
     /// Reload the plugin when its file changes on disk.
     #[serde(default = "default_watch")]
@@ -93,6 +109,32 @@ pub struct PluginSection {
 
 fn default_watch() -> bool {
     true
+}
+
+/// A number from MIN to MAX; outside, an error that the TOML reader
+/// reports with the key and line.
+fn within<'de, const MIN: u64, const MAX: u64, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    let value = u64::deserialize(d)?;
+    if !(MIN..=MAX).contains(&value) {
+        return Err(serde::de::Error::custom(format!(
+            "{value} is out of range: expected {MIN} to {MAX}"
+        )));
+    }
+    T::try_from(value).map_err(|_| serde::de::Error::custom(format!("{value} is too large")))
+}
+
+/// Control listeners, each checked as [`ControlAddr`] parses it.
+fn control_addrs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let addrs = Vec::<String>::deserialize(d)?;
+    for addr in &addrs {
+        addr.parse::<ControlAddr>()
+            .map_err(|e| serde::de::Error::custom(format!("{addr:?}: {e}")))?;
+    }
+    Ok(addrs)
 }
 
 fn default_memory_mib() -> usize {
@@ -174,6 +216,85 @@ mod tests {
         let message = format!("{err:#}");
         assert!(message.contains("rx_buffer"), "{message}");
         assert!(message.contains("line 3"), "{message}");
+    }
+
+    /// Every kind of mistake is an error naming the key and its line, and
+    /// the value's problem.
+    #[test]
+    fn every_error_names_key_and_line() {
+        let plugin = "[[plugin]]\npath = \"p.wasm\"\n";
+        let cases = [
+            ("colour = 1\n".to_string(), "colour", "unknown field"),
+            ("netns = 5\n".to_string(), "netns", "invalid type"),
+            (
+                "control = [\"http://x\"]\n".to_string(),
+                "control",
+                "http://x",
+            ),
+            (
+                "[netlink]\nrx_buf_size = 10\n".into(),
+                "rx_buf_size",
+                "out of range",
+            ),
+            (
+                "[netlink]\nbatch_size = 0\n".into(),
+                "batch_size",
+                "out of range",
+            ),
+            (
+                "[netlink]\nbatch_delay_ms = -1\n".into(),
+                "batch_delay_ms",
+                "invalid value",
+            ),
+            (
+                "[netlink]\nsync_batch_limit = 0\n".into(),
+                "sync_batch_limit",
+                "out of range",
+            ),
+            (
+                "[netlink]\nsync_batch_delay_ms = 70000\n".into(),
+                "sync_batch_delay_ms",
+                "out of range",
+            ),
+            (
+                "[netlink]\nsync_attempt_delay_ms = \"2s\"\n".into(),
+                "sync_attempt_delay_ms",
+                "invalid type",
+            ),
+            (
+                format!("{plugin}memory_cap_mib = 0\n"),
+                "memory_cap_mib",
+                "out of range",
+            ),
+            (
+                format!("{plugin}deadline_ms = 0\n"),
+                "deadline_ms",
+                "out of range",
+            ),
+            (
+                format!("{plugin}queue_batches = 0\n"),
+                "queue_batches",
+                "out of range",
+            ),
+            (
+                format!("{plugin}watch = \"yes\"\n"),
+                "watch",
+                "invalid type",
+            ),
+            (format!("{plugin}config = 3\n"), "config", "invalid type"),
+            (
+                format!("{plugin}mp_safe = true\n"),
+                "mp_safe",
+                "unknown field",
+            ),
+            ("[[plugin]]\nname = \"x\"\n".into(), "path", "missing field"),
+        ];
+        for (text, key, problem) in cases {
+            let message = format!("{:#}", Config::parse(&text).unwrap_err());
+            assert!(message.contains(key), "{key}: {message}");
+            assert!(message.contains(problem), "{key}: {message}");
+            assert!(message.contains("line "), "{key}: {message}");
+        }
     }
 
     /// A value of the wrong type names the key.

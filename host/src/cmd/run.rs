@@ -53,6 +53,10 @@ pub struct RunArgs {
     /// Do not read or write the compiled-code cache.
     #[arg(long)]
     no_cache: bool,
+    /// Check the configuration and every plugin it names (load, describe,
+    /// init), print what was found, and exit.
+    #[arg(long)]
+    check_config: bool,
 }
 
 impl RunArgs {
@@ -100,6 +104,9 @@ pub fn run(args: RunArgs) -> Result<()> {
             .load(&plugin.spec())
             .with_context(|| format!("loading plugin {}", plugin.path.display()))?;
         tracing::info!(plugin = %plugins.dispatcher.plugins()[id].name, file = %plugin.path.display(), "loaded");
+    }
+    if args.check_config {
+        return print_checked(&config, &controls, &plugins);
     }
     let netns = match &config.netns {
         Some(name) => Netns::named(name),
@@ -174,6 +181,37 @@ fn reread(args: &RunArgs, config: &mut Config, engine: &EngineHandle) {
         Ok(Err(message)) => tracing::error!("configuration not applied: {message}"),
         Err(_) => tracing::error!("the engine did not take the new configuration in time"),
     }
+}
+
+/// `--check-config`: what the configuration gives, once every plugin loaded.
+fn print_checked(config: &Config, controls: &[ControlAddr], plugins: &Plugins) -> Result<()> {
+    if let Some(name) = &config.netns {
+        let path = match name.contains('/') {
+            true => PathBuf::from(name),
+            false => PathBuf::from("/run/netns").join(name),
+        };
+        anyhow::ensure!(
+            path.exists(),
+            "netns {name:?}: {} does not exist",
+            path.display()
+        );
+    }
+    let source = config.netns.as_deref().unwrap_or("(the current one)");
+    println!("configuration OK");
+    println!("  netns:    {source}");
+    for addr in controls {
+        println!("  control:  {addr}");
+    }
+    for view in plugins.dispatcher.plugins() {
+        println!(
+            "  plugin:   {} {} (mp-safe {}, {})",
+            view.name,
+            view.info.version,
+            view.info.mp_safe,
+            view.meta.path.display()
+        );
+    }
+    Ok(())
 }
 
 fn control_addrs(configured: &[String]) -> Result<Vec<ControlAddr>> {
