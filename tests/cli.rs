@@ -26,6 +26,15 @@ impl Daemon {
     /// `dphost run` on `ns` with these extra arguments, once its control
     /// API answers.
     fn start(ns: &TestNetns, control: &str, args: &[&std::ffi::OsStr]) -> Daemon {
+        Daemon::start_with_env(ns, control, args, &[])
+    }
+
+    fn start_with_env(
+        ns: &TestNetns,
+        control: &str,
+        args: &[&std::ffi::OsStr],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Daemon {
         let daemon = Daemon(
             Command::new(DPHOST)
                 .args([
@@ -37,6 +46,7 @@ impl Daemon {
                     "--no-cache",
                 ])
                 .args(args)
+                .envs(env.iter().copied())
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("starting dphost run"),
@@ -157,6 +167,8 @@ fn check_good_and_bad() {
 
 /// SIGHUP reads the configuration again: a plugin added to it is loaded; a
 /// file that no longer parses changes nothing and the daemon runs on.
+/// Under `NOTIFY_SOCKET` the daemon tells systemd READY once synced, and
+/// RELOADING then READY around a SIGHUP.
 #[test]
 fn sighup_reads_the_config_again() {
     let Some(ns) = TestNetns::new("hup") else {
@@ -175,7 +187,24 @@ fn sighup_reads_the_config_again() {
     let fib = section(plugin("fib"), "");
     std::fs::write(&config, &fib).unwrap();
     let control = format!("unix:{}", dir.join("control.sock").display());
-    let daemon = Daemon::start(&ns, &control, &["--config".as_ref(), config.as_os_str()]);
+    // systemd's side of Type=notify: a datagram socket named by NOTIFY_SOCKET.
+    let notify_path = dir.join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let told = || {
+        let mut buf = [0u8; 512];
+        let n = notify.recv(&mut buf).expect("a notification for systemd");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let daemon = Daemon::start_with_env(
+        &ns,
+        &control,
+        &["--config".as_ref(), config.as_os_str()],
+        &[("NOTIFY_SOCKET", notify_path.as_os_str())],
+    );
+    assert!(told().starts_with("READY=1"), "ready once synced");
     let names = || -> Vec<String> {
         let plugins: serde_json::Value =
             serde_json::from_str(&stdout(&ctl(&control, &["--json", "plugins"]))).unwrap();
@@ -193,6 +222,8 @@ fn sighup_reads_the_config_again() {
     let logger = section(plugin("logger"), "config = \"quiet\"\nwatch = false");
     std::fs::write(&config, format!("{fib}{logger}")).unwrap();
     daemon.hangup();
+    assert_eq!(told(), "RELOADING=1");
+    assert_eq!(told(), "READY=1");
     let started = Instant::now();
     while names() != ["fib", "logger"] {
         assert!(started.elapsed() < Duration::from_secs(30), "{:?}", names());

@@ -12,7 +12,7 @@ use clap::Args;
 use dphost::config::{Config, PluginSection};
 use dphost::control::{ControlAddr, server};
 use dphost::dispatch::DispatchOptions;
-use dphost::netlink::engine::{Engine, EngineHandle, Request};
+use dphost::netlink::engine::{Engine, EngineHandle, EngineState, Request};
 use dphost::netlink::socket::Netns;
 use dphost::plugin::{Runtime, cache::CodeCache};
 use dphost::plugins::Plugins;
@@ -125,13 +125,21 @@ pub fn run(args: RunArgs) -> Result<()> {
         .name("dphost-signals".into())
         .spawn(move || {
             let mut config = config;
+            let mut ready = false;
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(std::time::Duration::from_millis(100));
+                if !ready && engine_handle.stats.state() == EngineState::Following {
+                    ready = true;
+                    sd_notify("READY=1\nSTATUS=following the kernel");
+                }
                 if hangup.swap(false, Ordering::Relaxed) {
+                    sd_notify("RELOADING=1");
                     reread(&args, &mut config, &engine_handle);
+                    sd_notify("READY=1");
                 }
             }
             tracing::info!("stopping");
+            sd_notify("STOPPING=1");
             engine_handle.stop();
         })?;
     engine.run();
@@ -142,6 +150,30 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     drop(runtime);
     Ok(())
+}
+
+/// Tells systemd (`Type=notify`) how the service stands: READY once the
+/// first sync is done, RELOADING and STOPPING. Nothing without
+/// `$NOTIFY_SOCKET`; a failure to tell is logged, never fatal.
+fn sd_notify(state: &str) {
+    let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let told = (|| -> std::io::Result<()> {
+        use std::os::linux::net::SocketAddrExt;
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::net::{SocketAddr, UnixDatagram};
+        let bytes = socket.as_bytes();
+        let addr = match bytes.strip_prefix(b"@") {
+            Some(name) => SocketAddr::from_abstract_name(name)?,
+            None => SocketAddr::from_pathname(std::path::Path::new(&socket))?,
+        };
+        UnixDatagram::unbound()?.send_to_addr(state.as_bytes(), &addr)?;
+        Ok(())
+    })();
+    if let Err(e) = told {
+        tracing::warn!("could not notify systemd ({state:?}): {e}");
+    }
 }
 
 /// SIGHUP: reads the configuration again and hands its plugins to the
