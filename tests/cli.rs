@@ -4,10 +4,12 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::churn::topology;
 use common::netns::TestNetns;
 use common::{fixture, plugin};
 
@@ -321,4 +323,166 @@ fn json_logs_and_completions() {
             "{shell} completes run's flags"
         );
     }
+}
+
+/// The key of an object as the mirror keys it, from its JSON.
+fn watch_key(kind: &str, object: &serde_json::Value) -> String {
+    let fields: &[&str] = match kind {
+        "link" => &["ifindex"],
+        "address" => &["ifindex", "address", "prefix_length", "peer"],
+        "neighbour" => &["ifindex", "ip"],
+        _ => &["table", "family", "dst", "tos", "metric"],
+    };
+    let mut key: Vec<String> = fields.iter().map(|f| object[*f].to_string()).collect();
+    let hops = object["nexthops"].as_array();
+    if kind == "route"
+        && object["family"] == "ipv6"
+        && hops.is_some_and(|h| h.len() == 1 && h[0]["gateway"].is_null())
+    {
+        key.push(object["nexthops"][0]["ifindex"].to_string());
+    }
+    format!("{kind} {}", key.join(" "))
+}
+
+/// Applies `ctl watch` lines to an empty map, as a plugin would: an add
+/// replaces by key, a del removes, and a sync removes what it did not add.
+fn apply_watch(lines: &[String]) -> BTreeMap<String, (String, serde_json::Value)> {
+    let mut state = BTreeMap::new();
+    let mut seen: Option<(String, std::collections::BTreeSet<String>)> = None;
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let event = v["event"].as_str().unwrap();
+        match event {
+            "sync-begin" => {
+                seen = Some((v["kind"].as_str().unwrap().to_string(), Default::default()))
+            }
+            "sync-end" => {
+                let (kind, keys) = seen.take().expect("sync-begin first");
+                state.retain(|key: &String, (k, _): &mut (String, serde_json::Value)| {
+                    *k != kind || keys.contains(key)
+                });
+            }
+            _ => {
+                let (kind, op) = event.rsplit_once('-').unwrap();
+                let object = v[kind].clone();
+                let key = watch_key(kind, &object);
+                if op == "add" {
+                    if let Some((_, keys)) = &mut seen {
+                        keys.insert(key.clone());
+                    }
+                    state.insert(key, (kind.to_string(), object));
+                } else {
+                    state.remove(&key);
+                }
+            }
+        }
+    }
+    state
+}
+
+/// `ctl watch` streams the mirror, then every change; its lines applied to
+/// an empty map give exactly what `ctl mirror` shows, kind by kind, after
+/// changes of every kind (a link deleted with its addresses and routes).
+#[test]
+fn watch_replayed_reproduces_the_mirror() {
+    let Some(ns) = TestNetns::new("watch") else {
+        return;
+    };
+    topology(&ns);
+    ns.batch(
+        &[
+            "neigh add 192.0.2.9 lladdr 02:00:00:00:00:09 dev v0 nud permanent",
+            "route add 10.1.0.0/16 via 192.0.2.2 table 100",
+        ]
+        .map(String::from),
+    );
+    let dir = std::env::temp_dir().join(format!("dphost-watch-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let control = format!("unix:{}", dir.join("control.sock").display());
+    let _daemon = Daemon::start(&ns, &control, &[]);
+    let mut watch = Command::new(DPHOST)
+        .args(["ctl", "--control", &control, "watch"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let lines = lines.clone();
+        let out = watch.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        })
+    };
+    ns.batch(
+        &[
+            "link add v2 type veth peer name v3",
+            "link set v2 up",
+            "addr add 198.51.100.1/24 dev v2",
+            "route add 10.2.0.0/16 via 198.51.100.2 table 100",
+            "route add 10.3.0.0/16 via 192.0.2.3 metric 5",
+            "route add 2001:db8:9::/48 via 2001:db8:1::2 table 100",
+            "link set v0 mtu 1400",
+            "neigh del 192.0.2.9 dev v0",
+            "addr add 192.0.2.7/24 dev v0",
+            "route del 10.1.0.0/16 table 100",
+            "link del v2",
+        ]
+        .map(String::from),
+    );
+    let mirror_of = |kind: &str| -> Vec<String> {
+        let plural = if kind == "address" {
+            "addresses".to_string()
+        } else {
+            format!("{kind}s")
+        };
+        let out = stdout(&ctl(&control, &["--json", "mirror", &plural]));
+        let objects: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let mut all: Vec<String> = objects
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o.to_string())
+            .collect();
+        all.sort();
+        all
+    };
+    let differences = || -> Vec<String> {
+        let watched = apply_watch(&lines.lock().unwrap());
+        ["link", "address", "neighbour", "route"]
+            .into_iter()
+            .filter_map(|kind| {
+                let mut from_watch: Vec<String> = watched
+                    .values()
+                    .filter(|(k, _)| k == kind)
+                    .map(|(_, o)| o.to_string())
+                    .collect();
+                from_watch.sort();
+                let mirror = mirror_of(kind);
+                (from_watch != mirror)
+                    .then(|| format!("{kind}: watch {from_watch:?}\nmirror {mirror:?}"))
+            })
+            .collect()
+    };
+    let started = Instant::now();
+    while !differences().is_empty() && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let left = differences();
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let _ = reader.join();
+    assert!(left.is_empty(), "{}", left.join("\n"));
+    let seen = lines.lock().unwrap();
+    assert!(
+        seen.iter().any(|l| l.contains(r#""event":"link-del""#)),
+        "link del streamed"
+    );
+    assert!(
+        seen.iter()
+            .any(|l| l.contains(r#""event":"neighbour-del""#))
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

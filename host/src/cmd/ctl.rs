@@ -34,6 +34,9 @@ enum CtlCommand {
     Reload { name: String },
     /// Clear a disabled plugin's crashes and restart it.
     Enable { name: String },
+    /// Stream the mirror, then every event as it is dispatched, as JSON
+    /// lines (`{"event":"route-add","route":{...}}`), until interrupted.
+    Watch,
 }
 
 pub fn ctl(args: CtlArgs) -> Result<()> {
@@ -41,7 +44,15 @@ pub fn ctl(args: CtlArgs) -> Result<()> {
         Some(a) => a.parse()?,
         None => ControlAddr::default_unix(),
     };
+    if let CtlCommand::Watch = args.command {
+        let mut out = std::io::stdout().lock();
+        return client::stream_lines(&addr, "/watch", |line| {
+            use std::io::Write;
+            writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
+        });
+    }
     let (method, path, body) = match &args.command {
+        CtlCommand::Watch => unreachable!("streamed above"),
         CtlCommand::Status => ("GET", "/status".to_string(), String::new()),
         CtlCommand::Plugins => ("GET", "/plugins".to_string(), String::new()),
         CtlCommand::Query { name, request } => {
@@ -73,6 +84,7 @@ pub fn ctl(args: CtlArgs) -> Result<()> {
         CtlCommand::Reload { .. } | CtlCommand::Enable { .. } => {
             println!("{}", value["result"].as_str().unwrap_or_default())
         }
+        CtlCommand::Watch => {}
     }
     Ok(())
 }
@@ -101,11 +113,18 @@ fn print_status(s: &Value) {
         s["dump_interruptions"],
         s["reconciliations"]
     );
-    println!(
-        "last sync:      {:.1} ms ({} objects)",
-        s["last_sync_ms"].as_f64().unwrap_or(0.0),
-        s["sync_objects"]
-    );
+    let last_ms = s["last_sync_ms"].as_f64().unwrap_or(0.0);
+    if s["state"] == "syncing" {
+        println!(
+            "sync:           in progress, {} objects so far (the last took {last_ms:.1} ms)",
+            s["sync_objects"]
+        );
+    } else {
+        println!(
+            "last sync:      {last_ms:.1} ms ({} objects)",
+            s["sync_objects"]
+        );
+    }
     println!("mirror:         {}", kinds_line(&s["mirror"]));
     println!(
         "events:         {} dispatched, {} replays",

@@ -1,7 +1,7 @@
 //! A small blocking HTTP/1.1 client for the control API, over a Unix socket
 //! or loopback TCP: one request per connection (`Connection: close`).
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
@@ -40,6 +40,93 @@ pub fn request(addr: &ControlAddr, method: &str, path: &str, body: &str) -> Resu
         }
     };
     parse(&raw).with_context(|| format!("reading the answer from {addr}"))
+}
+
+/// Sends a GET and hands each line of the answer to `line` as it arrives
+/// (the answer may stream for ever), until the server ends it or `line`
+/// returns false. No read timeout: a stream may be quiet for long.
+pub fn stream_lines(addr: &ControlAddr, path: &str, line: impl FnMut(&str) -> bool) -> Result<()> {
+    let head = format!("GET {path} HTTP/1.1\r\nHost: dphost\r\nConnection: close\r\n\r\n");
+    let connect = || format!("connecting to {addr} (is `dphost run` running?)");
+    match addr {
+        ControlAddr::Unix(p) => {
+            let stream = UnixStream::connect(p).with_context(connect)?;
+            read_lines(stream, &head, line)
+        }
+        ControlAddr::Tcp(a) => {
+            let stream = TcpStream::connect(a).with_context(connect)?;
+            read_lines(stream, &head, line)
+        }
+    }
+}
+
+fn read_lines(
+    mut stream: impl Read + Write,
+    head: &str,
+    mut line: impl FnMut(&str) -> bool,
+) -> Result<()> {
+    stream.write_all(head.as_bytes())?;
+    let mut reader = BufReader::new(stream);
+    let mut status = String::new();
+    reader.read_line(&mut status)?;
+    let code: u16 = status
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("not an HTTP answer")?;
+    let mut chunked = false;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header)? == 0 || header.trim_end().is_empty() {
+            break;
+        }
+        let header = header.to_ascii_lowercase();
+        chunked |= header.starts_with("transfer-encoding:") && header.contains("chunked");
+    }
+    if code != 200 {
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest)?;
+        let body = if chunked { dechunk(&rest)? } else { rest };
+        bail!("{code}: {}", String::from_utf8_lossy(&body).trim());
+    }
+    let mut pending = Vec::new();
+    let mut feed = |bytes: &[u8]| -> Result<bool> {
+        pending.extend_from_slice(bytes);
+        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+            let text: Vec<u8> = pending.drain(..=end).collect();
+            if !line(std::str::from_utf8(&text[..end]).context("a line is not UTF-8")?) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    };
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let size = if chunked {
+            let mut size_line = String::new();
+            reader.read_line(&mut size_line)?;
+            let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
+                .context("bad chunked encoding")?;
+            if size == 0 {
+                return Ok(());
+            }
+            if buf.len() < size {
+                buf.resize(size, 0);
+            }
+            reader.read_exact(&mut buf[..size])?;
+            let mut crlf = [0u8; 2];
+            reader.read_exact(&mut crlf)?;
+            size
+        } else {
+            match reader.read(&mut buf)? {
+                0 => return Ok(()),
+                n => n,
+            }
+        };
+        if !feed(&buf[..size])? {
+            return Ok(());
+        }
+    }
 }
 
 fn exchange(mut stream: impl Read + Write, head: &str, body: &str) -> Result<Vec<u8>> {

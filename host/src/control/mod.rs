@@ -9,6 +9,7 @@
 pub mod client;
 pub mod metrics;
 pub mod server;
+pub mod watch;
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `GET /status` | engine state, counters, mirror sizes, plugins |
 //! | `GET /metrics` | the same counters and more, for Prometheus |
+//! | `GET /watch` | the mirror, then every event dispatched, as JSON lines |
 //! | `GET /plugins` | every plugin: name, file, hash, mp-safe, state |
 //! | `POST /plugins/{name}/query` | the plugin's answer to the request body |
 //! | `POST /plugins/{name}/reload` | loads the plugin's file again and swaps it in |
@@ -42,6 +43,7 @@ pub fn spawn(addrs: Vec<ControlAddr>, engine: EngineHandle) -> Result<std::threa
     let app = Router::new()
         .route("/status", get(status))
         .route("/metrics", get(metrics))
+        .route("/watch", get(super::watch::watch))
         .route("/plugins", get(plugins))
         .route("/plugins/{name}/query", post(query))
         .route("/plugins/{name}/reload", post(reload))
@@ -108,7 +110,7 @@ fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
 
 /// Sends a request to the engine and waits (off the async runtime) for
 /// the answer `make` asks for.
-async fn ask<T: Send + 'static>(
+pub(super) async fn ask<T: Send + 'static>(
     engine: &EngineHandle,
     make: impl FnOnce(crossbeam_channel::Sender<T>) -> Request,
 ) -> Result<T, Response> {

@@ -82,6 +82,18 @@ const MAX_PACING_PAUSES: u32 = 50;
 /// is left to the next sync or reconciliation.
 const MAX_REDUMPS: u32 = 5;
 
+/// Batches a `ctl watch` client may fall behind by. Threat: a stalled
+/// client holding every batch in memory; past this it is dropped, and its
+/// stream ends.
+pub const WATCH_QUEUE: usize = 4096;
+
+/// What a `ctl watch` client is fed: the mirror as of its start, then
+/// every batch dispatched after, in order.
+pub enum WatchItem {
+    Start(Replay),
+    Batch(Arc<[Event]>),
+}
+
 /// Control requests waiting for the engine. Threat: a flood of clients;
 /// past this a request fails at once with "busy".
 pub const REQUEST_QUEUE: usize = 64;
@@ -194,6 +206,8 @@ pub enum Request {
         plugins: Vec<PluginSpec>,
         reply: Sender<Result<String, String>>,
     },
+    /// Feed the mirror, then every event dispatched, to a watcher.
+    Watch(Sender<Receiver<WatchItem>>),
     /// Clear a plugin's crash record and restart it (`ctl enable`).
     Enable {
         plugin: String,
@@ -308,6 +322,8 @@ pub struct Engine {
     deferred: Vec<Request>,
     /// Watches the files of plugins whose spec says so.
     watcher: Option<Watcher>,
+    /// `ctl watch` clients.
+    watchers: Vec<Sender<WatchItem>>,
 }
 
 /// How long after a link change the engine reconciles at the latest, when
@@ -362,6 +378,7 @@ impl Engine {
             reconcile_due: None,
             deferred: Vec::new(),
             watcher,
+            watchers: Vec::new(),
         };
         engine.rewatch();
         (engine, handle)
@@ -456,6 +473,15 @@ impl Engine {
         for id in self.dispatcher.dispatch_since(&batch, since) {
             self.replay_to(id);
         }
+        self.watchers
+            .retain(|w| match w.try_send(WatchItem::Batch(batch.clone())) {
+                Ok(()) => true,
+                Err(crossbeam_channel::TrySendError::Full(_)) => {
+                    tracing::warn!("a `ctl watch` client fell behind: its stream is ended");
+                    false
+                }
+                Err(crossbeam_channel::TrySendError::Disconnected(_)) => false,
+            });
     }
 
     fn count_events(&self, batch: &[Event]) {
@@ -1065,7 +1091,8 @@ impl Engine {
             }
             request @ (Request::Swap { .. }
             | Request::Enable { .. }
-            | Request::AddPlugin { .. })
+            | Request::AddPlugin { .. }
+            | Request::Watch(_))
                 if self.stats.state() == EngineState::Syncing =>
             {
                 self.deferred.push(request);
@@ -1076,6 +1103,14 @@ impl Engine {
                 since,
                 reply,
             } => self.reload(&plugin, cause, since, reply),
+            Request::Watch(reply) => {
+                self.flush(Duration::ZERO);
+                let (tx, rx) = bounded(WATCH_QUEUE);
+                if tx.send(WatchItem::Start(self.mirror.snapshot())).is_ok() {
+                    self.watchers.push(tx);
+                }
+                let _ = reply.send(rx);
+            }
             Request::Reconfigure { plugins, reply } => {
                 let answer = self.reconfigure(plugins);
                 match &answer {
