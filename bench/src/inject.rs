@@ -58,8 +58,8 @@ const RATE_BATCHES_PER_SECOND: u64 = 100;
 /// count threads only contend, and 4 was already no better than 2 on a 2-vCPU machine.
 pub const AUTO_MAX_SOCKETS: usize = 4;
 
-/// How often progress is reported.
-const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the progress bar is brought up to date.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 
 /// `RTA_DST`: the attribute the template's destination is patched into.
 const RTA_DST: u16 = 1;
@@ -154,7 +154,7 @@ pub struct InjectConfig {
     pub sockets: Option<usize>,
     /// Bytes of messages per `send`.
     pub batch_bytes: usize,
-    /// Print progress to stderr about once a second.
+    /// Show a progress bar on stderr (when it is a terminal).
     pub progress: bool,
 }
 
@@ -336,25 +336,21 @@ fn share(count: u64, n: u64, k: u64) -> (u64, u64) {
     (first, first + base + u64::from(k < extra))
 }
 
+/// A progress bar on stderr (routes sent, rate, time left) until every
+/// worker is done; drawn only when stderr is a terminal.
 fn report_progress<T>(
     handles: &[std::thread::ScopedJoinHandle<'_, T>],
     sent: &AtomicU64,
     total: u64,
     start: Instant,
 ) {
-    let mut next = start + PROGRESS_INTERVAL;
+    let bar = crate::scene::progress_bar(total, "routes");
     while !handles.iter().all(|h| h.is_finished()) {
-        std::thread::sleep(Duration::from_millis(50));
-        if Instant::now() >= next {
-            next += PROGRESS_INTERVAL;
-            let n = sent.load(Ordering::Relaxed);
-            let secs = start.elapsed().as_secs_f64();
-            eprintln!(
-                "{n}/{total} routes sent, {secs:.1} s, {:.0} routes/s",
-                n as f64 / secs.max(f64::EPSILON)
-            );
-        }
+        std::thread::sleep(PROGRESS_INTERVAL);
+        bar.set_position(sent.load(Ordering::Relaxed));
     }
+    bar.set_position(sent.load(Ordering::Relaxed));
+    bar.finish_with_message(format!("in {:.1} s", start.elapsed().as_secs_f64()));
 }
 
 /// Everything a worker needs to produce route `i`'s message.

@@ -65,6 +65,7 @@ impl Netns {
         config.netns = Some(self.name.clone());
         config.family = family;
         config.interface = Some(Interface::Name("d0".into()));
+        config.progress = true;
         config
     }
 
@@ -150,4 +151,15 @@ pub fn memory(pid: &str) -> (f64, f64) {
             .unwrap_or(0.0)
     };
     (kib("VmHWM:") / 1024.0, kib("VmRSS:") / 1024.0)
+}
+
+/// A progress bar on stderr for `total` `unit`s: count, rate, time left.
+/// Hidden when stderr is not a terminal (CI logs stay clean).
+pub fn progress_bar(total: u64, unit: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total);
+    let template = format!("{{bar:40}} {{pos}}/{{len}} {unit} {{per_sec}} eta {{eta}} {{msg}}");
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
+        bar.set_style(style);
+    }
+    bar
 }

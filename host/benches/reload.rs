@@ -97,6 +97,7 @@ fn churn(ns: &Netns, stop: &AtomicBool) {
             config.table = CHURN_TABLE;
             config.rate = Some(CHURN_RATE);
             config.op = op;
+            config.progress = false;
             inject_routes(&config).expect("churn");
         }
     }

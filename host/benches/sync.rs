@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dphost::control::{ControlAddr, client};
-use dphost_bench::scene::{Netns, memory, target, wait_for_idle};
+use dphost_bench::scene::{Netns, memory, progress_bar, target, wait_for_idle};
 use dphost_bench::{Family, raw_dump};
 use serde_json::Value;
 
@@ -66,10 +66,15 @@ impl Dphost {
         self.get("/status").unwrap_or(Value::Null)
     }
 
-    /// Polls until the FIB holds `count` routes; the time it took.
+    /// Polls until the FIB holds `count` routes, with a progress bar; the
+    /// time it took.
     fn wait_for_fib(&self, count: usize, started: Instant, timeout: Duration) -> Duration {
+        let bar = progress_bar(count as u64, "routes in the FIB");
         loop {
-            if self.fib_routes() == Some(count as u64) {
+            let routes = self.fib_routes();
+            bar.set_position(routes.unwrap_or(0));
+            if routes == Some(count as u64) {
+                bar.finish_and_clear();
                 return started.elapsed();
             }
             assert!(

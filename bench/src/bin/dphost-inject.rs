@@ -61,7 +61,7 @@ struct Args {
     /// Bytes of requests per send.
     #[arg(long, default_value_t = dphost_bench::DEFAULT_BATCH_BYTES)]
     batch_bytes: usize,
-    /// Print progress to stderr about once a second.
+    /// Show a progress bar on stderr.
     #[arg(long)]
     progress: bool,
     /// Print the summary as one JSON object.
