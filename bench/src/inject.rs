@@ -19,6 +19,7 @@ use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -156,6 +157,9 @@ pub struct InjectConfig {
     pub batch_bytes: usize,
     /// Show a progress bar on stderr (when it is a terminal).
     pub progress: bool,
+    /// Where the count of requests sent so far is kept while it runs, for a
+    /// caller that samples it (the kernel has applied each one by then).
+    pub sent: Arc<AtomicU64>,
 }
 
 impl InjectConfig {
@@ -177,6 +181,7 @@ impl InjectConfig {
             sockets: None,
             batch_bytes: DEFAULT_BATCH_BYTES,
             progress: false,
+            sent: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -270,7 +275,8 @@ pub fn inject_routes(config: &InjectConfig) -> io::Result<InjectReport> {
         s.cap_ack()?;
     }
 
-    let sent = AtomicU64::new(0);
+    let sent = &*config.sent;
+    sent.store(0, Ordering::Relaxed);
     let start = Instant::now();
     let per_socket_rate = config.rate.map(|r| (r / sockets as u64).max(1));
     let results = std::thread::scope(|scope| {
@@ -279,7 +285,7 @@ pub fn inject_routes(config: &InjectConfig) -> io::Result<InjectReport> {
             .enumerate()
             .map(|(k, sock)| {
                 let (first, end) = share(config.count, sockets as u64, k as u64);
-                let (plan, sent) = (&plan, &sent);
+                let plan = &plan;
                 std::thread::Builder::new()
                     .name(format!("inject-{k}"))
                     .spawn_scoped(scope, move || {
@@ -289,7 +295,7 @@ pub fn inject_routes(config: &InjectConfig) -> io::Result<InjectReport> {
             })
             .collect();
         if config.progress {
-            report_progress(&handles, &sent, config.count, start);
+            report_progress(&handles, sent, config.count, start);
         }
         handles
             .into_iter()

@@ -163,3 +163,70 @@ pub fn progress_bar(total: u64, unit: &str) -> indicatif::ProgressBar {
     }
     bar
 }
+
+/// One line of a chart: its name and its (x, y) points.
+pub struct Line<'a> {
+    pub name: &'a str,
+    pub points: &'a [(f64, f64)],
+}
+
+/// Writes an SVG line chart (plotters) of `lines` over time, with a dashed
+/// vertical mark at each of `marks` (seconds) labelled `mark_name`.
+pub fn chart(
+    path: &std::path::Path,
+    title: &str,
+    y_label: &str,
+    lines: &[Line<'_>],
+    marks: &[f64],
+    mark_name: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
+
+    let all = || lines.iter().flat_map(|l| l.points.iter());
+    let x_max = all().map(|p| p.0).fold(1.0, f64::max);
+    let y_max = all().map(|p| p.1).fold(1.0, f64::max) * 1.05;
+    let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds")
+        .y_desc(y_label)
+        .y_label_formatter(&|y| format!("{:.0}k", y / 1000.0))
+        .draw()?;
+    let colours = [BLUE, RGBColor(230, 120, 0), GREEN, MAGENTA];
+    for (line, colour) in lines.iter().zip(colours.iter().cycle()) {
+        let style = colour.stroke_width(2);
+        chart
+            .draw_series(LineSeries::new(line.points.iter().copied(), style))?
+            .label(line.name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+    }
+    for (i, at) in marks.iter().enumerate() {
+        let style = RED.mix(0.6).stroke_width(1);
+        let drawn = chart.draw_series(DashedLineSeries::new(
+            [(*at, 0.0), (*at, y_max)],
+            6,
+            4,
+            style,
+        ))?;
+        if i == 0 {
+            drawn
+                .label(mark_name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        }
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}

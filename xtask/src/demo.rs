@@ -125,12 +125,17 @@ impl Demo {
         done: impl Fn(&Demo) -> bool,
     ) -> Result<()> {
         let until = Instant::now() + timeout;
+        let spinner =
+            indicatif::ProgressBar::new_spinner().with_message(format!("waiting for {what}"));
+        spinner.enable_steady_tick(Duration::from_millis(100));
         while !done(self) {
             if Instant::now() > until {
+                spinner.abandon();
                 bail!("timed out waiting for {what}");
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+        spinner.finish_and_clear();
         Ok(())
     }
 
@@ -250,6 +255,7 @@ pub fn run(target: &Path) -> Result<()> {
             "v0",
             "--start",
             "100.64.0.0",
+            "--progress",
         ])
         .status()
         .context("running dphost-inject")?;
