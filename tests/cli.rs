@@ -137,6 +137,8 @@ fn run_and_ctl() {
     let missing = ctl(&control, &["query", "nosuch", "{}"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no plugin named"));
+    drop(_daemon);
+    let _ = std::fs::remove_file(&socket);
 }
 
 /// `check` prints what a plugin says of itself, and fails with the reason

@@ -138,6 +138,12 @@ fn metrics_parse_and_move() {
             r#"dphost_plugin_call_duration_seconds_count{plugin="fib"}"#
         ) > 0.0
     );
+    let bounds = after
+        .keys()
+        .filter(|k| k.starts_with("dphost_plugin_latency_seconds_bucket{"))
+        .filter(|k| k.contains(r#"plugin="fib""#))
+        .count();
+    assert_eq!(bounds, 38, "the same 37 bounds and +Inf at every scrape");
     assert_eq!(
         value(
             &after,

@@ -8,12 +8,17 @@ use common::*;
 use dphost::plugin::{Limits, LoadError};
 
 fn compile_err(bytes: &[u8]) -> LoadError {
-    let dir = std::env::temp_dir().join(format!("dphost-reject-{}", std::process::id()));
+    // A directory per file: the tests run in parallel.
+    let dir = std::env::temp_dir().join(format!(
+        "dphost-reject-{}-{:x}",
+        std::process::id(),
+        bytes.len()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{:x}.wasm", bytes.len()));
+    let path = dir.join("plugin.wasm");
     std::fs::write(&path, bytes).unwrap();
     let err = runtime().compile(&path).unwrap_err();
-    let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_dir_all(&dir);
     err
 }
 

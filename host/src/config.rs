@@ -36,17 +36,17 @@ pub struct Config {
 #[derive(Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetlinkSection {
-    #[serde(deserialize_with = "within::<4096, { 1 << 31 }, _, _>")]
+    #[serde(deserialize_with = "within::<{ RX_BUF_SIZE.0 }, { RX_BUF_SIZE.1 }, _, _>")]
     pub rx_buf_size: usize,
-    #[serde(deserialize_with = "within::<1, { 1 << 20 }, _, _>")]
+    #[serde(deserialize_with = "within::<{ BATCH.0 }, { BATCH.1 }, _, _>")]
     pub batch_size: usize,
-    #[serde(deserialize_with = "within::<0, 60_000, _, _>")]
+    #[serde(deserialize_with = "within::<{ DELAY_MS.0 }, { DELAY_MS.1 }, _, _>")]
     pub batch_delay_ms: u64,
-    #[serde(deserialize_with = "within::<1, { 1 << 20 }, _, _>")]
+    #[serde(deserialize_with = "within::<{ BATCH.0 }, { BATCH.1 }, _, _>")]
     pub sync_batch_limit: usize,
-    #[serde(deserialize_with = "within::<0, 60_000, _, _>")]
+    #[serde(deserialize_with = "within::<{ DELAY_MS.0 }, { DELAY_MS.1 }, _, _>")]
     pub sync_batch_delay_ms: u64,
-    #[serde(deserialize_with = "within::<0, 600_000, _, _>")]
+    #[serde(deserialize_with = "within::<{ ATTEMPT_DELAY_MS.0 }, { ATTEMPT_DELAY_MS.1 }, _, _>")]
     pub sync_attempt_delay_ms: u64,
 }
 
@@ -99,7 +99,7 @@ pub struct PluginSection {
     pub deadline_ms: u64,
     #[serde(
         default = "default_queue",
-        deserialize_with = "within::<1, { 1 << 20 }, _, _>"
+        deserialize_with = "within::<{ BATCH.0 }, { BATCH.1 }, _, _>"
     )]
     pub queue_batches: usize,
     /// Reload the plugin when its file changes on disk.
@@ -110,6 +110,15 @@ pub struct PluginSection {
 fn default_watch() -> bool {
     true
 }
+
+/// The netlink knobs' allowed values, inclusive (the same for flags).
+pub const RX_BUF_SIZE: (u64, u64) = (4096, 1 << 31);
+/// Batch sizes and queue lengths.
+pub const BATCH: (u64, u64) = (1, 1 << 20);
+/// Pauses between batches and sync steps.
+pub const DELAY_MS: (u64, u64) = (0, 60_000);
+/// The wait after a loss before dumping.
+pub const ATTEMPT_DELAY_MS: (u64, u64) = (0, 600_000);
 
 /// A number from MIN to MAX; outside, an error that the TOML reader
 /// reports with the key and line.

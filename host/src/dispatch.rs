@@ -520,6 +520,11 @@ impl Dispatcher {
         Ok(reply_rx)
     }
 
+    /// A plugin's name.
+    pub fn name(&self, id: PluginId) -> Option<Arc<str>> {
+        self.slots.get(id)?.as_ref().map(|s| s.name.clone())
+    }
+
     /// Finds a plugin by name.
     pub fn id(&self, name: &str) -> Option<PluginId> {
         self.slots
@@ -714,7 +719,10 @@ impl Worker {
             replay.replay_each(kinds, MAX_EVENTS_PER_CALL, &mut |chunk| match self
                 .call(|instance| instance.handle(chunk))
             {
-                Some(Ok(())) => true,
+                Some(Ok(())) => {
+                    self.counted(chunk.len());
+                    true
+                }
                 Some(Err(error)) => {
                     failed = Some(error);
                     false
@@ -772,12 +780,17 @@ impl Worker {
             let Some(Ok(())) = self.call(|instance| instance.handle(chunk)) else {
                 return false;
             };
-            self.status.calls.fetch_add(1, Ordering::Relaxed);
-            self.status
-                .events
-                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            self.counted(chunk.len());
         }
         true
+    }
+
+    /// Counts a call of `handle` that returned, and its events.
+    fn counted(&self, events: usize) {
+        self.status.calls.fetch_add(1, Ordering::Relaxed);
+        self.status
+            .events
+            .fetch_add(events as u64, Ordering::Relaxed);
     }
 
     /// An empty request is the dispatcher's flush marker: it only proves the

@@ -1,5 +1,5 @@
 //! dphost: a host that follows the Linux kernel's networking state and feeds
-//! every change to sandboxed WebAssembly plugins (see `DESIGN.md`).
+//! every change to sandboxed WebAssembly plugins (see `docs/architecture.md`).
 //!
 //! Layout, in the order data flows:
 //! - [`netlink`]: sockets, the reader thread, dumps, per-kind conversion,

@@ -54,7 +54,9 @@ pub struct Mirror {
     links: Table<Link>,
     addresses: Table<Address>,
     neighbours: Table<Neighbour>,
-    /// Every route of every table and family; its sweep bits are the marks.
+    /// Every route of every table and family, keyed as the WIT says
+    /// (table, family, dst, tos, metric, and the interface of an IPv6 route
+    /// without a gateway); its sweep bits are the marks.
     routes: Fib,
 }
 

@@ -16,12 +16,11 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, unbounded};
 use inotify::{Inotify, WatchDescriptor, WatchMask};
 
 /// How long a file must stay quiet after a change before it is reloaded.
@@ -51,7 +50,9 @@ pub struct Changed {
 
 /// The watcher thread; dropping it stops the thread.
 pub struct Watcher {
-    set: Sender<Vec<Watched>>,
+    /// The set to watch from now on, until the thread takes it: only the
+    /// latest matters, so a newer one replaces one not yet taken.
+    wanted: Arc<Mutex<Option<Vec<Watched>>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -61,7 +62,7 @@ impl Watcher {
     /// change is handed to `notify`, on the watcher's thread.
     pub fn start(notify: impl FnMut(Changed) + Send + 'static) -> std::io::Result<Watcher> {
         let inotify = Inotify::init()?;
-        let (set, updates) = unbounded();
+        let wanted = Arc::new(Mutex::new(None));
         let stop = Arc::new(AtomicBool::new(false));
         let state = Watching {
             inotify,
@@ -69,12 +70,12 @@ impl Watcher {
             files: Vec::new(),
             pending: HashMap::new(),
         };
-        let flag = stop.clone();
+        let (flag, updates) = (stop.clone(), wanted.clone());
         let thread = std::thread::Builder::new()
             .name("dphost-watch".into())
-            .spawn(move || state.run(updates, &flag, notify))?;
+            .spawn(move || state.run(&updates, &flag, notify))?;
         Ok(Watcher {
-            set,
+            wanted,
             stop,
             thread: Some(thread),
         })
@@ -82,7 +83,7 @@ impl Watcher {
 
     /// Replaces the set of watched files.
     pub fn set(&self, files: Vec<Watched>) {
-        let _ = self.set.send(files);
+        *self.wanted.lock().unwrap_or_else(|e| e.into_inner()) = Some(files);
     }
 }
 
@@ -118,13 +119,14 @@ fn mask() -> WatchMask {
 impl Watching {
     fn run(
         mut self,
-        updates: Receiver<Vec<Watched>>,
+        updates: &Mutex<Option<Vec<Watched>>>,
         stop: &AtomicBool,
         mut notify: impl FnMut(Changed),
     ) {
         let mut buffer = vec![0u8; 64 << 10];
         while !stop.load(Ordering::Relaxed) {
-            if let Some(files) = updates.try_iter().last() {
+            let files = updates.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(files) = files {
                 self.watch(files);
             }
             if wait_readable(&self.inotify, POLL) {
@@ -243,6 +245,7 @@ fn wait_readable(inotify: &Inotify, timeout: Duration) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crossbeam_channel::{Receiver, unbounded};
 
     fn watcher(files: &[(&str, &Path)]) -> (Watcher, Receiver<Changed>) {
         let (tx, rx) = unbounded();

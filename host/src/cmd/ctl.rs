@@ -153,7 +153,7 @@ fn print_status(s: &Value) {
         if let Some(failure) = p["failure"].as_str() {
             println!("{:<16} failure: {failure}", "");
         }
-        if n("restarts") + n("reloads") > 0 {
+        if n("restarts") + n("reloads") + n("recent_crashes") > 0 || !p["last_crash"].is_null() {
             println!(
                 "{:<16} restarts {}, reloads {}, recent crashes {}",
                 "",

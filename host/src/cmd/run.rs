@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use dphost::config::{Config, PluginSection};
+use dphost::config::{self, Config, PluginSection};
 use dphost::control::{ControlAddr, server};
 use dphost::dispatch::DispatchOptions;
 use dphost::netlink::engine::{Engine, EngineHandle, EngineState, Request};
@@ -33,22 +33,22 @@ pub struct RunArgs {
     #[arg(long = "control", value_name = "ADDR")]
     control: Vec<String>,
     /// Receive buffer of the notification socket, in bytes (default 128 MiB).
-    #[arg(long)]
+    #[arg(long, value_parser = ranged::<usize>(config::RX_BUF_SIZE))]
     rx_buf_size: Option<usize>,
     /// Most changes per batch (default 2048).
-    #[arg(long)]
+    #[arg(long, value_parser = ranged::<usize>(config::BATCH))]
     batch_size: Option<usize>,
     /// Pause between live batches while a plugin lags, in ms (default 50).
-    #[arg(long)]
+    #[arg(long, value_parser = ranged::<u64>(config::DELAY_MS))]
     batch_delay_ms: Option<u64>,
     /// Most dumped objects per sync step (default 1024).
-    #[arg(long)]
+    #[arg(long, value_parser = ranged::<usize>(config::BATCH))]
     sync_batch_limit: Option<usize>,
     /// Pause between sync steps while a plugin lags, in ms (default 20).
-    #[arg(long)]
+    #[arg(long, value_parser = ranged::<u64>(config::DELAY_MS))]
     sync_batch_delay_ms: Option<u64>,
     /// Wait after a loss before dumping, in ms (default 2000).
-    #[arg(long)]
+    #[arg(long, value_parser = ranged::<u64>(config::ATTEMPT_DELAY_MS))]
     sync_attempt_delay_ms: Option<u64>,
     /// Do not read or write the compiled-code cache.
     #[arg(long)]
@@ -57,6 +57,15 @@ pub struct RunArgs {
     /// init), print what was found, and exit.
     #[arg(long)]
     check_config: bool,
+}
+
+/// A flag's parser, with the range the config file allows for its key.
+fn ranged<T>(range: (u64, u64)) -> clap::builder::RangedU64ValueParser<T>
+where
+    T: TryFrom<u64> + Clone + Send + Sync + 'static,
+    <T as TryFrom<u64>>::Error: std::fmt::Display + Send + Sync + 'static,
+{
+    clap::builder::RangedU64ValueParser::new().range(range.0..=range.1)
 }
 
 impl RunArgs {
@@ -209,7 +218,9 @@ fn reread(args: &RunArgs, config: &mut Config, engine: &EngineHandle) {
         return;
     }
     match answer.recv_timeout(std::time::Duration::from_secs(60)) {
-        Ok(Ok(_)) => *config = new,
+        // Only the plugins were applied: the rest stays as running, so the
+        // next SIGHUP warns again about what still differs.
+        Ok(Ok(_)) => config.plugins = new.plugins,
         Ok(Err(message)) => tracing::error!("configuration not applied: {message}"),
         Err(_) => tracing::error!("the engine did not take the new configuration in time"),
     }

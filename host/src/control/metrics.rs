@@ -76,18 +76,31 @@ fn gauge(value: i64) -> ConstGauge<i64> {
     ConstGauge::new(value)
 }
 
+/// Histogram bounds written: 2^0 to 2^(BOUNDS-1) µs, then +Inf.
+const BOUNDS: usize = 37;
+
 /// A histogram from one of ours, in seconds.
 #[derive(Debug)]
 struct Seconds<'a>(&'a Snapshot);
 
 impl EncodeMetric for Seconds<'_> {
     fn encode(&self, mut encoder: prometheus_client::encoding::MetricEncoder) -> std::fmt::Result {
-        let mut buckets: Vec<(f64, u64)> = self
-            .0
-            .buckets()
-            .map(|(micros, n)| (micros as f64 / 1e6, n))
+        // The same bounds at every scrape and for every plugin, as
+        // Prometheus wants: powers of two from 1 µs to 2^36 µs (19 hours),
+        // each of our finer buckets counted under the first bound above it.
+        let mut counts = [0u64; BOUNDS + 1];
+        for (upper_micros, n) in self.0.buckets() {
+            let bound = upper_micros.next_power_of_two().trailing_zeros() as usize;
+            counts[bound.min(BOUNDS)] += n;
+        }
+        let buckets: Vec<(f64, u64)> = counts
+            .iter()
+            .enumerate()
+            .map(|(k, n)| match k {
+                BOUNDS => (f64::MAX, *n),
+                _ => ((1u64 << k) as f64 / 1e6, *n),
+            })
             .collect();
-        buckets.push((f64::MAX, 0));
         encoder.encode_histogram::<NoLabelSet>(
             self.0.sum().as_secs_f64(),
             self.0.count(),

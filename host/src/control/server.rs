@@ -25,7 +25,7 @@ use crossbeam_channel::bounded;
 use serde_json::{Value, json};
 
 use super::ControlAddr;
-use crate::dispatch::{PluginState, PluginView};
+use crate::dispatch::{PluginState, PluginView, QueryError};
 use crate::netlink::engine::{EngineHandle, Request};
 use crate::wit::{EVENT_NAMES, ObjectKind};
 
@@ -73,6 +73,14 @@ async fn bind(addr: ControlAddr, app: Router) -> Result<Server> {
     match &addr {
         ControlAddr::Unix(path) => {
             if path.exists() {
+                // A socket someone answers on belongs to a running dphost:
+                // taking it over would cut that one off from its operators.
+                if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                    anyhow::bail!(
+                        "{} is in use: another dphost is running with this control socket",
+                        path.display()
+                    );
+                }
                 std::fs::remove_file(path)
                     .with_context(|| format!("removing stale socket {}", path.display()))?;
             }
@@ -276,7 +284,17 @@ async fn query(
     };
     let answer = match submitted {
         Ok(rx) => tokio::task::spawn_blocking(move || rx.recv_timeout(ANSWER_TIMEOUT)).await,
-        Err(e) => return error(StatusCode::NOT_FOUND, e),
+        Err(e) => {
+            let code = match e {
+                QueryError::NoSuchPlugin(_) => StatusCode::NOT_FOUND,
+                QueryError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+                QueryError::Failed { .. } | QueryError::OutOfSync(_) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                QueryError::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            return error(code, e);
+        }
     };
     match answer {
         Ok(Ok(Ok(text))) => json_response(StatusCode::OK, text),

@@ -59,9 +59,15 @@ impl Dump {
     /// Opens a dump socket in `netns` and sends the request. The kernel
     /// produces the replies as they are read.
     pub fn start(netns: &Netns, kind: ObjectKind, sequence: u32) -> io::Result<Dump> {
+        let dump = Dump::open(netns, kind)?;
+        dump.request(sequence)?;
+        Ok(dump)
+    }
+
+    /// Opens a dump socket in `netns`, without asking anything yet.
+    pub fn open(netns: &Netns, kind: ObjectKind) -> io::Result<Dump> {
         let socket = socket::dump_socket(netns)?;
         socket::set_recv_timeout(&socket, DUMP_STALL)?;
-        socket.send(&wire::dump_request(kind, sequence), 0)?;
         Ok(Dump {
             kind,
             socket: Some(socket),
@@ -71,6 +77,18 @@ impl Dump {
             interrupted: false,
             unparsed: 0,
         })
+    }
+
+    /// Sends the dump request. The kernel builds the first replies at once,
+    /// so a sync sends it only once the notification socket is open:
+    /// a change made after that is in the dump or in the notifications.
+    pub fn request(&self, sequence: u32) -> io::Result<()> {
+        let socket = self
+            .socket
+            .as_ref()
+            .ok_or_else(|| io::Error::other("the dump was already requested and is being read"))?;
+        socket.send(&wire::dump_request(self.kind, sequence), 0)?;
+        Ok(())
     }
 
     pub fn kind(&self) -> ObjectKind {

@@ -324,6 +324,8 @@ pub struct Engine {
     watcher: Option<Watcher>,
     /// `ctl watch` clients.
     watchers: Vec<Sender<WatchItem>>,
+    /// Plugins that overflowed during a sync, to replay once it is done.
+    overflowed: Vec<PluginId>,
 }
 
 /// How long after a link change the engine reconciles at the latest, when
@@ -379,6 +381,7 @@ impl Engine {
             deferred: Vec::new(),
             watcher,
             watchers: Vec::new(),
+            overflowed: Vec::new(),
         };
         engine.rewatch();
         (engine, handle)
@@ -460,6 +463,9 @@ impl Engine {
     fn flush(&mut self, pause: Duration) {
         self.publish_counts();
         if self.out.is_empty() {
+            // Notifications that changed nothing: the next batch is timed
+            // from its own.
+            self.out_since = None;
             return;
         }
         let mut pauses = 0;
@@ -471,7 +477,15 @@ impl Engine {
         self.count_events(&batch);
         let since = self.out_since.take().unwrap_or_else(Instant::now);
         for id in self.dispatcher.dispatch_since(&batch, since) {
-            self.replay_to(id);
+            // In the middle of a sync the mirror is half way between two
+            // states, and its sync-end sweeps without a del: a plugin
+            // replayed now would keep what the sweep drops. It waits, out
+            // of sync, for the end of the sync.
+            if self.stats.state() == EngineState::Syncing {
+                self.overflowed.push(id);
+            } else {
+                self.replay_to(id);
+            }
         }
         self.watchers
             .retain(|w| match w.try_send(WatchItem::Batch(batch.clone())) {
@@ -537,6 +551,9 @@ impl Engine {
             .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         self.stats.set_state(EngineState::Following);
         tracing::info!(elapsed = ?started.elapsed(), counts = ?self.mirror.counts(), "in sync");
+        for id in std::mem::take(&mut self.overflowed) {
+            self.replay_to(id);
+        }
         for request in std::mem::take(&mut self.deferred) {
             self.serve(request);
         }
@@ -544,11 +561,13 @@ impl Engine {
 
     fn sync_attempt(&mut self) -> Result<(), SyncError> {
         self.stats.sync_objects.store(0, Ordering::Relaxed);
-        // Dump sockets first, then the notification socket: everything it
-        // receives from here on is the diff applied after the dumps.
+        // Dump sockets first, then the notification socket, then the dump
+        // requests (as the seed does): everything the notification socket
+        // receives from here on is the diff applied after the dumps, and
+        // no change falls between the two.
         let mut dumps = Vec::with_capacity(4);
         for kind in ObjectKind::ALL {
-            dumps.push(self.open_dump(kind)?);
+            dumps.push(Dump::open(&self.netns, kind)?);
         }
         let reader = Reader::start(
             &self.netns,
@@ -561,6 +580,10 @@ impl Engine {
             .store(reader.rcvbuf as u64, Ordering::Relaxed);
         tracing::info!(rcvbuf = reader.rcvbuf, netns = %self.netns.describe(), "notification socket open");
         self.reader = Some(reader);
+        for dump in &dumps {
+            self.sequence = self.sequence.wrapping_add(1);
+            dump.request(self.sequence)?;
+        }
         let mut interrupted = Vec::new();
         for mut dump in dumps {
             self.sync_kind(&mut dump)?;
@@ -777,6 +800,7 @@ impl Engine {
     }
 
     fn settled(&mut self, id: PluginId, pending: Pending, outcome: Result<(), String>) {
+        let name = self.dispatcher.name(id).unwrap_or_default();
         let Some(s) = self.supervised.get_mut(&id) else {
             return;
         };
@@ -800,7 +824,7 @@ impl Engine {
                     compiled.sha256,
                     took.as_millis()
                 );
-                tracing::info!(plugin = %spec.key(), "{message}");
+                tracing::info!(plugin = %name, "{message}");
                 let rewatch = s.spec.watch != spec.watch || s.spec.path != spec.path;
                 let meta = PluginMeta {
                     path: compiled.path.clone(),
@@ -828,7 +852,7 @@ impl Engine {
             ) => {
                 let reason = e;
                 let message = format!("reload refused, the old instance runs on: {reason}");
-                tracing::warn!(plugin = %s.spec.key(), "{message}");
+                tracing::warn!(plugin = %name, "{message}");
                 s.rejected = Some(Rejected {
                     sha256: compiled.sha256.clone(),
                     reason,
@@ -1120,12 +1144,28 @@ impl Engine {
                 let _ = reply.send(answer);
             }
             Request::Enable { plugin, reply } => {
+                let failed = |id| {
+                    self.dispatcher
+                        .plugins()
+                        .into_iter()
+                        .any(|v| v.id == id && matches!(v.state, PluginState::Failed(_)))
+                };
                 let answer = match self.find(&plugin) {
-                    Some(id) => {
+                    Some(id) if failed(id) => {
                         if let Some(s) = self.supervised.get_mut(&id) {
                             s.enable(Instant::now());
                         }
-                        Ok(format!("plugin {plugin:?} enabled"))
+                        Ok(format!("plugin {plugin:?} enabled: restarting it"))
+                    }
+                    Some(id) => {
+                        // Running: only its crash record is cleared.
+                        if let Some(s) = self.supervised.get_mut(&id) {
+                            s.policy.clear();
+                            s.disabled = false;
+                        }
+                        Ok(format!(
+                            "plugin {plugin:?} is running; its crash record is cleared"
+                        ))
                     }
                     None => Err(format!("no plugin named {plugin:?}")),
                 };
@@ -1145,8 +1185,9 @@ impl Engine {
                 reply,
             } => {
                 let message = format!("reload refused: {}", rejected.reason);
+                let name = self.dispatcher.name(id).unwrap_or_default();
                 if let Some(s) = self.supervised.get_mut(&id) {
-                    tracing::warn!(plugin = %s.spec.key(), "{message}");
+                    tracing::warn!(plugin = %name, "{message}");
                     s.rejected = Some(rejected);
                 }
                 let _ = reply.send(Err(message));
