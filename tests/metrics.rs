@@ -128,6 +128,10 @@ fn metrics_parse_and_move() {
     assert!(moved, "no resync: {}", host.status());
     let after = scrape(&control);
     assert!(value(&after, "dphost_enobufs_total") >= 1.0);
+    assert_eq!(
+        value(&after, r#"dphost_unparsed_messages_total{source="dump"}"#),
+        0.0
+    );
     assert!(value(&after, r#"dphost_resyncs_total{outcome="completed"}"#) >= 1.0);
     assert!(value(&after, r#"dphost_notifications_total{kind="route"}"#) > 0.0);
     assert!(value(&after, r#"dphost_events_total{event="route-add"}"#) > 0.0);

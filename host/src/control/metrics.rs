@@ -184,6 +184,18 @@ impl Collector for Scrape {
         )?;
         family(
             &mut e,
+            "unparsed_messages",
+            "Netlink messages that did not parse, by source (notification, dump)",
+            [
+                (
+                    vec![("source", "notification")],
+                    counter(load(&s.reader.unparsed)),
+                ),
+                (vec![("source", "dump")], counter(load(&s.dump_unparsed))),
+            ],
+        )?;
+        family(
+            &mut e,
             "reconciliations",
             "Reconciliations of a kind against a fresh dump",
             [(vec![], counter(load(&s.reconciliations)))],

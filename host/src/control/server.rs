@@ -187,6 +187,10 @@ pub fn status_json(engine: &EngineHandle, plugins: &[PluginView]) -> Value {
         "resyncs": syncs.saturating_sub(1),
         "syncs_abandoned": load(&s.syncs_abandoned),
         "dump_interruptions": load(&s.dump_interruptions),
+        "unparsed": {
+            "notifications": load(&s.reader.unparsed),
+            "dumps": load(&s.dump_unparsed),
+        },
         "reconciliations": load(&s.reconciliations),
         "last_sync_ms": load(&s.last_sync_micros) as f64 / 1e3,
         "sync_objects": load(&s.sync_objects),

@@ -144,6 +144,8 @@ pub struct EngineStats {
     pub syncs_abandoned: AtomicU64,
     /// Dumps whose replies carried NLM_F_DUMP_INTR.
     pub dump_interruptions: AtomicU64,
+    /// Dumped messages that did not parse (notifications: in `reader`).
+    pub dump_unparsed: AtomicU64,
     /// Reconciliations run (after link changes and interrupted dumps).
     pub reconciliations: AtomicU64,
     /// Duration of the last completed sync, in microseconds.
@@ -644,6 +646,9 @@ impl Engine {
                 .dump_interruptions
                 .fetch_add(1, Ordering::Relaxed);
         }
+        self.stats
+            .dump_unparsed
+            .fetch_add(dump.unparsed, Ordering::Relaxed);
         Ok(())
     }
 
