@@ -224,6 +224,11 @@ pub enum Request {
         since: Instant,
         reply: Sender<Result<String, String>>,
     },
+    /// A restart's new instance (sent by the restarting thread).
+    Restarted {
+        id: PluginId,
+        made: Result<Box<Instance>, String>,
+    },
     /// A reload that failed before it had an instance.
     Refused {
         id: PluginId,
@@ -754,6 +759,7 @@ impl Engine {
             };
             if let PluginState::Failed(reason) = &view.state
                 && s.restart_at.is_none()
+                && !s.restarting
                 && !s.disabled
             {
                 s.last_crash = Some(reason.clone());
@@ -769,7 +775,7 @@ impl Engine {
                     ),
                 }
             }
-            if s.restart_at.is_some_and(|at| at <= now) {
+            if !s.restarting && s.restart_at.is_some_and(|at| at <= now) {
                 s.restart_at = None;
                 self.restart(id);
             }
@@ -867,39 +873,58 @@ impl Engine {
         }
     }
 
-    /// A fresh instance from the same compiled component, replayed the
-    /// mirror, in place of a crashed one.
+    /// A fresh instance from the same compiled component, in place of a
+    /// crashed one: made on a thread of its own (`describe` and `init` may
+    /// take seconds, and the engine follows the kernel meanwhile), then
+    /// handed back as `Restarted` to be replayed the mirror and swapped in.
     fn restart(&mut self, id: PluginId) {
-        let Some(s) = self.supervised.get(&id) else {
+        let Some(s) = self.supervised.get_mut(&id) else {
             return;
         };
-        let spec = &s.spec;
-        match self.runtime.instantiate(
-            &s.compiled,
-            spec.name.as_deref(),
-            &spec.config,
-            &spec.limits,
-        ) {
-            Ok(instance) => {
-                let replay: Replay = self.mirror.snapshot();
-                match self
-                    .dispatcher
-                    .swap(id, instance, &replay, Duration::from_secs(5))
-                {
-                    Ok(rx) => self
-                        .pending
-                        .entry(id)
-                        .or_default()
-                        .push_back(Pending::Restart(rx)),
-                    Err(e) => tracing::error!("restart not queued: {e}"),
-                }
-            }
+        s.restarting = true;
+        let (runtime, compiled, spec) = (self.runtime.clone(), s.compiled.clone(), s.spec.clone());
+        let requests = self.requests_tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("dphost-restart".into())
+            .spawn(move || {
+                let made = runtime
+                    .instantiate(&compiled, spec.name.as_deref(), &spec.config, &spec.limits)
+                    .map(Box::new)
+                    .map_err(|e| e.to_string());
+                let _ = requests.send(Request::Restarted { id, made });
+            });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start a restart: {e}");
+            s.restarting = false;
+            s.crashed(Instant::now());
+        }
+    }
+
+    /// A restart's new instance, or why there is none.
+    fn restarted(&mut self, id: PluginId, made: Result<Box<Instance>, String>) {
+        let Some(s) = self.supervised.get_mut(&id) else {
+            return;
+        };
+        s.restarting = false;
+        let instance = match made {
+            Ok(instance) => instance,
             Err(e) => {
                 tracing::error!("restart failed: {e}");
-                if let Some(s) = self.supervised.get_mut(&id) {
-                    s.crashed(Instant::now());
-                }
+                s.crashed(Instant::now());
+                return;
             }
+        };
+        let replay: Replay = self.mirror.snapshot();
+        match self
+            .dispatcher
+            .swap(id, *instance, &replay, Duration::from_secs(5))
+        {
+            Ok(rx) => self
+                .pending
+                .entry(id)
+                .or_default()
+                .push_back(Pending::Restart(rx)),
+            Err(e) => tracing::error!("restart not queued: {e}"),
         }
     }
 
@@ -1119,6 +1144,7 @@ impl Engine {
                 let _ = reply.send(self.plugin_views());
             }
             request @ (Request::Swap { .. }
+            | Request::Restarted { .. }
             | Request::Enable { .. }
             | Request::AddPlugin { .. }
             | Request::Watch(_))
@@ -1132,6 +1158,7 @@ impl Engine {
                 since,
                 reply,
             } => self.reload(&plugin, cause, since, reply),
+            Request::Restarted { id, made } => self.restarted(id, made),
             Request::Watch(reply) => {
                 self.flush(Duration::ZERO);
                 let (tx, rx) = bounded(WATCH_QUEUE);

@@ -95,6 +95,8 @@ pub struct Supervised {
     pub policy: CrashPolicy,
     /// When the next restart is due, after a crash.
     pub restart_at: Option<Instant>,
+    /// A restart's new instance is being made.
+    pub restarting: bool,
     /// Crashed too often: no restart until enabled or reloaded.
     pub disabled: bool,
     /// Why the last instance failed, kept after a restart.
@@ -117,6 +119,7 @@ impl Supervised {
             spec,
             policy: CrashPolicy::default(),
             restart_at: None,
+            restarting: false,
             disabled: false,
             last_crash: None,
             restarts: 0,
