@@ -418,6 +418,18 @@ fn watch_replayed_reproduces_the_mirror() {
             }
         })
     };
+    // The changes come after the watch's replay of the mirror, so that
+    // their dels are streamed (made earlier, they would only be missing
+    // from the replay).
+    let replayed = r#"{"event":"sync-end","kind":"route"}"#;
+    let started = Instant::now();
+    while !lines.lock().unwrap().iter().any(|l| l == replayed) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no replay from ctl watch"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     ns.batch(
         &[
             "link add v2 type veth peer name v3",
