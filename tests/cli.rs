@@ -156,6 +156,14 @@ fn check_good_and_bad() {
         "{text}"
     );
     assert!(text.contains("wit:      dataplane:handler@0.1.0"), "{text}");
+    assert!(text.contains("state:    no"), "{text}");
+    let stateful = Command::new(DPHOST)
+        .args(["check", "--no-cache"])
+        .arg(fixture("stateful"))
+        .output()
+        .unwrap();
+    let text = stdout(&stateful);
+    assert!(text.contains("state:    yes"), "{text}");
 
     let bad = Command::new(DPHOST)
         .args(["check", "--no-cache"])

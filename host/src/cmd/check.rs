@@ -40,6 +40,7 @@ pub fn check(args: CheckArgs) -> Result<()> {
             "version": info.version,
             "mp_safe": info.mp_safe,
             "kinds": kinds,
+            "state_handoff": instance.stateful(),
             "from_cache": compiled.from_cache,
             "compile_ms": compile_ms,
         });
@@ -53,6 +54,11 @@ pub fn check(args: CheckArgs) -> Result<()> {
     println!("version:  {}", info.version);
     println!("mp-safe:  {}", info.mp_safe);
     println!("kinds:    {}", kinds.join(", "));
+    let handoff = match instance.stateful() {
+        true => "yes: exports snapshot and restore (world stateful-plugin)",
+        false => "no",
+    };
+    println!("state:    {handoff}");
     let cached = if compiled.from_cache {
         " (from cache)"
     } else {
