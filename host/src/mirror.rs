@@ -93,8 +93,7 @@ impl Mirror {
 
     /// One dumped object during a sync: stored (replacing or keeping what the
     /// mirror holds) and always pushed as an add, since plugins mark and
-    /// sweep. A dumped neighbour in no valid state is dropped without an
-    /// event: it is not re-added, so plugins sweep it.
+    /// sweep. A dump holds no dels; one passed here changes nothing.
     pub fn sync_add(&mut self, change: Change, out: &mut Vec<Event>) {
         match change {
             Change::NewLink(l) => out.push(Event::LinkAdd(self.links.put(l))),
@@ -104,10 +103,10 @@ impl Mirror {
                 route::with_lpm(&route, |r| self.routes.upsert(r));
                 out.push(Event::RouteAdd(route));
             }
-            Change::DelNeighbour(n) => {
-                self.neighbours.map.remove(&NeighbourKey::of(&n));
-            }
-            Change::DelLink(_) | Change::DelAddress(_) | Change::DelRoute(_) => {}
+            Change::DelLink(_)
+            | Change::DelAddress(_)
+            | Change::DelNeighbour(_)
+            | Change::DelRoute(_) => {}
         }
     }
 
@@ -134,8 +133,7 @@ impl Mirror {
 
     /// One dumped object during a reconcile: pushes an add only if it is new
     /// or differs from what the mirror holds. A dumped route replaces by key
-    /// (a dump carries whole routes); a dumped neighbour in no valid state is
-    /// a del, as it is live.
+    /// (a dump carries whole routes).
     pub fn reconcile_add(&mut self, change: Change, out: &mut Vec<Event>) {
         match change {
             Change::NewRoute { route, .. } => self.new_route(&route, false, out),
@@ -1024,10 +1022,10 @@ mod tests {
         );
     }
 
-    /// A neighbour leaving NUD_VALID (the captured FAILED notification) is a
-    /// del of the neighbour the mirror held.
+    /// A neighbour going FAILED (the captured notification) stays in the
+    /// mirror, as it stays in the kernel: its new state arrives as an add.
     #[test]
-    fn neighbour_leaving_valid_is_a_del() {
+    fn neighbour_going_failed_is_kept() {
         let mut m = Mirror::new();
         let n = neighbour(3, "192.0.2.77", NudState::REACHABLE);
         assert_eq!(
@@ -1036,14 +1034,18 @@ mod tests {
         );
         assert_eq!(
             applied(&mut m, fixture!("neigh_ipv4_failed_new")),
-            ["neighbour-del 3 192.0.2.77"]
+            ["neighbour-add 3 192.0.2.77"]
         );
-        assert_eq!(m.counts(), [0, 0, 0, 0]);
+        assert_eq!(m.counts(), [0, 0, 1, 0]);
+        let Change::NewNeighbour(n) = fixture!("neigh_ipv4_failed_new") else {
+            panic!("the captured FAILED notification is not a new neighbour");
+        };
+        assert_eq!(n.state, NudState::FAILED);
     }
 
     /// A sync pushes SyncBegin, every dumped object as an add even when
     /// unchanged, and SyncEnd; objects not dumped vanish without dels, and a
-    /// dumped invalid neighbour is dropped silently.
+    /// dumped FAILED neighbour is an object like any other.
     #[test]
     fn sync_marks_and_sweeps_silently() {
         let mut m = Mirror::new();
@@ -1062,8 +1064,8 @@ mod tests {
         m.sync_add(add(route(254, "10.2.0.0/16", 0, NextHops::None)), &mut out);
         m.sync_end(ObjectKind::Route, &mut out);
         m.sync_begin(ObjectKind::Neighbour, &mut out);
-        let failed = neighbour(3, "192.0.2.9", NudState::FAILED);
-        m.sync_add(Change::DelNeighbour(failed), &mut out);
+        let failed = neighbour(3, "192.0.2.10", NudState::FAILED);
+        m.sync_add(Change::NewNeighbour(failed), &mut out);
         m.sync_end(ObjectKind::Neighbour, &mut out);
         assert_eq!(
             lines(&out),
@@ -1073,10 +1075,11 @@ mod tests {
                 "route-add 254 10.2.0.0/16 m0 []",
                 "sync-end route",
                 "sync-begin neighbour",
+                "neighbour-add 3 192.0.2.10",
                 "sync-end neighbour",
             ]
         );
-        assert_eq!(m.counts(), [0, 0, 0, 2]);
+        assert_eq!(m.counts(), [0, 0, 1, 2]);
     }
 
     /// A sync of links, addresses and neighbours keeps what was re-added and

@@ -90,9 +90,6 @@ fn mirror_addresses(v: &Value) -> BTreeSet<String> {
     })
 }
 
-/// NUD states in which a neighbour exists for dphost.
-const VALID: [&str; 6] = ["PERMANENT", "NOARP", "REACHABLE", "STALE", "DELAY", "PROBE"];
-
 fn kernel_neighbours(ns: &TestNetns) -> BTreeSet<String> {
     let index = ifindexes(ns);
     ns.json("neigh show nud all")
@@ -107,9 +104,6 @@ fn kernel_neighbours(ns: &TestNetns) -> BTreeSet<String> {
                 .filter_map(Value::as_str)
                 .map(str::to_uppercase)
                 .collect();
-            if !states.iter().any(|s| VALID.contains(&s.as_str())) {
-                return None;
-            }
             // The kernel's own multicast mappings, which dphost leaves out.
             let dst: std::net::IpAddr = n["dst"].as_str()?.parse().ok()?;
             if states.iter().any(|s| s == "NOARP") && dst.is_multicast() {
@@ -138,12 +132,17 @@ fn mirror_neighbours(v: &Value) -> BTreeSet<String> {
             .filter_map(Value::as_str)
             .map(str::to_uppercase)
             .collect();
+        // No NUD bit set is what `ip` calls NONE.
+        let states = if states.is_empty() {
+            "NONE".to_string()
+        } else {
+            states.join(",")
+        };
         format!(
-            "{} {} {} {}",
+            "{} {} {} {states}",
             n["ifindex"],
             n["ip"].as_str().unwrap_or("?"),
             n["mac"].as_str().unwrap_or("-"),
-            states.join(",")
         )
     })
 }

@@ -44,8 +44,8 @@ impl Change {
 
 /// Converts one netlink message; None for what dphost does not mirror (other
 /// message types, bridge and proxy entries, route-cache entries, other
-/// families). A NEWNEIGH whose state is not valid becomes a `DelNeighbour`:
-/// the neighbour is gone.
+/// families). A NEWNEIGH is a `NewNeighbour` in any NUD state, FAILED and
+/// INCOMPLETE included.
 pub fn from_message(msg: &NetlinkMessage<RouteNetlinkMessage>) -> Option<Change> {
     let NetlinkPayload::InnerMessage(inner) = &msg.payload else {
         return None;
@@ -56,7 +56,7 @@ pub fn from_message(msg: &NetlinkMessage<RouteNetlinkMessage>) -> Option<Change>
         RouteNetlinkMessage::DelLink(m) => link::parse(m).map(Change::DelLink),
         RouteNetlinkMessage::NewAddress(m) => address::parse(m).map(Change::NewAddress),
         RouteNetlinkMessage::DelAddress(m) => address::parse(m).map(Change::DelAddress),
-        RouteNetlinkMessage::NewNeighbour(m) => neighbour::parse(m).map(new_neighbour),
+        RouteNetlinkMessage::NewNeighbour(m) => neighbour::parse(m).map(Change::NewNeighbour),
         RouteNetlinkMessage::DelNeighbour(m) => neighbour::parse(m).map(Change::DelNeighbour),
         RouteNetlinkMessage::NewRoute(m) => route::parse(m).map(|route| Change::NewRoute {
             route,
@@ -81,14 +81,6 @@ pub fn from_route_bytes(message_type: u16, flags: u16, payload: &[u8]) -> Option
     } else {
         Change::DelRoute(route)
     })
-}
-
-fn new_neighbour(n: Neighbour) -> Change {
-    if neighbour::is_valid(n.state) {
-        Change::NewNeighbour(n)
-    } else {
-        Change::DelNeighbour(n)
-    }
 }
 
 #[cfg(test)]
@@ -295,12 +287,12 @@ mod tests {
         assert!(n.is_router);
     }
 
-    /// A NEWNEIGH in state FAILED (ARP got no answer) means the neighbour is
-    /// gone: it becomes a del.
+    /// A NEWNEIGH in state FAILED (ARP got no answer) is a neighbour like any
+    /// other: the kernel keeps the entry until it deletes it.
     #[test]
-    fn failed_neighbour_is_a_del() {
-        let Some(Change::DelNeighbour(n)) = convert(fixture!("neigh_ipv4_failed_new")) else {
-            panic!("a failed neighbour is a del");
+    fn failed_neighbour_is_a_neighbour() {
+        let Some(Change::NewNeighbour(n)) = convert(fixture!("neigh_ipv4_failed_new")) else {
+            panic!("a failed neighbour is a new neighbour");
         };
         assert!(same_ip(Some(n.ip), "192.0.2.77"));
         assert_eq!(n.state, NudState::FAILED);

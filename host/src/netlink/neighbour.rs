@@ -3,8 +3,9 @@
 //!
 //! Only AF_INET and AF_INET6 entries are neighbours: AF_BRIDGE fdb entries and
 //! proxy entries (NTF_PROXY) convert to nothing. A neighbour is keyed by
-//! (ifindex, ip). Whether its state still makes it a neighbour is
-//! [`is_valid`]'s call, made by the caller.
+//! (ifindex, ip), whatever its NUD state: an INCOMPLETE or FAILED entry is
+//! as much kernel state as a REACHABLE one (`ip neigh` lists it), and only
+//! an RTM_DELNEIGH removes it.
 
 use std::net::IpAddr;
 
@@ -33,18 +34,6 @@ impl NeighbourKey {
             ip: neighbour.ip.into(),
         }
     }
-}
-
-/// True when `state` holds a usable entry (NUD_VALID: PERMANENT, NOARP,
-/// REACHABLE, PROBE, STALE or DELAY); a neighbour in no valid state is gone.
-pub fn is_valid(state: NudState) -> bool {
-    let valid = NudState::PERMANENT
-        | NudState::NOARP
-        | NudState::REACHABLE
-        | NudState::PROBE
-        | NudState::STALE
-        | NudState::DELAY;
-    state.intersects(valid)
 }
 
 /// Two neighbours are equal field for field (wit records have no

@@ -106,6 +106,23 @@ pub fn info(name: &str, version: &str, mp_safe: bool, kinds: &[ObjectKind]) -> P
     }
 }
 
+/// True when a neighbour in `state` can forward: one of REACHABLE, STALE,
+/// DELAY, PROBE, NOARP or PERMANENT is set (the kernel's NUD_VALID). The
+/// host delivers entries in every state; INCOMPLETE, FAILED and NONE ones
+/// are not usable.
+pub fn is_usable(state: NudState) -> bool {
+    [
+        NudState::REACHABLE,
+        NudState::STALE,
+        NudState::DELAY,
+        NudState::PROBE,
+        NudState::NOARP,
+        NudState::PERMANENT,
+    ]
+    .iter()
+    .any(|usable| state.bits() & usable.bits() != 0)
+}
+
 /// Every object kind, in sync order.
 pub const ALL_KINDS: [ObjectKind; 4] = [
     ObjectKind::Link,
