@@ -1,7 +1,10 @@
 //! `cargo xtask`: the project's build, test, demo and benchmark commands.
 //!
 //! - `build`: adds the wasm32-wasip2 target when missing, builds the host in
-//!   release and every plugin and test fixture to `target/plugins/`.
+//!   release and every plugin and test fixture to `target/plugins/`: the
+//!   Rust ones with cargo, the C, Python and JavaScript ones with their
+//!   toolchains (see `foreign.rs`), installed first when missing.
+//! - `tools`: installs those toolchains only, at their pinned versions.
 //! - `test`: `build`, then every test in the workspace.
 //! - `demo`: `build`, then dphost on a throwaway namespace (see `demo.rs`).
 //! - `bench dispatch`, `bench sync`, `bench reload`: `build`, then that benchmark
@@ -13,6 +16,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 mod demo;
+mod foreign;
 
 /// The example plugins: crate name, and the file name under target/plugins.
 const PLUGINS: [(&str, &str); 2] = [("dphost-fib", "fib"), ("logger", "logger")];
@@ -39,12 +43,13 @@ fn main() -> Result<()> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
         ["build"] => build(),
+        ["tools"] => foreign::Tools::new(&target_dir()).ensure(),
         ["test", rest @ ..] => test(rest),
         ["demo"] => demo(),
         ["bench", name @ ("dispatch" | "sync" | "reload")] => bench(name),
         _ => {
             eprintln!(
-                "usage: cargo xtask <build | test [cargo test args] | demo | bench dispatch|sync|reload>"
+                "usage: cargo xtask <build | tools | test [cargo test args] | demo | bench dispatch|sync|reload>"
             );
             bail!("unknown command {args:?}")
         }
@@ -121,6 +126,9 @@ fn build() -> Result<()> {
             &out.join("fixtures").join(format!("{name}.wasm")),
         )?;
     }
+    let tools = foreign::Tools::new(&target_dir());
+    tools.ensure()?;
+    foreign::build(&tools, &target_dir(), &out)?;
     eprintln!("xtask: plugins in {}", out.display());
     Ok(())
 }
