@@ -105,6 +105,12 @@ impl Host {
         status_json(&self.handle, &plugins)
     }
 
+    /// What each plugin declared and where it stands (`ctl plugins`).
+    #[allow(dead_code)]
+    pub fn plugins(&self) -> Vec<dphost::dispatch::PluginView> {
+        self.ask(Request::Plugins)
+    }
+
     /// One plugin's entry in the status document.
     pub fn plugin_status(&self, name: &str) -> Value {
         self.status()["plugins"]
@@ -172,7 +178,7 @@ impl Host {
     }
 
     /// Polls `done` until it holds or `timeout` passes.
-    pub fn wait(&self, timeout: Duration, done: impl Fn(&Host) -> bool) -> bool {
+    pub fn wait(&self, timeout: Duration, mut done: impl FnMut(&Host) -> bool) -> bool {
         let until = Instant::now() + timeout;
         loop {
             if done(self) {
