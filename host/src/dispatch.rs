@@ -255,9 +255,12 @@ enum Job {
         replay: Replay,
         reply: Sender<Result<(), String>>,
     },
-    /// A query; the worker sends the answer (or why there is none).
+    /// A query; the worker sends the answer (or why there is none). No
+    /// request is the dispatcher's flush marker: its answer only proves the
+    /// queue ahead of it was processed. (An empty string is a request like
+    /// any other, passed to the plugin.)
     Query {
-        request: String,
+        request: Option<String>,
         plugin: String,
         reply: Sender<Result<String, QueryError>>,
     },
@@ -510,7 +513,7 @@ impl Dispatcher {
         }
         let (reply_tx, reply_rx) = bounded(1);
         let job = Job::Query {
-            request: request.to_string(),
+            request: Some(request.to_string()),
             plugin: name.to_string(),
             reply: reply_tx,
         };
@@ -560,7 +563,7 @@ impl Dispatcher {
             let (tx, rx) = bounded(1);
             let left = deadline.saturating_duration_since(Instant::now());
             let marker = Job::Query {
-                request: String::new(),
+                request: None,
                 plugin: slot.name.to_string(),
                 reply: tx,
             };
@@ -683,7 +686,7 @@ impl Worker {
                     plugin,
                     reply,
                 } => {
-                    let answer = match self.answer(&request) {
+                    let answer = match self.answer(request.as_deref()) {
                         Ok(Ok(answer)) => Ok(answer),
                         Ok(Err(message)) => Err(QueryError::Refused {
                             name: plugin,
@@ -793,12 +796,12 @@ impl Worker {
             .fetch_add(events as u64, Ordering::Relaxed);
     }
 
-    /// An empty request is the dispatcher's flush marker: it only proves the
-    /// queue ahead of it was processed.
-    fn answer(&mut self, request: &str) -> Result<Result<String, String>, CallError> {
-        if request.is_empty() {
+    /// The plugin's answer to `request`; the flush marker (no request) is
+    /// answered without a call.
+    fn answer(&mut self, request: Option<&str>) -> Result<Result<String, String>, CallError> {
+        let Some(request) = request else {
             return Ok(Ok(String::new()));
-        }
+        };
         match self.call(|instance| instance.query(request)) {
             Some(answer) => answer,
             None => Err(match self.status.state() {

@@ -7,7 +7,8 @@
 //! - `tools`: installs those toolchains only, at their pinned versions.
 //! - `test`: `build`, then every test in the workspace.
 //! - `demo`: `build`, then dphost on a throwaway namespace (see `demo.rs`).
-//! - `bench dispatch`, `bench sync`, `bench reload`: `build`, then that benchmark
+//! - `bench dispatch`, `bench sync`, `bench reload`, `bench languages`: `build`,
+//!   then that benchmark
 //!   (figures go to BENCHMARKS.md).
 
 use std::path::{Path, PathBuf};
@@ -46,10 +47,13 @@ fn main() -> Result<()> {
         ["tools"] => foreign::Tools::new(&target_dir()).ensure(),
         ["test", rest @ ..] => test(rest),
         ["demo"] => demo(),
-        ["bench", name @ ("dispatch" | "sync" | "reload")] => bench(name),
+        [
+            "bench",
+            name @ ("dispatch" | "sync" | "reload" | "languages"),
+        ] => bench(name),
         _ => {
             eprintln!(
-                "usage: cargo xtask <build | tools | test [cargo test args] | demo | bench dispatch|sync|reload>"
+                "usage: cargo xtask <build | tools | test [cargo test args] | demo | bench dispatch|sync|reload|languages>"
             );
             bail!("unknown command {args:?}")
         }
