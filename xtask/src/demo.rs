@@ -1,7 +1,8 @@
 //! `cargo xtask demo`: dphost on a real kernel. As root it makes a
 //! throwaway namespace with veths, a bridge, addresses, neighbours, IPv4
 //! and IPv6 routes in two tables and a multipath route; runs `dphost run`
-//! on it with the fib and logger plugins; changes things live; provokes a
+//! on it with every example plugin (Rust, C, Python, JavaScript); changes
+//! things live, a link flap and a failed neighbour included; provokes a
 //! notification storm into a small receive buffer so a resync happens;
 //! shows the status and FIB lookups side by side with `ip route get`; and
 //! removes everything it made. Without root it follows the current
@@ -169,6 +170,12 @@ fn start(demo: &Demo, plugins: &Path, extra: &[&str], log: &Path) -> Result<Daem
             "--plugin",
             &plugins.join("logger.wasm").display().to_string(),
         ])
+        .args(EXAMPLES_IN_OTHER_LANGUAGES.iter().flat_map(|name| {
+            [
+                "--plugin".to_string(),
+                plugins.join(format!("{name}.wasm")).display().to_string(),
+            ]
+        }))
         .args(extra)
         .env(
             "RUST_LOG",
@@ -180,9 +187,11 @@ fn start(demo: &Demo, plugins: &Path, extra: &[&str], log: &Path) -> Result<Daem
         cmd.args(["--netns", ns]);
     }
     let daemon = Daemon(cmd.spawn().context("starting dphost run")?);
+    // The first run compiles the Python and JavaScript plugins' interpreters
+    // (seconds each); later runs take them from the code cache.
     demo.wait_until(
         "dphost to finish its start-up sync",
-        Duration::from_secs(30),
+        Duration::from_secs(90),
         |d| {
             d.ctl(&["--json", "status"])
                 .is_ok_and(|s| s.contains("\"state\":\"following\""))
@@ -221,7 +230,7 @@ pub fn run(target: &Path) -> Result<()> {
     ip_batch(&ns.0, &TOPOLOGY)?;
 
     say(
-        "dphost run with the fib and logger plugins (receive buffer 64 KiB, so a storm overflows it)",
+        "dphost run with fib and logger (Rust), linkstate (C), neighbours (Python) and churn (JavaScript); receive buffer 64 KiB, so a storm overflows it",
     );
     let daemon = start(
         &demo,
@@ -238,7 +247,9 @@ pub fn run(target: &Path) -> Result<()> {
         "2001:db8:102::7",
     ])?;
 
-    say("live changes: a more specific route, a replace, a delete, an IPv6 route in table 100");
+    say(
+        "live changes: a more specific route, a replace, a delete, an IPv6 route in table 100, a failed and a stale neighbour, a link flap",
+    );
     ip_batch(&ns.0, &LIVE)?;
     std::thread::sleep(Duration::from_millis(300));
     demo.lookups(&["10.1.2.3", "10.2.9.9", "203.0.113.5"])?;
@@ -291,6 +302,15 @@ pub fn run(target: &Path) -> Result<()> {
     print!("{}", demo.ctl(&["status"])?);
     demo.lookups(&["100.64.7.9", "100.64.116.1", "10.1.2.3"])?;
 
+    say("the plugins in other languages: linkstate (C) on the link that flapped");
+    print!("{}", demo.ctl(&["query", "linkstate", "v4"])?);
+    say("neighbours (Python): entries per interface and state");
+    print!("{}", demo.ctl(&["query", "neighbours", "{}"])?);
+    say(
+        "churn (JavaScript): route adds and dels in the last minute, per protocol and table (what a resync folds in is not counted)",
+    );
+    print!("{}", demo.ctl(&["query", "churn", "{}"])?);
+
     say("the logger plugin's counts, and its last lines in the log");
     print!("{}", demo.ctl(&["query", "logger", r#"{"op":"stats"}"#])?);
     drop(daemon);
@@ -320,9 +340,15 @@ fn read_only(demo: &Demo, plugins: &Path, log: &Path) -> Result<()> {
     Ok(())
 }
 
-const TOPOLOGY: [&str; 22] = [
+/// The example plugins besides fib and logger (see xtask/src/foreign.rs).
+const EXAMPLES_IN_OTHER_LANGUAGES: [&str; 3] = ["linkstate", "neighbours", "churn"];
+
+const TOPOLOGY: [&str; 25] = [
     "link add v0 type veth peer name v1",
     "link add v2 type veth peer name v3",
+    "link add v4 type veth peer name v5",
+    "link set v4 up",
+    "link set v5 up",
     "link add br0 type bridge",
     "link set v1 master br0",
     "link set lo up",
@@ -345,9 +371,14 @@ const TOPOLOGY: [&str; 22] = [
     "route add blackhole 203.0.113.0/24",
 ];
 
-const LIVE: [&str; 4] = [
+const LIVE: [&str; 8] = [
     "route add 10.1.2.0/24 via 198.18.0.2",
     "route replace 10.2.0.0/16 via 192.0.2.2",
     "route del blackhole 203.0.113.0/24",
     "route add 2001:db8:103::/48 via 2001:db8:1::2 table 100",
+    "neigh add 198.18.0.9 dev v2 nud failed",
+    "neigh replace 192.0.2.3 lladdr 02:00:00:00:00:05 dev v0 nud stale",
+    // v4 loses its carrier (lower-layer-down) and gets it back: one flap.
+    "link set v5 down",
+    "link set v5 up",
 ];
