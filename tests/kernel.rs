@@ -13,6 +13,7 @@ use common::mirror::mirror_difference;
 use common::netns::TestNetns;
 use common::{Rng, fixture, plugin};
 use dphost::plugin::Limits;
+use dphost_bench::{InjectConfig, Interface, inject_routes};
 
 /// Links (veth pairs, a bridge; this kernel has no dummy driver), addresses, neighbours and routes in
 /// three tables, both families, multipath and blackhole included.
@@ -317,6 +318,10 @@ fn slow_busy() -> Spec {
 /// A sync that loses notifications while it dumps (ENOBUFS into a tiny
 /// buffer during a long, paced sync) is abandoned and retried, and the
 /// host converges once the changes stop.
+///
+/// Each round is `ip` churn and then a burst of 3000 route replaces from
+/// the fast injector: `ip -batch` alone could be slow enough, on a loaded
+/// machine, for the reader to keep up with it through every sync.
 #[test]
 fn sync_errors_are_retried() {
     let Some(ns) = TestNetns::new("syncerr") else {
@@ -331,8 +336,14 @@ fn sync_errors_are_retried() {
     };
     let host = Host::start(&ns, config, &[Spec::new(plugin("fib")), slow_busy()]);
     let mut rng = Rng(0x5eed_0005);
+    let mut burst = InjectConfig::new(3000);
+    burst.netns = Some(ns.name.clone());
+    burst.interface = Some(Interface::Name("d0".into()));
+    burst.table = 200;
     for _ in 0..60 {
         churn(&ns, &mut rng, 300);
+        let sent = inject_routes(&burst).expect("injecting routes");
+        assert_eq!(sent.errors, 0, "injector errors: {sent}");
         if host.counter("syncs_abandoned") > 0 {
             break;
         }
