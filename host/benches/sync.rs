@@ -262,16 +262,23 @@ fn draw(trace: &Trace, file: &str, title: &str) {
     }
 }
 
-fn live_follow() {
-    let ns = Netns::new("live");
+/// A fresh namespace, dphost following it (with `extra` flags) and
+/// holding its few routes, then the traced 1M-route insert.
+fn follow_insert(tag: &str, extra: &[&str]) -> (Netns, Dphost, dphost_bench::InjectReport, Trace) {
+    let ns = Netns::new(tag);
     wait_for_idle();
-    let dphost = Dphost::start(&ns, &[]);
+    let dphost = Dphost::start(&ns, extra);
     let base = ns.routes();
     dphost.wait_for_fib(base, Instant::now(), Duration::from_secs(30));
     wait_for_idle();
     let (report, trace) = traced_insert(&ns, &dphost, base);
+    (ns, dphost, report, trace)
+}
+
+fn live_follow() {
+    let (_ns, dphost, report, trace) = follow_insert("live", &[]);
     let caught_up = trace.lag();
-    let total = ns.routes();
+    let total = trace.total as usize;
     let status = dphost.status();
     let mirror = status["mirror"]["route"].as_u64().unwrap_or(0);
     let (peak, rss) = dphost.memory();
@@ -296,15 +303,9 @@ fn live_follow() {
 /// notifications, dphost resynchronises (after the seed's 2 s wait) and
 /// the FIB catches up from the dump.
 fn enobufs_storm() {
-    let ns = Netns::new("storm");
-    wait_for_idle();
-    let dphost = Dphost::start(&ns, &["--rx-buf-size", "65536"]);
-    let base = ns.routes();
-    dphost.wait_for_fib(base, Instant::now(), Duration::from_secs(30));
-    wait_for_idle();
-    let (report, trace) = traced_insert(&ns, &dphost, base);
+    let (_ns, dphost, report, trace) = follow_insert("storm", &["--rx-buf-size", "65536"]);
     let caught_up = trace.lag();
-    let total = ns.routes();
+    let total = trace.total as usize;
     let status = dphost.status();
     println!("\nENOBUFS storm: the same insert into a 64 KiB receive buffer: {report}");
     println!(

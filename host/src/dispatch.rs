@@ -535,6 +535,20 @@ impl Dispatcher {
             .position(|s| s.as_ref().is_some_and(|s| &*s.name == name))
     }
 
+    /// The id, name and state of every loaded plugin: what the engine's
+    /// supervisor looks at after each batch, without the counters and
+    /// histograms of a full view.
+    pub fn states(&self) -> Vec<(PluginId, Arc<str>, PluginState)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(id, slot)| {
+                let slot = slot.as_ref()?;
+                Some((id, slot.name.clone(), slot.status.state()))
+            })
+            .collect()
+    }
+
     /// Every loaded plugin, for status output.
     pub fn plugins(&self) -> Vec<PluginView> {
         self.slots

@@ -732,12 +732,12 @@ impl Engine {
         };
         let files = self
             .dispatcher
-            .plugins()
+            .states()
             .into_iter()
-            .filter_map(|view| {
-                let s = self.supervised.get(&view.id)?;
+            .filter_map(|(id, name, _)| {
+                let s = self.supervised.get(&id)?;
                 s.spec.watch.then(|| Watched {
-                    plugin: view.name.to_string(),
+                    plugin: name.to_string(),
                     path: s.spec.path.clone(),
                 })
             })
@@ -749,15 +749,14 @@ impl Engine {
     /// ones that keep crashing, and settles finished swaps.
     fn supervise(&mut self) {
         let now = Instant::now();
-        for view in self.dispatcher.plugins() {
-            let id = view.id;
+        for (id, name, state) in self.dispatcher.states() {
             if self.settle(id) {
                 continue;
             }
             let Some(s) = self.supervised.get_mut(&id) else {
                 continue;
             };
-            if let PluginState::Failed(reason) = &view.state
+            if let PluginState::Failed(reason) = &state
                 && s.restart_at.is_none()
                 && !s.restarting
                 && !s.disabled
@@ -765,12 +764,12 @@ impl Engine {
                 s.last_crash = Some(reason.clone());
                 match s.crashed(now) {
                     Verdict::Restart(at) => tracing::warn!(
-                        plugin = %view.name,
+                        plugin = %name,
                         "{reason}; restarting in {:?}",
                         at.saturating_duration_since(now)
                     ),
                     Verdict::Disable => tracing::error!(
-                        plugin = %view.name,
+                        plugin = %name,
                         "{reason}; crashed too often, disabled until `dphost ctl enable`"
                     ),
                 }
@@ -1044,14 +1043,10 @@ impl Engine {
         }
         let current: Vec<(PluginId, String, PluginSpec)> = self
             .dispatcher
-            .plugins()
+            .states()
             .into_iter()
-            .filter_map(|v| {
-                Some((
-                    v.id,
-                    v.name.to_string(),
-                    self.supervised.get(&v.id)?.spec.clone(),
-                ))
+            .filter_map(|(id, name, _)| {
+                Some((id, name.to_string(), self.supervised.get(&id)?.spec.clone()))
             })
             .collect();
         let mut done = Vec::new();
@@ -1178,9 +1173,9 @@ impl Engine {
             Request::Enable { plugin, reply } => {
                 let failed = |id| {
                     self.dispatcher
-                        .plugins()
+                        .states()
                         .into_iter()
-                        .any(|v| v.id == id && matches!(v.state, PluginState::Failed(_)))
+                        .any(|(i, _, state)| i == id && matches!(state, PluginState::Failed(_)))
                 };
                 let answer = match self.find(&plugin) {
                     Some(id) if failed(id) => {
