@@ -372,14 +372,36 @@ fn check_world(engine: &Engine, component: &Component) -> Result<(), String> {
         }
     }
     for (name, _) in ty.imports(engine) {
-        if !HOST_IMPORTS.contains(&name) && !name.starts_with("wasi:") {
+        if !provided(name) {
             return Err(format!(
-                "it imports `{name}`, which the host does not provide (it provides {} and WASI 0.2 with nothing granted)",
-                HOST_IMPORTS.join(", ")
+                "it imports `{name}`, which the host does not provide (it provides {} and WASI 0.2's {} packages, with nothing granted; a JavaScript plugin built by componentize-js needs `-d http fetch-event`)",
+                HOST_IMPORTS.join(", "),
+                HOST_WASI.join(", ")
             ));
         }
     }
     Ok(())
+}
+
+/// The WASI 0.2 packages the host links (wasmtime-wasi's p2 set): not
+/// wasi:http, nor any proposal beyond them.
+const HOST_WASI: [&str; 6] = [
+    "wasi:cli",
+    "wasi:clocks",
+    "wasi:filesystem",
+    "wasi:io",
+    "wasi:random",
+    "wasi:sockets",
+];
+
+/// True when the host links an import of this name.
+fn provided(import: &str) -> bool {
+    HOST_IMPORTS.contains(&import)
+        || HOST_WASI.iter().any(|package| {
+            import
+                .strip_prefix(package)
+                .is_some_and(|rest| rest.starts_with('/'))
+        })
 }
 
 fn list_or_none(names: &[String]) -> String {
@@ -397,4 +419,37 @@ fn hex(bytes: &[u8]) -> String {
 /// Hex SHA-256 of a file's bytes, as the code cache and status show it.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::provided;
+
+    /// The host's own interfaces and WASI 0.2's linked packages pass;
+    /// wasi:http (which componentize-js adds unless told not to) and
+    /// look-alike names do not.
+    #[test]
+    fn imports_the_host_links() {
+        for name in [
+            "dataplane:handler/host@0.1.0",
+            "dataplane:handler/types@0.1.0",
+            "wasi:clocks/wall-clock@0.2.12",
+            "wasi:io/streams@0.2.0",
+            "wasi:cli/stderr@0.2.6",
+            "wasi:filesystem/preopens@0.2.12",
+            "wasi:random/random@0.2.0",
+            "wasi:sockets/tcp@0.2.0",
+        ] {
+            assert!(provided(name), "{name}");
+        }
+        for name in [
+            "wasi:http/types@0.2.10",
+            "wasi:http/outgoing-handler@0.2.0",
+            "wasi:keyvalue/store@0.2.0",
+            "wasi:iox/streams@0.2.0",
+            "acme:other/thing@1.0.0",
+        ] {
+            assert!(!provided(name), "{name}");
+        }
+    }
 }
