@@ -443,21 +443,16 @@ fn plugins_in_every_language_match_the_kernel_after_churn() {
         churn["total"]["dels"].as_u64() > Some(0),
         "no route was deleted: {churn}"
     );
-    let states: Vec<String> = ["failed", "stale", "reachable"]
-        .iter()
-        .filter(|s| {
-            host.query_json("neighbours", "{}")["interfaces"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .any(|(_, row)| row[**s].as_u64() > Some(0))
-        })
-        .map(|s| s.to_string())
-        .collect();
-    assert!(
-        states.contains(&"failed".to_string()),
-        "no failed neighbour was counted: {states:?}"
-    );
+    // The churn leaves FAILED entries (added so, or INCOMPLETE ones that
+    // got no answer), which the host once turned into dels.
+    let neighbours = host.query_json("neighbours", "{}");
+    let failed: u64 = neighbours["interfaces"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(_, row)| row["failed"].as_u64())
+        .sum();
+    assert!(failed > 0, "no failed neighbour was counted: {neighbours}");
     let flapped: u64 = plugin_flaps(&host.query_json("linkstate", "{}"))
         .values()
         .sum();
