@@ -23,9 +23,14 @@ fn overflow_then_resync_converges() {
     };
     let fib = load(&mut d, &rt, &plugin("fib"), None, "", tiny_queue);
     let routes = many_routes(200_000);
+    // Made first, so the four dispatches follow each other at once: the
+    // worker, busy for milliseconds with the first, cannot have taken the
+    // second before the third arrives. (Cloning each batch between
+    // dispatches gave it that time on a loaded machine.)
+    let batches: Vec<_> = routes.chunks(50_000).map(|c| batch(c.to_vec())).collect();
     let mut overflowed = Vec::new();
-    for chunk in routes.chunks(50_000) {
-        overflowed.extend(d.dispatch(&batch(chunk.to_vec())));
+    for b in &batches {
+        overflowed.extend(d.dispatch(b));
     }
     assert_eq!(overflowed, [fib], "the fib's one-batch queue must overflow");
     assert_eq!(d.plugins()[fib].state, PluginState::OutOfSync);

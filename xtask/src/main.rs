@@ -158,7 +158,7 @@ fn copy(built: &Path, krate: &str, to: &Path) -> Result<()> {
 fn test(extra: &[&str]) -> Result<()> {
     build()?;
     let mut child = cargo()
-        .args(["test", "--workspace"])
+        .args(["test", "--workspace", "--no-fail-fast"])
         .args(extra)
         .current_dir(root())
         .stdout(std::process::Stdio::piped())
