@@ -15,13 +15,6 @@ use dphost::wit;
 const ROUTES: u32 = 1_000_000;
 const BATCH: usize = 1024;
 
-fn plugins_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
-        .join("plugins")
-}
-
 /// Route i: 1M distinct prefixes, mostly /24 from 1.0.0.0 up, in ascending
 /// order as a kernel dump delivers them, over four gateways.
 fn route_parts(i: u32) -> (u32, u8, u32) {
@@ -114,7 +107,7 @@ fn drive(instance: &mut Instance, batches: &[Vec<wit::Event>], typed: bool) -> f
 
 fn main() {
     let runtime = Runtime::new(None).expect("runtime");
-    let dir = plugins_dir();
+    let dir = dphost_bench::scene::target().join("plugins");
     let host_batches: Vec<Vec<wit::Event>> = (0..ROUTES)
         .collect::<Vec<_>>()
         .chunks(BATCH)

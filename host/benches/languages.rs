@@ -11,7 +11,7 @@
 //!
 //! Run with: `cargo xtask bench languages` (which builds the plugins first).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use dphost::plugin::{Limits, Runtime};
@@ -23,13 +23,6 @@ use dphost::wit::{
 const EVENTS: u32 = 200_000;
 const BATCH: usize = 256;
 const RUNS: usize = 3;
-
-fn plugins_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
-        .join("plugins")
-}
 
 fn route(i: u32) -> Route {
     Route {
@@ -132,7 +125,9 @@ fn measure(
     (events, stream): (&'static str, &[Event]),
     cache_root: &Path,
 ) -> Row {
-    let path = plugins_dir().join(format!("{name}.wasm"));
+    let path = dphost_bench::scene::target()
+        .join("plugins")
+        .join(format!("{name}.wasm"));
     let size = std::fs::metadata(&path)
         .unwrap_or_else(|e| panic!("{}: {e} (run cargo xtask build)", path.display()))
         .len();
