@@ -84,7 +84,7 @@ impl Tools {
     }
 
     fn cargo_tool(&self, krate: &str, version: &str, bin: &Path, features: &[&str]) -> Result<()> {
-        if reports_version(bin, "--version", version) {
+        if reports_version(bin, version) {
             return Ok(());
         }
         eprintln!(
@@ -103,7 +103,7 @@ impl Tools {
 
     fn python(&self) -> Result<()> {
         let bin = self.componentize_py();
-        if reports_version(&bin, "--version", COMPONENTIZE_PY) {
+        if reports_version(&bin, COMPONENTIZE_PY) {
             return Ok(());
         }
         let how = format!(
@@ -124,7 +124,7 @@ impl Tools {
 
     fn node(&self) -> Result<()> {
         let bin = self.componentize_js();
-        if reports_version(&bin, "--version", COMPONENTIZE_JS) {
+        if reports_version(&bin, COMPONENTIZE_JS) {
             return Ok(());
         }
         let how = format!(
@@ -155,11 +155,14 @@ impl Tools {
     }
 }
 
-/// True when `bin flag` runs and prints `version`.
-fn reports_version(bin: &Path, flag: &str, version: &str) -> bool {
-    Command::new(bin).arg(flag).output().is_ok_and(|out| {
-        out.status.success() && String::from_utf8_lossy(&out.stdout).contains(version)
-    })
+/// True when `bin --version` runs and prints `version`.
+fn reports_version(bin: &Path, version: &str) -> bool {
+    Command::new(bin)
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| {
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains(version)
+        })
 }
 
 /// clang for wasm32 and its linker, wasm-ld: installed from Debian's
@@ -204,50 +207,69 @@ fn clang_ready() -> bool {
         })
 }
 
-/// Builds the three plugins into `out` (skipping one whose component is
-/// newer than its sources and the WIT).
+/// Builds the three plugins into `out`, each only when its component is
+/// older than its sources or the WIT.
 pub fn build(tools: &Tools, target: &Path, out: &Path) -> Result<()> {
     let wit = root().join("wit");
-    build_c(
-        tools,
+    let work = target.join("foreign/linkstate-c");
+    rebuild(
         &wit,
-        &target.join("foreign/linkstate-c"),
+        "linkstate-c",
         &out.join("linkstate.wasm"),
+        &format!("C, {CLANG}, wit-bindgen {WIT_BINDGEN_CLI}"),
+        |src, component| build_c(tools, &wit, src, &work, component),
     )?;
-    let py = root().join("plugins/neighbours-py");
-    let component = out.join("neighbours.wasm");
-    if stale(&component, &[&py, &wit])? {
-        eprintln!("xtask: building neighbours (Python, componentize-py {COMPONENTIZE_PY})");
-        run(Command::new(tools.componentize_py())
-            .arg("-d")
-            .arg(&wit)
-            .args(["-w", "plugin", "componentize", "-p"])
-            .arg(&py)
-            .args(["app", "-o"])
-            .arg(&component))?;
+    rebuild(
+        &wit,
+        "neighbours-py",
+        &out.join("neighbours.wasm"),
+        &format!("Python, componentize-py {COMPONENTIZE_PY}"),
+        |src, component| {
+            run(Command::new(tools.componentize_py())
+                .arg("-d")
+                .arg(&wit)
+                .args(["-w", "plugin", "componentize", "-p"])
+                .arg(src)
+                .args(["app", "-o"])
+                .arg(component))
+        },
+    )?;
+    rebuild(
+        &wit,
+        "churn-js",
+        &out.join("churn.wasm"),
+        &format!("JavaScript, componentize-js {COMPONENTIZE_JS}"),
+        |src, component| {
+            run(Command::new(tools.componentize_js())
+                .arg(src.join("churn.js"))
+                .arg("-w")
+                .arg(&wit)
+                .args(["-n", "plugin", "-d", "http", "fetch-event", "-o"])
+                .arg(component))
+        },
+    )
+}
+
+/// Runs `make(source dir, component)` for `plugins/DIR` when the component
+/// is missing or older than any file there or in the WIT.
+fn rebuild(
+    wit: &Path,
+    dir: &str,
+    component: &Path,
+    toolchain: &str,
+    make: impl FnOnce(&Path, &Path) -> Result<()>,
+) -> Result<()> {
+    let src = root().join("plugins").join(dir);
+    if !stale(component, &[&src, wit])? {
+        return Ok(());
     }
-    let js = root().join("plugins/churn-js");
-    let component = out.join("churn.wasm");
-    if stale(&component, &[&js, &wit])? {
-        eprintln!("xtask: building churn (JavaScript, componentize-js {COMPONENTIZE_JS})");
-        run(Command::new(tools.componentize_js())
-            .arg(js.join("churn.js"))
-            .arg("-w")
-            .arg(&wit)
-            .args(["-n", "plugin", "-d", "http", "fetch-event", "-o"])
-            .arg(&component))?;
-    }
-    Ok(())
+    eprintln!("xtask: building plugins/{dir} ({toolchain})");
+    make(&src, component)
 }
 
 /// The C plugin, without a libc: bindings from wit-bindgen, a core module
 /// from clang and wasm-ld, a component from `wasm-tools component new`.
-fn build_c(tools: &Tools, wit: &Path, work: &Path, component: &Path) -> Result<()> {
-    let src = root().join("plugins/linkstate-c");
-    if !stale(component, &[&src, wit])? {
-        return Ok(());
-    }
-    eprintln!("xtask: building linkstate (C, {CLANG}, wit-bindgen {WIT_BINDGEN_CLI})");
+fn build_c(tools: &Tools, wit: &Path, src: &Path, work: &Path, component: &Path) -> Result<()> {
     std::fs::create_dir_all(work)?;
     run(Command::new(tools.wit_bindgen())
         .arg("c")
