@@ -76,18 +76,24 @@ class Tracker:
         self.syncs = 0
         self.unexpected = 0
 
+    def unmark(self, kind, key):
+        """A key re-added during a sync of its kind survives the sweep."""
+        stale = self.stale.get(kind)
+        if stale:
+            stale.discard(key)
+
     def apply(self, event):
         if isinstance(event, Event_NeighbourAdd):
             n = event.value
             key = (n.ifindex, ip_key(n.ip))
             self.neighbours[key] = state_name(n.state)
-            self.stale.get(ObjectKind.NEIGHBOUR, set()).discard(key)
+            self.unmark(ObjectKind.NEIGHBOUR, key)
         elif isinstance(event, Event_NeighbourDel):
             n = event.value
             self.neighbours.pop((n.ifindex, ip_key(n.ip)), None)
         elif isinstance(event, Event_LinkAdd):
             self.names[event.value.ifindex] = event.value.name
-            self.stale.get(ObjectKind.LINK, set()).discard(event.value.ifindex)
+            self.unmark(ObjectKind.LINK, event.value.ifindex)
         elif isinstance(event, Event_LinkDel):
             self.names.pop(event.value.ifindex, None)
         elif isinstance(event, Event_SyncBegin) and event.value in KINDS:
