@@ -18,11 +18,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::bounded;
-use dphost::dispatch::{DispatchOptions, PluginView};
+use dphost::dispatch::DispatchOptions;
+use dphost::engine::{
+    Engine, EngineHandle, EngineState, NetlinkConfig, PluginSet, PluginView, Request,
+};
 use dphost::histogram::Snapshot;
-use dphost::netlink::engine::{Engine, EngineHandle, EngineState, NetlinkConfig, Request};
+use dphost::plugin::PluginSpec;
 use dphost::plugin::Runtime;
-use dphost::plugins::{PluginSpec, Plugins};
 use dphost_bench::scene::{Netns, component_variant, memory, target, wait_for_idle};
 use dphost_bench::{Family, Op, inject_routes};
 
@@ -52,7 +54,7 @@ impl Host {
     fn plugin(&self, name: &str) -> PluginView {
         self.ask(Request::Plugins)
             .into_iter()
-            .find(|p| &*p.name == name)
+            .find(|p| &*p.worker.name == name)
             .expect("plugin loaded")
     }
 
@@ -144,7 +146,7 @@ fn main() {
     std::fs::write(&file, &original).unwrap();
 
     let runtime = std::sync::Arc::new(Runtime::new(Some(&scratch.join("cache"))).unwrap());
-    let mut plugins = Plugins::new(runtime, DispatchOptions::default());
+    let mut plugins = PluginSet::new(runtime, DispatchOptions::default());
     plugins.load(&PluginSpec::new(&file)).expect("fib loads");
     let logger = PluginSpec {
         config: "quiet".into(),
@@ -172,13 +174,13 @@ fn main() {
     let (baseline, mut fresh, mut cached, during) = std::thread::scope(|scope| {
         scope.spawn(|| churn(&ns, &stop));
         std::thread::sleep(Duration::from_secs(1));
-        let start = host.plugin("logger").latency;
+        let start = host.plugin("logger").worker.latency;
         std::thread::sleep(Duration::from_secs(5));
-        let baseline = host.plugin("logger").latency.since(&start);
+        let baseline = host.plugin("logger").worker.latency.since(&start);
 
         let mut during = Snapshot::default();
         let mut reload = |round: u64, variant: u64| {
-            let before = host.plugin("logger").latency;
+            let before = host.plugin("logger").worker.latency;
             let bytes = component_variant(&original, variant);
             let changed = Instant::now();
             if round.is_multiple_of(2) {
@@ -194,7 +196,7 @@ fn main() {
             let seen = changed.elapsed();
             let fib = host.plugin("fib");
             assert!(fib.supervision.rejected.is_none(), "{fib:?}");
-            let logger = host.plugin("logger").latency.since(&before);
+            let logger = host.plugin("logger").worker.latency.since(&before);
             during = during.plus(&logger);
             std::thread::sleep(Duration::from_secs(1));
             (seen, fib.supervision.last_reload.unwrap_or_default())

@@ -10,10 +10,10 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 
 use crate::control::ControlAddr;
-use crate::netlink::engine::NetlinkConfig;
+use crate::engine::NetlinkConfig;
 use crate::plugin::Limits;
+use crate::plugin::PluginSpec;
 use crate::plugin::limits::{DEFAULT_CALL_DEADLINE, DEFAULT_MEMORY_CAP, DEFAULT_QUEUE_BATCHES};
-use crate::plugins::PluginSpec;
 
 /// The whole file.
 #[derive(Debug, Default, PartialEq, Deserialize)]

@@ -1,27 +1,29 @@
 //! dphost: a host that follows the Linux kernel's networking state and feeds
 //! every change to sandboxed WebAssembly plugins (see `docs/architecture.md`).
 //!
-//! Layout, in the order data flows:
-//! - [`netlink`]: sockets, the reader thread, dumps, per-kind conversion,
-//!   and the engine's state machine (Following, Syncing).
+//! Layout, in the order data flows; each module imports only those below
+//! it (`wit`, `histogram` and `config` aside), never one above:
+//! - [`control`]: the HTTP control API and its client; asks the engine.
+//! - [`engine`]: the state machine (Following, Syncing), the requests it
+//!   serves, plugin lifecycle; owns the mirror and the dispatcher.
+//! - [`netlink`]: kernel I/O only: sockets, the reader thread, dumps, and
+//!   one file per object kind decoding it.
 //! - [`mirror`]: the host's copy of kernel state; the only place that
 //!   writes it, and the source of every event plugins see.
-//! - [`wit`]: the plugin API's bindings and the one event type.
 //! - [`dispatch`]: one ordered, bounded queue and one worker per plugin; the
 //!   barrier for plugins that are not mp-safe.
 //! - [`plugin`]: loading, validating, sandboxing and calling one plugin;
-//!   [`plugins`]: the loaded set the engine takes over; [`watch`]: reloads
-//!   when a plugin's file changes.
-//! - [`control`]: the HTTP control API and its client; [`config`]: the
-//!   TOML configuration.
+//!   knows nothing of queues.
+//! - [`wit`]: the plugin API's bindings and the one event type, used by all.
+//! - [`config`]: the TOML configuration, read into each stage's settings.
+//! - [`histogram`]: fixed-bucket latency histograms.
 
 pub mod config;
 pub mod control;
 pub mod dispatch;
+pub mod engine;
 pub mod histogram;
 pub mod mirror;
 pub mod netlink;
 pub mod plugin;
-pub mod plugins;
-pub mod watch;
 pub mod wit;

@@ -12,10 +12,9 @@ use clap::Args;
 use dphost::config::{self, Config, PluginSection};
 use dphost::control::{ControlAddr, server};
 use dphost::dispatch::DispatchOptions;
-use dphost::netlink::engine::{Engine, EngineHandle, EngineState, Request};
+use dphost::engine::{Engine, EngineHandle, EngineState, PluginSet, Request};
 use dphost::netlink::socket::Netns;
 use dphost::plugin::{Runtime, cache::CodeCache};
-use dphost::plugins::Plugins;
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -107,7 +106,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     let runtime = Arc::new(Runtime::new(
         (!args.no_cache).then_some(cache_root.as_path()),
     )?);
-    let mut plugins = Plugins::new(runtime.clone(), DispatchOptions::default());
+    let mut plugins = PluginSet::new(runtime.clone(), DispatchOptions::default());
     for plugin in &config.plugins {
         let id = plugins
             .load(&plugin.spec())
@@ -227,7 +226,7 @@ fn reread(args: &RunArgs, config: &mut Config, engine: &EngineHandle) {
 }
 
 /// `--check-config`: what the configuration gives, once every plugin loaded.
-fn print_checked(config: &Config, controls: &[ControlAddr], plugins: &Plugins) -> Result<()> {
+fn print_checked(config: &Config, controls: &[ControlAddr], plugins: &PluginSet) -> Result<()> {
     if let Some(name) = &config.netns {
         let path = match name.contains('/') {
             true => PathBuf::from(name),

@@ -13,10 +13,9 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
-use crate::dispatch::PluginView;
+use crate::engine::stats::{EngineState, EngineStats};
+use crate::engine::{FAILURE_KINDS, PluginView};
 use crate::histogram::Snapshot;
-use crate::netlink::engine::{EngineState, EngineStats};
-use crate::plugin::instance::FAILURE_KINDS;
 use crate::wit::{EVENT_NAMES, ObjectKind};
 
 /// The metrics of one scrape, as text.
@@ -236,14 +235,19 @@ impl Scrape {
         let each = |f: fn(&PluginView) -> u64| {
             self.plugins
                 .iter()
-                .map(move |p| (vec![("plugin", &*p.name)], counter(f(p))))
+                .map(move |p| (vec![("plugin", &*p.worker.name)], counter(f(p))))
         };
-        family(e, "plugin_events", "Events delivered", each(|p| p.events))?;
+        family(
+            e,
+            "plugin_events",
+            "Events delivered",
+            each(|p| p.worker.events),
+        )?;
         family(
             e,
             "plugin_calls",
             "Calls of handle that returned",
-            each(|p| p.calls),
+            each(|p| p.worker.calls),
         )?;
         family(
             e,
@@ -261,13 +265,13 @@ impl Scrape {
             e,
             "plugin_overflows",
             "Times the plugin's queue overflowed",
-            each(|p| p.overflows),
+            each(|p| p.worker.overflows),
         )?;
         family(
             e,
             "plugin_resyncs",
             "Times the plugin was brought up to date from the mirror",
-            each(|p| p.resyncs),
+            each(|p| p.worker.resyncs),
         )?;
         family(
             e,
@@ -276,25 +280,36 @@ impl Scrape {
             self.plugins.iter().flat_map(|p| {
                 FAILURE_KINDS
                     .iter()
-                    .zip(p.failures)
-                    .map(|(kind, n)| (vec![("plugin", &*p.name), ("kind", *kind)], counter(n)))
+                    .zip(p.worker.failures)
+                    .map(|(kind, n)| {
+                        (
+                            vec![("plugin", &*p.worker.name), ("kind", *kind)],
+                            counter(n),
+                        )
+                    })
             }),
         )?;
         family(
             e,
             "plugin_queue_depth",
             "Jobs waiting in the plugin's queue",
-            self.plugins
-                .iter()
-                .map(|p| (vec![("plugin", &*p.name)], gauge(p.queue_depth as i64))),
+            self.plugins.iter().map(|p| {
+                (
+                    vec![("plugin", &*p.worker.name)],
+                    gauge(p.worker.queue_depth as i64),
+                )
+            }),
         )?;
         family(
             e,
             "plugin_memory_bytes",
             "Linear memory the plugin holds",
-            self.plugins
-                .iter()
-                .map(|p| (vec![("plugin", &*p.name)], gauge(p.memory_bytes as i64))),
+            self.plugins.iter().map(|p| {
+                (
+                    vec![("plugin", &*p.worker.name)],
+                    gauge(p.worker.memory_bytes as i64),
+                )
+            }),
         )?;
         family(
             e,
@@ -304,7 +319,7 @@ impl Scrape {
                 PLUGIN_STATES.iter().map(|state| {
                     let on = p.state_name() == *state;
                     (
-                        vec![("plugin", &*p.name), ("state", *state)],
+                        vec![("plugin", &*p.worker.name), ("state", *state)],
                         gauge(i64::from(on)),
                     )
                 })
@@ -314,17 +329,23 @@ impl Scrape {
             e,
             "plugin_call_duration_seconds",
             "Time inside the plugin per call",
-            self.plugins
-                .iter()
-                .map(|p| (vec![("plugin", &*p.name)], Seconds(&p.call_time))),
+            self.plugins.iter().map(|p| {
+                (
+                    vec![("plugin", &*p.worker.name)],
+                    Seconds(&p.worker.call_time),
+                )
+            }),
         )?;
         family(
             e,
             "plugin_latency_seconds",
             "Time from reading a notification until the plugin took its events",
-            self.plugins
-                .iter()
-                .map(|p| (vec![("plugin", &*p.name)], Seconds(&p.latency))),
+            self.plugins.iter().map(|p| {
+                (
+                    vec![("plugin", &*p.worker.name)],
+                    Seconds(&p.worker.latency),
+                )
+            }),
         )
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod metrics;
+mod reply;
 pub mod server;
 pub mod watch;
 

@@ -13,7 +13,6 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use axum::Router;
@@ -21,17 +20,12 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use crossbeam_channel::bounded;
 use serde_json::{Value, json};
 
 use super::ControlAddr;
-use crate::dispatch::{PluginState, PluginView, QueryError};
-use crate::netlink::engine::{EngineHandle, Request};
+use super::reply::{ANSWER_TIMEOUT, ask, error, json_response};
+use crate::engine::{EngineHandle, Outcome, PluginState, PluginView, QueryError, Request};
 use crate::wit::{EVENT_NAMES, ObjectKind};
-
-/// Longest wait for the engine or a plugin to answer. Threat: a request
-/// that never completes holding a connection forever.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Starts serving on every address, on a thread of its own. Returns once
 /// every listener is bound, so a caller may connect at once.
@@ -108,36 +102,6 @@ async fn bind(addr: ControlAddr, app: Router) -> Result<Server> {
     }
 }
 
-fn json_response(status: StatusCode, body: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
-    json_response(status, json!({ "error": message.to_string() }).to_string())
-}
-
-/// Sends a request to the engine and waits (off the async runtime) for
-/// the answer `make` asks for.
-pub(super) async fn ask<T: Send + 'static>(
-    engine: &EngineHandle,
-    make: impl FnOnce(crossbeam_channel::Sender<T>) -> Request,
-) -> Result<T, Response> {
-    let (tx, rx) = bounded(1);
-    engine
-        .requests
-        .try_send(make(tx))
-        .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "the engine is busy"))?;
-    tokio::task::spawn_blocking(move || rx.recv_timeout(ANSWER_TIMEOUT))
-        .await
-        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?
-        .map_err(|_| {
-            error(
-                StatusCode::GATEWAY_TIMEOUT,
-                "the engine did not answer in time",
-            )
-        })
-}
-
 /// Prometheus text format (version 0.0.4).
 async fn metrics(State(engine): State<EngineHandle>) -> Response {
     let plugins = match ask(&engine, Request::Plugins).await {
@@ -203,14 +167,14 @@ pub fn status_json(engine: &EngineHandle, plugins: &[PluginView]) -> Value {
             .collect::<serde_json::Map<_, _>>(),
         "replays": load(&s.replays),
         "plugins": plugins.iter().map(|p| json!({
-            "name": &*p.name,
+            "name": &*p.worker.name,
             "state": p.state_name(),
-            "failure": failure(&p.state),
-            "events": p.events,
-            "calls": p.calls,
-            "overflows": p.overflows,
-            "resyncs": p.resyncs,
-            "memory_bytes": p.memory_bytes,
+            "failure": failure(&p.worker.state),
+            "events": p.worker.events,
+            "calls": p.worker.calls,
+            "overflows": p.worker.overflows,
+            "resyncs": p.worker.resyncs,
+            "memory_bytes": p.worker.memory_bytes,
             "latency_ms": latency(p),
             "restarts": p.supervision.restarts,
             "reloads": p.supervision.reloads,
@@ -225,8 +189,8 @@ pub fn status_json(engine: &EngineHandle, plugins: &[PluginView]) -> Value {
 
 /// Quantiles of the time from dispatch until the plugin took a batch.
 fn latency(p: &PluginView) -> Value {
-    let ms = |q| p.latency.quantile(q).map(|d| d.as_secs_f64() * 1e3);
-    json!({"batches": p.latency.count(), "p50": ms(0.5), "p99": ms(0.99), "max": ms(1.0)})
+    let ms = |q| p.worker.latency.quantile(q).map(|d| d.as_secs_f64() * 1e3);
+    json!({"batches": p.worker.latency.count(), "p50": ms(0.5), "p99": ms(0.99), "max": ms(1.0)})
 }
 
 /// The last refused reload: the file's hash and the reason.
@@ -253,14 +217,14 @@ async fn plugins(State(engine): State<EngineHandle>) -> Response {
         .iter()
         .map(|p| {
             json!({
-                "name": &*p.name,
-                "version": p.info.version,
-                "file": p.meta.path.display().to_string(),
-                "sha256": p.meta.sha256,
-                "mp_safe": p.info.mp_safe,
-                "kinds": p.info.kinds.iter().map(|k| k.name()).collect::<Vec<_>>(),
+                "name": &*p.worker.name,
+                "version": p.worker.info.version,
+                "file": p.worker.meta.path.display().to_string(),
+                "sha256": p.worker.meta.sha256,
+                "mp_safe": p.worker.info.mp_safe,
+                "kinds": p.worker.info.kinds.iter().map(|k| k.name()).collect::<Vec<_>>(),
                 "state": p.state_name(),
-                "failure": failure(&p.state),
+                "failure": failure(&p.worker.state),
                 "restarts": p.supervision.restarts,
                 "reloads": p.supervision.reloads,
                 "rejected": rejected(p),
@@ -325,7 +289,7 @@ async fn enable(State(engine): State<EngineHandle>, Path(name): Path<String>) ->
 }
 
 /// A command's outcome as `{"result": ...}` or an error.
-fn answer_of(asked: Result<Result<String, String>, Response>) -> Response {
+fn answer_of(asked: Result<Outcome, Response>) -> Response {
     match asked {
         Ok(Ok(message)) => json_response(StatusCode::OK, json!({ "result": message }).to_string()),
         Ok(Err(message)) => error(StatusCode::UNPROCESSABLE_ENTITY, message),

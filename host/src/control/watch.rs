@@ -11,35 +11,19 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
 
-use super::server::ask;
-use crate::dispatch::MAX_EVENTS_PER_CALL;
-use crate::netlink::engine::{EngineHandle, Request, WatchItem};
-use crate::netlink::{address, link, neighbour, route};
+use super::reply::ask;
+use crate::engine::{EngineHandle, Request, WatchItem};
+use crate::mirror::event_json;
 use crate::wit::{Event, KindSet};
 
 /// Lines handed to the connection at a time, at most. Threat: a slow
 /// client making the feeding thread hold a whole replay as text.
 const LINES_QUEUE: usize = 64;
 
-/// One event as a line of JSON (without the newline).
-pub fn event_json(event: &Event) -> Value {
-    let name = event.name();
-    match event {
-        Event::LinkAdd(l) | Event::LinkDel(l) => json!({"event": name, "link": link::json(l)}),
-        Event::AddressAdd(a) | Event::AddressDel(a) => {
-            json!({"event": name, "address": address::json(a)})
-        }
-        Event::NeighbourAdd(n) | Event::NeighbourDel(n) => {
-            json!({"event": name, "neighbour": neighbour::json(n)})
-        }
-        Event::RouteAdd(r) | Event::RouteDel(r) => json!({"event": name, "route": route::json(r)}),
-        Event::SyncBegin(kind) | Event::SyncEnd(kind) => {
-            json!({"event": name, "kind": kind.name()})
-        }
-    }
-}
+/// Events of a replay turned into text at a time. Threat: a whole replay
+/// as one piece of text.
+const REPLAY_STEP: usize = 1024;
 
 fn lines(events: &[Event]) -> Bytes {
     let mut text = String::new();
@@ -65,7 +49,7 @@ pub async fn watch(State(engine): State<EngineHandle>) -> Response {
             for item in feed {
                 let going = match item {
                     WatchItem::Start(replay) => {
-                        replay.replay_each(KindSet::ALL, MAX_EVENTS_PER_CALL, &mut |events| {
+                        replay.replay_each(KindSet::ALL, REPLAY_STEP, &mut |events| {
                             send(lines(events))
                         })
                     }

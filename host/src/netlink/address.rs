@@ -12,8 +12,9 @@ use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 
 use serde_json::{Value, json};
 
-use crate::netlink::route::family_name;
-use crate::wit::{Address, Family, IpAddress};
+use super::object::Object;
+use super::route::family_name;
+use crate::wit::{Address, Event, Family, IpAddress};
 
 /// What identifies an address: (ifindex, address, prefix length, peer); the
 /// family is the address's.
@@ -91,4 +92,24 @@ pub fn same(a: &Address, b: &Address) -> bool {
         && a.family == b.family
         && a.scope == b.scope
         && a.flags == b.flags
+}
+
+/// A address is kept by the mirror under its key.
+impl Object for Address {
+    type Key = AddressKey;
+    fn key(&self) -> AddressKey {
+        AddressKey::of(self)
+    }
+    fn same(&self, other: &Self) -> bool {
+        same(self, other)
+    }
+    fn added(self) -> Event {
+        Event::AddressAdd(self)
+    }
+    fn deleted(self) -> Event {
+        Event::AddressDel(self)
+    }
+    fn json(&self) -> Value {
+        json(self)
+    }
 }

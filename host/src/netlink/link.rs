@@ -10,7 +10,8 @@ use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkInfo, LinkMessage
 
 use serde_json::{Value, json};
 
-use crate::wit::{HwAddress, Link, OperState};
+use super::object::Object;
+use crate::wit::{Event, HwAddress, Link, OperState};
 
 /// What identifies a link: its ifindex.
 pub type LinkKey = u32;
@@ -137,5 +138,25 @@ fn oper_state(state: State) -> OperState {
         State::Dormant => OperState::Dormant,
         State::Up => OperState::Up,
         _ => OperState::Unknown,
+    }
+}
+
+/// A link is kept by the mirror under its key.
+impl Object for Link {
+    type Key = LinkKey;
+    fn key(&self) -> LinkKey {
+        self.ifindex
+    }
+    fn same(&self, other: &Self) -> bool {
+        same(self, other)
+    }
+    fn added(self) -> Event {
+        Event::LinkAdd(self)
+    }
+    fn deleted(self) -> Event {
+        Event::LinkDel(self)
+    }
+    fn json(&self) -> Value {
+        json(self)
     }
 }

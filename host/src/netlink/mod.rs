@@ -1,14 +1,19 @@
-//! Netlink: following the kernel. Sockets in the chosen namespace
-//! ([`socket`]), framing ([`wire`]), the notification reader thread
-//! ([`reader`]), dumps ([`dump`]), one file per object kind converting
-//! messages into [`change::Change`]s, and the state machine ([`engine`]).
+//! Netlink: kernel I/O and decoding, nothing else. Sockets in the chosen
+//! namespace ([`socket`]), framing ([`wire`]), the notification reader
+//! thread ([`reader`]), dumps ([`dump`]), the typed [`change::Change`] a
+//! message becomes, and one file per object kind ([`link`], [`address`],
+//! [`neighbour`], [`route`] with its fast decoder [`route_raw`]) owning
+//! that kind's decoding, key and JSON ([`object::Object`]).
+//!
+//! Never touches the mirror, the plugins or the engine's state: the
+//! engine drives it and takes what it decodes.
 
 pub mod address;
 pub mod change;
 pub mod dump;
-pub mod engine;
 pub mod link;
 pub mod neighbour;
+pub mod object;
 pub mod reader;
 pub mod route;
 pub mod route_raw;

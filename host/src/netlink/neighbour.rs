@@ -16,8 +16,9 @@ use netlink_packet_route::neighbour::{
 
 use serde_json::{Value, json};
 
-use crate::netlink::link::{hw_address, hw_string, same_hw};
-use crate::wit::{IpAddress, Neighbour, NudState};
+use super::link::{hw_address, hw_string, same_hw};
+use super::object::Object;
+use crate::wit::{Event, IpAddress, Neighbour, NudState};
 
 /// What identifies a neighbour: (ifindex, ip).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -138,4 +139,24 @@ fn nud_state(bits: u16) -> NudState {
         .enumerate()
         .filter(|(i, _)| bits & (1 << i) != 0)
         .fold(NudState::empty(), |acc, (_, flag)| acc | *flag)
+}
+
+/// A neighbour is kept by the mirror under its key.
+impl Object for Neighbour {
+    type Key = NeighbourKey;
+    fn key(&self) -> NeighbourKey {
+        NeighbourKey::of(self)
+    }
+    fn same(&self, other: &Self) -> bool {
+        same(self, other)
+    }
+    fn added(self) -> Event {
+        Event::NeighbourAdd(self)
+    }
+    fn deleted(self) -> Event {
+        Event::NeighbourDel(self)
+    }
+    fn json(&self) -> Value {
+        json(self)
+    }
 }

@@ -1,6 +1,6 @@
 //! Netlink framing: splitting a received datagram into messages, and
 //! building dump requests. Parsing of each message's contents belongs to
-//! the per-kind modules (via [`super::change`]).
+//! the per-kind modules (the change module picks one per message).
 
 use netlink_packet_core::{
     NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NetlinkBuffer, NetlinkHeader, NetlinkMessage,
@@ -27,7 +27,7 @@ pub const RTM_DELROUTE: u16 = 25;
 pub enum Frame<'a> {
     /// A route message, left as bytes: routes are the bulk of every dump
     /// and are parsed without an intermediate attribute list
-    /// ([`super::route_raw`]).
+    /// (by the `route_raw` decoder).
     Route {
         message_type: u16,
         flags: u16,

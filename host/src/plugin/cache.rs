@@ -14,7 +14,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use wasmtime::Engine;
+use wasmtime::Engine as WasmEngine;
 use wasmtime::component::Component;
 
 /// The wasmtime version the cache keys include.
@@ -28,7 +28,7 @@ pub struct CodeCache {
 
 impl CodeCache {
     /// The cache under `root`, in a subdirectory for this engine's fingerprint.
-    pub fn open(root: &Path, engine: &Engine) -> Result<CodeCache> {
+    pub fn open(root: &Path, engine: &WasmEngine) -> Result<CodeCache> {
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let dir = root.join(format!(
@@ -64,7 +64,7 @@ impl CodeCache {
 
     /// The compiled component for this content, if cached and loadable. An
     /// entry that fails to load is removed so the next load rewrites it.
-    pub fn load(&self, engine: &Engine, sha256: &str) -> Option<Component> {
+    pub fn load(&self, engine: &WasmEngine, sha256: &str) -> Option<Component> {
         let path = self.entry(sha256);
         if !path.exists() {
             return None;

@@ -6,23 +6,12 @@
 //! on the host and copied into the guest in one `memcpy`.
 //!
 //! [`Image::encode`] builds the image of such a batch (None for any other);
-//! [`ImageArg`] lowers it as the `list<event>` parameter of `handle`. The
+//! `lowering::ImageArg` lowers it as the `list<event>` parameter of `handle`. The
 //! layout below follows the canonical ABI for `wit/dataplane.wit`; the tests
 //! check it against wasmtime's own lowering, event by event.
 
-use std::mem::MaybeUninit;
-
-use wasmtime::ValRaw;
-use wasmtime::component::__internal::{
-    CanonicalAbiInfo, InstanceType, InterfaceType, LowerContext,
-};
-use wasmtime::component::{ComponentType, Lower};
-
+use super::lowering::{EVENT_SIZE, ImageArg};
 use crate::wit::{Event, Family, IpAddress, NextHop, NextHops, ObjectKind, Route};
-
-/// Size and alignment of one `event` in guest memory.
-pub const EVENT_SIZE: usize = 136;
-pub const EVENT_ALIGN: u32 = 8;
 /// Where a case's payload starts within an `event`.
 const PAYLOAD: usize = 8;
 
@@ -51,9 +40,7 @@ impl Image {
 
     /// The events from `start` to `end` (indexes), as a `handle` argument.
     pub fn arg(&self, start: usize, end: usize) -> ImageArg<'_> {
-        ImageArg {
-            bytes: &self.bytes[start * EVENT_SIZE..end * EVENT_SIZE],
-        }
+        ImageArg::new(&self.bytes[start * EVENT_SIZE..end * EVENT_SIZE])
     }
 }
 
@@ -145,75 +132,4 @@ fn put_hop(out: &mut [u8], at: usize, hop: &NextHop) {
     put_u32(out, at + 32, hop.ifindex);
     out[at + 36..at + 38].copy_from_slice(&hop.weight.to_le_bytes());
     out[at + 38] = hop.flags;
-}
-
-/// A run of an [`Image`], lowered as a `list<event>`: one `realloc` in the
-/// guest and one copy.
-#[derive(Clone, Copy)]
-pub struct ImageArg<'a> {
-    bytes: &'a [u8],
-}
-
-impl ImageArg<'_> {
-    fn store<T>(&self, cx: &mut LowerContext<'_, T>) -> wasmtime::Result<(usize, usize)> {
-        let ptr = cx.realloc(0, 0, EVENT_ALIGN, self.bytes.len())?;
-        let memory = cx.as_slice_mut();
-        let Some(dst) = memory.get_mut(ptr..ptr + self.bytes.len()) else {
-            wasmtime::bail!("realloc returned memory out of bounds");
-        };
-        dst.copy_from_slice(self.bytes);
-        Ok((ptr, self.bytes.len() / EVENT_SIZE))
-    }
-}
-
-// SAFETY: the type check is exactly that of `list<event>`, and the image is
-// that type's canonical-ABI layout (checked against wasmtime's lowering by
-// the tests below), lowered as (pointer, length) like any list.
-unsafe impl ComponentType for ImageArg<'_> {
-    type Lower = [ValRaw; 2];
-
-    const ABI: CanonicalAbiInfo = CanonicalAbiInfo::POINTER_PAIR;
-
-    fn typecheck(ty: &InterfaceType, types: &InstanceType<'_>) -> wasmtime::Result<()> {
-        <[Event] as ComponentType>::typecheck(ty, types)
-    }
-}
-
-// SAFETY: see `ComponentType` above; memory is written only through the
-// bounds-checked slice of the guest's memory.
-unsafe impl Lower for ImageArg<'_> {
-    fn linear_lower_to_flat<T>(
-        &self,
-        cx: &mut LowerContext<'_, T>,
-        _ty: InterfaceType,
-        dst: &mut MaybeUninit<[ValRaw; 2]>,
-    ) -> wasmtime::Result<()> {
-        let (ptr, len) = self.store(cx)?;
-        dst.write([ValRaw::i64(ptr as i64), ValRaw::i64(len as i64)]);
-        Ok(())
-    }
-
-    fn linear_lower_to_memory<T>(
-        &self,
-        cx: &mut LowerContext<'_, T>,
-        _ty: InterfaceType,
-        offset: usize,
-    ) -> wasmtime::Result<()> {
-        let (ptr, len) = self.store(cx)?;
-        *cx.get::<4>(offset) = (ptr as u32).to_le_bytes();
-        *cx.get::<4>(offset + 4) = (len as u32).to_le_bytes();
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The layout constants are wasmtime's own for `event`.
-    #[test]
-    fn event_layout_matches_wasmtime() {
-        assert_eq!(<Event as ComponentType>::SIZE32, EVENT_SIZE);
-        assert_eq!(<Event as ComponentType>::ALIGN32, EVENT_ALIGN);
-    }
 }

@@ -5,11 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::component::{Func, TypedFunc};
+use wasmtime::component::Func;
 use wasmtime::{Store, Trap};
 
-use super::image::{Image, ImageArg};
+use super::image::Image;
 use super::limits;
+use super::lowering::{ImageArg, ImageHandle};
 use super::sandbox::{MemoryCapHit, Sandbox};
 use crate::wit::{Event, KindSet, Plugin, PluginInfo};
 
@@ -33,6 +34,13 @@ pub enum CallError {
     #[error("plugin instance is poisoned by an earlier failure")]
     Poisoned,
 }
+
+/// An error a plugin itself returned (the error of a WIT
+/// `result<_, string>`): it refused a query or a previous version's state.
+/// The instance is unharmed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refusal(pub String);
 
 /// The kinds of failure counted per plugin, as metrics label them.
 pub const FAILURE_KINDS: [&str; 4] = ["trap", "deadline", "memory-cap", "stack-overflow"];
@@ -89,7 +97,7 @@ pub struct Instance {
     store: Store<Sandbox>,
     bindings: Plugin,
     /// `handle`, already type-checked for [`ImageArg`].
-    handle: Func,
+    handle: ImageHandle,
     /// `snapshot` and `restore`, type-checked, when the plugin exports them.
     state: Option<StateFuncs>,
     call_deadline: Duration,
@@ -103,7 +111,7 @@ impl Instance {
         info: PluginInfo,
         kinds: KindSet,
         store: Store<Sandbox>,
-        (bindings, handle, state): (Plugin, Func, Option<StateFuncs>),
+        (bindings, handle, state): (Plugin, ImageHandle, Option<StateFuncs>),
         call_deadline: Duration,
     ) -> Instance {
         Instance {
@@ -164,13 +172,8 @@ impl Instance {
 
     /// Delivers a pre-lowered batch.
     pub fn handle_image(&mut self, arg: ImageArg<'_>) -> Result<(), CallError> {
-        let func = self.handle;
-        self.call(|_, store| {
-            // SAFETY: `func` was type-checked for exactly these parameter
-            // and result types when the instance was made.
-            let typed = unsafe { TypedFunc::<(ImageArg<'_>,), ()>::new_unchecked(func) };
-            typed.call(&mut *store, (arg,))
-        })
+        let handle = self.handle;
+        self.call(|_, store| handle.call(&mut *store, arg))
     }
 
     /// True when the plugin exports `snapshot` and `restore`.
@@ -193,28 +196,29 @@ impl Instance {
     /// Hands the previous version's state to this instance; the inner
     /// result is the plugin's own answer. A plugin without `restore`
     /// accepts nothing but an empty state.
-    pub fn restore(&mut self, state: &[u8]) -> Result<Result<(), String>, CallError> {
+    pub fn restore(&mut self, state: &[u8]) -> Result<Result<(), Refusal>, CallError> {
         let Some(funcs) = self.state else {
             return Ok(if state.is_empty() {
                 Ok(())
             } else {
-                Err("it does not export `restore`".to_string())
+                Err(Refusal("it does not export `restore`".to_string()))
             });
         };
         self.call(|_, store| {
             let typed = funcs
                 .restore
                 .typed::<(&[u8],), (Result<(), String>,)>(&*store)?;
-            Ok(typed.call(&mut *store, (state,))?.0)
+            Ok(typed.call(&mut *store, (state,))?.0.map_err(Refusal))
         })
     }
 
     /// Asks the plugin a query; the inner result is the plugin's own answer.
-    pub fn query(&mut self, request: &str) -> Result<Result<String, String>, CallError> {
+    pub fn query(&mut self, request: &str) -> Result<Result<String, Refusal>, CallError> {
         self.call(|bindings, store| {
-            bindings
+            let answer = bindings
                 .dataplane_handler_handler()
-                .call_query(store, request)
+                .call_query(store, request)?;
+            Ok(answer.map_err(Refusal))
         })
     }
 

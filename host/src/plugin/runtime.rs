@@ -12,11 +12,12 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, types::ComponentItem};
-use wasmtime::{Config, Engine, Store};
+use wasmtime::{Config, Engine as WasmEngine, Store};
 
 use super::cache::CodeCache;
 use super::instance::{CallError, Instance, StateFuncs};
 use super::limits::{self, EPOCH_TICK, Limits, MAX_WASM_STACK};
+use super::lowering::ImageHandle;
 use super::sandbox::Sandbox;
 use crate::wit::{
     HANDLER_EXPORT, HANDLER_FUNCS, HOST_IMPORTS, KindSet, Plugin, PluginPre, STATE_EXPORT, WORLD,
@@ -91,7 +92,7 @@ impl std::fmt::Debug for Compiled {
 /// Dropping it stops the epoch ticker; instances made from it keep working
 /// but their deadlines no longer fire, so drop it last.
 pub struct Runtime {
-    engine: Engine,
+    engine: WasmEngine,
     linker: Linker<Sandbox>,
     cache: Option<CodeCache>,
     ticker_stop: Arc<AtomicBool>,
@@ -107,7 +108,7 @@ impl Runtime {
             .wasm_component_model(true)
             .epoch_interruption(true)
             .max_wasm_stack(MAX_WASM_STACK);
-        let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
+        let engine = WasmEngine::new(&config).map_err(anyhow::Error::from)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(anyhow::Error::from)?;
         Plugin::add_to_linker::<Sandbox, wasmtime::component::HasSelf<Sandbox>>(
@@ -130,7 +131,7 @@ impl Runtime {
         })
     }
 
-    pub fn engine(&self) -> &Engine {
+    pub fn wasm_engine(&self) -> &WasmEngine {
         &self.engine
     }
 
@@ -155,10 +156,12 @@ impl Runtime {
             None => self.compile_fresh(&shown, &bytes, &sha256)?,
         };
         let compile_time = started.elapsed();
-        check_world(&self.engine, &component).map_err(|reason| LoadError::WrongWorld {
-            path: shown.clone(),
-            reason,
-        })?;
+        if let Some(reason) = world_mismatch(&self.engine, &component) {
+            return Err(LoadError::WrongWorld {
+                path: shown.clone(),
+                reason,
+            });
+        }
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -266,11 +269,11 @@ impl Drop for Runtime {
 }
 
 /// The `handle` export, type-checked once for pre-lowered batches
-/// ([`super::image::ImageArg`]) so calls can skip the check.
+/// ([`ImageHandle`]) so calls can skip the check.
 fn image_handle(
     store: &mut Store<Sandbox>,
     instance: &wasmtime::component::Instance,
-) -> wasmtime::Result<wasmtime::component::Func> {
+) -> wasmtime::Result<ImageHandle> {
     let not_found = || wasmtime::format_err!("`{HANDLER_EXPORT}` has no function `handle`");
     let interface = instance
         .get_export_index(&mut *store, None, HANDLER_EXPORT)
@@ -281,8 +284,7 @@ fn image_handle(
     let func = instance
         .get_func(&mut *store, index)
         .ok_or_else(not_found)?;
-    func.typed::<(super::image::ImageArg<'_>,), ()>(&*store)?;
-    Ok(func)
+    ImageHandle::check(func, &*store)
 }
 
 /// The optional `state` export, type-checked: `None` when the plugin does
@@ -312,7 +314,7 @@ fn state_funcs(
 
 /// Advances the engine's epoch every [`EPOCH_TICK`]; a call whose deadline
 /// (in ticks) passes traps with an interrupt.
-fn spawn_ticker(engine: Engine, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
+fn spawn_ticker(engine: WasmEngine, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("dphost-epoch".into())
         .spawn(move || {
@@ -341,17 +343,17 @@ fn check_header(path: &str, bytes: &[u8]) -> Result<(), LoadError> {
     Ok(())
 }
 
-/// Checks the component's exports and imports against the `plugin` world
-/// by name, so a mismatch says which export or import is wrong. Function
+/// Why the component does not fit the `plugin` world, if it does not:
+/// checked by name, so the reason says which export or import is wrong. Function
 /// signatures are checked afterwards by the typed bindings.
-fn check_world(engine: &Engine, component: &Component) -> Result<(), String> {
+fn world_mismatch(engine: &WasmEngine, component: &Component) -> Option<String> {
     let ty = component.component_type();
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
     let Some(handler) = ty.get_export(engine, HANDLER_EXPORT) else {
         let other = exports
             .iter()
             .find(|name| name.starts_with("dataplane:handler/handler"));
-        return Err(match other {
+        return Some(match other {
             Some(other) => format!(
                 "it exports `{other}`, a different version of the API; this host speaks `{HANDLER_EXPORT}`"
             ),
@@ -362,25 +364,25 @@ fn check_world(engine: &Engine, component: &Component) -> Result<(), String> {
         });
     };
     let ComponentItem::ComponentInstance(instance) = handler.ty else {
-        return Err(format!("its export `{HANDLER_EXPORT}` is not an instance"));
+        return Some(format!("its export `{HANDLER_EXPORT}` is not an instance"));
     };
     for func in HANDLER_FUNCS {
         match instance.get_export(engine, func).map(|e| e.ty) {
             Some(ComponentItem::ComponentFunc(_)) => {}
-            Some(_) => return Err(format!("`{HANDLER_EXPORT}`'s `{func}` is not a function")),
-            None => return Err(format!("`{HANDLER_EXPORT}` has no function `{func}`")),
+            Some(_) => return Some(format!("`{HANDLER_EXPORT}`'s `{func}` is not a function")),
+            None => return Some(format!("`{HANDLER_EXPORT}` has no function `{func}`")),
         }
     }
     for (name, _) in ty.imports(engine) {
         if !provided(name) {
-            return Err(format!(
+            return Some(format!(
                 "it imports `{name}`, which the host does not provide (it provides {} and WASI 0.2's {} packages, with nothing granted; a JavaScript plugin built by componentize-js needs `-d http fetch-event`)",
                 HOST_IMPORTS.join(", "),
                 HOST_WASI.join(", ")
             ));
         }
     }
-    Ok(())
+    None
 }
 
 /// The WASI 0.2 packages the host links (wasmtime-wasi's p2 set): not

@@ -9,8 +9,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use super::PluginSpec;
 use super::{CallError, Compiled};
-use crate::plugins::PluginSpec;
 
 /// First restart delay. Threat: a plugin that traps at once on every
 /// instance burning a core in a restart loop.
@@ -25,10 +25,12 @@ pub const CRASH_WINDOW: Duration = Duration::from_secs(300);
 /// ...and more than this many in it disable the plugin.
 pub const MAX_CRASHES: usize = 5;
 
-/// A load that was refused: the file's hash and why.
+/// A reload that was refused: the refused file's hash and why.
 #[derive(Clone, Debug)]
 pub struct Rejected {
-    pub sha256: String,
+    /// The SHA-256 of the refused file; `None` when it could not be read.
+    pub sha256: Option<String>,
+    /// Why it was refused, as the operator reads it.
     pub reason: String,
 }
 

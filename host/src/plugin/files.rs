@@ -49,7 +49,7 @@ pub struct Changed {
 }
 
 /// The watcher thread; dropping it stops the thread.
-pub struct Watcher {
+pub struct FileWatcher {
     /// The set to watch from now on, until the thread takes it: only the
     /// latest matters, so a newer one replaces one not yet taken.
     wanted: Arc<Mutex<Option<Vec<Watched>>>>,
@@ -57,10 +57,10 @@ pub struct Watcher {
     thread: Option<JoinHandle<()>>,
 }
 
-impl Watcher {
-    /// Starts watching nothing; [`Watcher::set`] says what to watch. Each
+impl FileWatcher {
+    /// Starts watching nothing; [`FileWatcher::set`] says what to watch. Each
     /// change is handed to `notify`, on the watcher's thread.
-    pub fn start(notify: impl FnMut(Changed) + Send + 'static) -> std::io::Result<Watcher> {
+    pub fn start(notify: impl FnMut(Changed) + Send + 'static) -> std::io::Result<FileWatcher> {
         let inotify = Inotify::init()?;
         let wanted = Arc::new(Mutex::new(None));
         let stop = Arc::new(AtomicBool::new(false));
@@ -74,7 +74,7 @@ impl Watcher {
         let thread = std::thread::Builder::new()
             .name("dphost-watch".into())
             .spawn(move || state.run(&updates, &flag, notify))?;
-        Ok(Watcher {
+        Ok(FileWatcher {
             wanted,
             stop,
             thread: Some(thread),
@@ -87,7 +87,7 @@ impl Watcher {
     }
 }
 
-impl Drop for Watcher {
+impl Drop for FileWatcher {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
@@ -247,9 +247,9 @@ mod tests {
     use super::*;
     use crossbeam_channel::{Receiver, unbounded};
 
-    fn watcher(files: &[(&str, &Path)]) -> (Watcher, Receiver<Changed>) {
+    fn watcher(files: &[(&str, &Path)]) -> (FileWatcher, Receiver<Changed>) {
         let (tx, rx) = unbounded();
-        let watcher = Watcher::start(move |c| {
+        let watcher = FileWatcher::start(move |c| {
             let _ = tx.send(c);
         })
         .unwrap();

@@ -1,22 +1,26 @@
-//! The loaded plugins as the engine takes them over: the runtime that
-//! makes instances, the dispatcher that runs them, and for each plugin what
-//! the supervisor needs to make it again (restart, reload).
+//! The plugins loaded before the engine starts, as the engine takes them
+//! over: the runtime that makes instances, the dispatcher that runs them,
+//! and for each plugin what the supervisor needs to make it again (restart,
+//! reload). Also how any plugin is made ready for a dispatcher
+//! ([`PluginSet::prepare`]), at start-up or later on a loading thread.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::dispatch::{DispatchOptions, Dispatcher, PluginId, PluginMeta};
 use crate::plugin::supervisor::{self, Supervised};
-use crate::plugin::{Instance, Limits, LoadError, Runtime};
+use crate::plugin::{Instance, LoadError, PluginSpec, Runtime};
 
 /// Why a plugin could not be added.
 #[derive(Debug, thiserror::Error)]
 pub enum AddError {
+    /// It could not be read, compiled, validated or initialised.
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// A plugin of that name is loaded already.
     #[error("two plugins are named {0:?}: give one a `name` in the config")]
     Duplicate(String),
+    /// Its worker thread could not be started.
     #[error("starting the worker of plugin {name:?}: {source}")]
     Worker {
         name: String,
@@ -24,42 +28,8 @@ pub enum AddError {
     },
 }
 
-/// A plugin as the configuration gives it: the file, the name that
-/// overrides its own, the config string for `init`, its limits, and whether
-/// its file is watched for changes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PluginSpec {
-    pub path: PathBuf,
-    pub name: Option<String>,
-    pub config: String,
-    pub limits: Limits,
-    /// Reload when the file changes on disk.
-    pub watch: bool,
-}
-
-impl PluginSpec {
-    /// A plugin given by path alone, with default limits, watched.
-    pub fn new(path: impl Into<PathBuf>) -> PluginSpec {
-        PluginSpec {
-            path: path.into(),
-            name: None,
-            config: String::new(),
-            limits: Limits::default(),
-            watch: true,
-        }
-    }
-
-    /// What tells two plugins of one configuration apart when it is read
-    /// again: the name it gives, else the file.
-    pub fn key(&self) -> String {
-        match &self.name {
-            Some(name) => format!("name {name}"),
-            None => format!("file {}", self.path.display()),
-        }
-    }
-}
-
-pub struct Plugins {
+/// The loaded plugins, handed to [`super::Engine::new`].
+pub struct PluginSet {
     pub runtime: Arc<Runtime>,
     pub dispatcher: Dispatcher,
     pub supervised: HashMap<PluginId, Supervised>,
@@ -75,9 +45,9 @@ pub struct Prepared {
     pub supervised: Supervised,
 }
 
-impl Plugins {
-    pub fn new(runtime: Arc<Runtime>, options: DispatchOptions) -> Plugins {
-        Plugins {
+impl PluginSet {
+    pub fn new(runtime: Arc<Runtime>, options: DispatchOptions) -> PluginSet {
+        PluginSet {
             runtime,
             dispatcher: Dispatcher::new(options),
             supervised: HashMap::new(),
@@ -105,7 +75,7 @@ impl Plugins {
 
     /// Loads a plugin before the engine starts.
     pub fn load(&mut self, spec: &PluginSpec) -> Result<PluginId, AddError> {
-        let mut prepared = Plugins::prepare(&self.runtime, spec)?;
+        let mut prepared = PluginSet::prepare(&self.runtime, spec)?;
         prepared.supervised.policy.base = self.restart_base;
         let name = prepared.instance.name().to_string();
         if self.dispatcher.id(&name).is_some() {

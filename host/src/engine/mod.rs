@@ -1,0 +1,536 @@
+//! The engine: the seed's state machine, Following ⇄ Syncing, and the one
+//! thread that owns the mirror and the dispatcher.
+//!
+//! Following: notifications from the [`Reader`] become changes, each is
+//! applied to the [`Mirror`] first, and the events the mirror emits are
+//! dispatched. Any loss (ENOBUFS or another socket error) starts a resync:
+//! close the notification socket and discard what it queued, wait
+//! `sync_attempt_delay`, open one dump socket per kind, reopen the
+//! notification socket (what it receives now queues as the diff), send the
+//! dumps, then for link, address, neighbour, route: sync-begin, every object
+//! as an add, sync-end. A loss during the sync abandons it and schedules
+//! another attempt. Then the queued notifications are applied. Start-up is
+//! a sync.
+//!
+//! Beyond the seed: a dump whose replies carry NLM_F_DUMP_INTR is redone as
+//! a reconciliation (a fresh dump diffed against the mirror); and after any
+//! link change the engine reconciles addresses, neighbours and routes,
+//! because the kernel removes or flags those without notifying when a link
+//! goes down or away.
+//!
+//! The engine is the only writer of the mirror and the only caller of the
+//! dispatcher; control requests reach it through a bounded channel and are
+//! answered between batches. The rest of the folder:
+//! - [`request`]: the requests it serves, one function each;
+//! - [`lifecycle`]: plugins' restarts, reloads, loads and unloads;
+//! - [`plugin_set`]: the plugins loaded before it starts;
+//! - [`stats`]: the counters it publishes; [`status`]: a plugin's status,
+//!   as the dispatcher and the supervisor together know it.
+//!
+//! Never decodes netlink (`netlink/` does) and never calls a plugin (the
+//! dispatcher's workers do).
+
+mod lifecycle;
+pub mod plugin_set;
+pub mod request;
+pub mod stats;
+pub mod status;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, bounded, select};
+
+use crate::dispatch::{Dispatcher, PluginId, Replay};
+use crate::mirror::Mirror;
+use crate::netlink::change::Change;
+use crate::netlink::dump::Dump;
+use crate::netlink::reader::{Loss, Notice, Reader};
+use crate::netlink::socket::Netns;
+use crate::plugin::Runtime;
+use crate::plugin::files::FileWatcher;
+use crate::plugin::supervisor::Supervised;
+use crate::wit::{EVENT_NAMES, Event, ObjectKind};
+use lifecycle::Pending;
+use request::REQUEST_QUEUE;
+
+pub use plugin_set::{AddError, PluginSet};
+pub use request::{Outcome, ReloadCause, Request, RequestError, WatchItem};
+pub use stats::{EngineState, EngineStats};
+pub use status::{PluginView, Supervision};
+// The types the engine's requests and status carry, so that its callers
+// (the control API) need no other module.
+pub use crate::dispatch::{PluginState, QueryError, WorkerView};
+pub use crate::plugin::instance::FAILURE_KINDS;
+
+/// The seed's knobs, with its defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetlinkConfig {
+    /// Receive buffer of the notification socket (SO_RCVBUFFORCE).
+    pub rx_buf_size: usize,
+    /// Most changes in one batch, from the socket and to the plugins.
+    pub batch_size: usize,
+    /// Pause between live batches while a plugin's queue is more than half
+    /// full, so a burst is paced to the slowest plugin.
+    pub batch_delay: Duration,
+    /// Most dumped objects taken per step of a sync.
+    pub sync_batch_limit: usize,
+    /// Pause between sync steps while a plugin's queue is more than half full.
+    pub sync_batch_delay: Duration,
+    /// Wait after a loss before dumping, to let a storm pass.
+    pub sync_attempt_delay: Duration,
+}
+
+impl Default for NetlinkConfig {
+    fn default() -> Self {
+        NetlinkConfig {
+            rx_buf_size: 128 << 20,
+            batch_size: 2048,
+            batch_delay: Duration::from_millis(50),
+            sync_batch_limit: 1024,
+            sync_batch_delay: Duration::from_millis(20),
+            sync_attempt_delay: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Most pauses before a batch is sent regardless. Threat: a plugin stuck
+/// at a full queue holding the engine forever; past this the batch goes
+/// and that plugin overflows into a resync from the mirror instead.
+const MAX_PACING_PAUSES: u32 = 50;
+
+/// Attempts at reconciling a kind whose dumps keep being interrupted.
+/// Threat: endless redumps under constant churn; after this many the kind
+/// is left to the next sync or reconciliation.
+const MAX_REDUMPS: u32 = 5;
+
+/// What other threads hold of a running engine.
+#[derive(Clone)]
+pub struct EngineHandle {
+    pub requests: Sender<Request>,
+    pub stats: Arc<EngineStats>,
+    stop: Arc<AtomicBool>,
+}
+
+impl EngineHandle {
+    /// Asks the engine to stop after the batch in progress.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+/// Why a sync attempt ended early.
+#[derive(Debug, thiserror::Error)]
+enum SyncError {
+    #[error("{0} during the sync")]
+    Lost(Loss),
+    #[error("dump failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The engine; [`Engine::run`] drives it on the calling thread.
+pub struct Engine {
+    config: NetlinkConfig,
+    netns: Netns,
+    mirror: Mirror,
+    dispatcher: Dispatcher,
+    /// Makes new instances: restarts and reloads.
+    runtime: Arc<Runtime>,
+    /// Per plugin: what makes a new instance of it, and its crash record.
+    supervised: HashMap<PluginId, Supervised>,
+    /// New instances being replayed, per plugin, in the order queued.
+    pending: HashMap<PluginId, VecDeque<Pending>>,
+    /// First restart delay after a crash.
+    restart_base: Duration,
+    /// The engine's own request sender, for the reloading threads.
+    requests_tx: Sender<Request>,
+    stats: Arc<EngineStats>,
+    requests: Receiver<Request>,
+    stop: Arc<AtomicBool>,
+    reader: Option<Reader>,
+    /// Events applied to the mirror and not yet dispatched...
+    out: Vec<Event>,
+    /// ...and when the notification behind the first of them was read, so
+    /// a plugin's latency counts the time they waited in the engine.
+    out_since: Option<Instant>,
+    sequence: u32,
+    /// A link changed: the kernel may have changed other kinds silently.
+    reconcile_due: Option<Instant>,
+    /// Plugins to load once the sync in progress is complete: a plugin
+    /// must not join in the middle of a sync-begin/sync-end.
+    deferred: Vec<Request>,
+    /// Watches the files of plugins whose spec says so.
+    watcher: Option<FileWatcher>,
+    /// `ctl watch` clients.
+    watchers: Vec<Sender<WatchItem>>,
+    /// Plugins that overflowed during a sync, to replay once it is done.
+    overflowed: Vec<PluginId>,
+}
+
+/// How long after a link change the engine reconciles at the latest, when
+/// notifications keep it busy.
+const RECONCILE_LATENCY: Duration = Duration::from_millis(200);
+
+impl Engine {
+    pub fn new(config: NetlinkConfig, netns: Netns, plugins: PluginSet) -> (Engine, EngineHandle) {
+        let PluginSet {
+            runtime,
+            dispatcher,
+            supervised,
+            restart_base,
+        } = plugins;
+        let (tx, rx) = bounded(REQUEST_QUEUE);
+        let stats = Arc::new(EngineStats::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = EngineHandle {
+            requests: tx.clone(),
+            stats: stats.clone(),
+            stop: stop.clone(),
+        };
+        let watch_requests = tx.clone();
+        let watcher = FileWatcher::start(move |changed| {
+            let (reply, _) = bounded(1);
+            let _ = watch_requests.send(Request::Reload {
+                plugin: changed.plugin,
+                cause: ReloadCause::FileChanged,
+                since: changed.since,
+                reply,
+            });
+        })
+        .inspect_err(|e| tracing::error!("plugin files will not be watched: {e}"))
+        .ok();
+        let engine = Engine {
+            config,
+            netns,
+            mirror: Mirror::new(),
+            dispatcher,
+            runtime,
+            supervised,
+            pending: HashMap::new(),
+            restart_base,
+            requests_tx: tx,
+            stats,
+            requests: rx,
+            stop,
+            reader: None,
+            out: Vec::new(),
+            out_since: None,
+            sequence: 0,
+            reconcile_due: None,
+            deferred: Vec::new(),
+            watcher,
+            watchers: Vec::new(),
+            overflowed: Vec::new(),
+        };
+        engine.rewatch();
+        (engine, handle)
+    }
+
+    /// Syncs, then follows the kernel until [`EngineHandle::stop`].
+    pub fn run(mut self) {
+        self.resync(true);
+        while !self.stop.load(Ordering::Acquire) {
+            self.follow_once();
+        }
+        self.stats.set_state(EngineState::Stopped);
+    }
+
+    fn follow_once(&mut self) {
+        let Some(reader) = &self.reader else {
+            self.resync(false);
+            return;
+        };
+        let notices = reader.notices().clone();
+        let tick = Duration::from_millis(50);
+        select! {
+            recv(notices) -> notice => match notice {
+                Ok(Notice::Changes(changes, read)) => self.apply(changes, read),
+                Ok(Notice::Lost(loss)) => self.lost(loss),
+                Err(_) => self.lost(Loss::Socket("reader stopped".into())),
+            },
+            recv(self.requests) -> request => {
+                if let Ok(request) = request {
+                    self.serve(request);
+                }
+            },
+            default(tick) => {}
+        }
+        if let Some(due) = self.reconcile_due
+            && (notices.is_empty() || Instant::now() >= due)
+        {
+            self.reconcile_due = None;
+            self.reconcile_after_link_change();
+        }
+        self.supervise();
+    }
+
+    fn lost(&mut self, loss: Loss) {
+        self.count_loss(&loss);
+        tracing::warn!(netns = %self.netns.describe(), "{loss}: resynchronising");
+        self.resync(false);
+    }
+
+    fn count_loss(&self, loss: &Loss) {
+        match loss {
+            Loss::Overrun => self.stats.enobufs.fetch_add(1, Ordering::Relaxed),
+            Loss::Socket(_) => self.stats.socket_errors.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+
+    /// Applies live changes to the mirror and dispatches what it emits.
+    /// `read`: when the reader took the first of them from the socket.
+    fn apply(&mut self, changes: Vec<Change>, read: Instant) {
+        self.out_since.get_or_insert(read);
+        for change in changes {
+            let before = self.out.len();
+            self.mirror.apply(change, &mut self.out);
+            let link_event = self.out[before..]
+                .iter()
+                .any(|e| e.kind() == ObjectKind::Link);
+            if link_event && self.reconcile_due.is_none() {
+                self.reconcile_due = Some(Instant::now() + RECONCILE_LATENCY);
+            }
+            if self.out.len() >= self.config.batch_size {
+                self.flush(self.config.batch_delay);
+            }
+        }
+        self.flush(self.config.batch_delay);
+    }
+
+    /// Dispatches the pending events, pacing to the slowest plugin, and
+    /// replays the mirror to any plugin that overflowed.
+    fn flush(&mut self, pause: Duration) {
+        self.publish_counts();
+        if self.out.is_empty() {
+            // Notifications that changed nothing: the next batch is timed
+            // from its own.
+            self.out_since = None;
+            return;
+        }
+        let mut pauses = 0;
+        while self.dispatcher.queue_fill() > 0.5 && pauses < MAX_PACING_PAUSES {
+            std::thread::sleep(pause);
+            pauses += 1;
+        }
+        let batch: Arc<[Event]> = self.out.drain(..).collect();
+        self.count_events(&batch);
+        let since = self.out_since.take().unwrap_or_else(Instant::now);
+        for id in self.dispatcher.dispatch_since(&batch, since) {
+            // In the middle of a sync the mirror is half way between two
+            // states, and its sync-end sweeps without a del: a plugin
+            // replayed now would keep what the sweep drops. It waits, out
+            // of sync, for the end of the sync.
+            if self.stats.state() == EngineState::Syncing {
+                self.overflowed.push(id);
+            } else {
+                self.replay_to(id);
+            }
+        }
+        self.watchers
+            .retain(|w| match w.try_send(WatchItem::Batch(batch.clone())) {
+                Ok(()) => true,
+                Err(crossbeam_channel::TrySendError::Full(_)) => {
+                    tracing::warn!("a `ctl watch` client fell behind: its stream is ended");
+                    false
+                }
+                Err(crossbeam_channel::TrySendError::Disconnected(_)) => false,
+            });
+    }
+
+    fn count_events(&self, batch: &[Event]) {
+        let mut by_case = [0u64; EVENT_NAMES.len()];
+        for event in batch {
+            by_case[event.case()] += 1;
+        }
+        for (counter, n) in self.stats.events_by_case.iter().zip(by_case) {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+        self.stats
+            .events
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+    }
+
+    fn publish_counts(&self) {
+        for (slot, count) in self.stats.mirror.iter().zip(self.mirror.counts()) {
+            slot.store(count as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Brings a plugin up to date from the mirror: sync-begin, every object
+    /// as an add, sync-end, per kind it wants, ahead of any later event.
+    fn replay_to(&mut self, id: PluginId) {
+        let replay: Replay = self.mirror.snapshot();
+        self.dispatcher.resync(id, &replay);
+        self.stats.replays.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Resynchronises until a sync completes (or the engine is stopped).
+    fn resync(&mut self, startup: bool) {
+        self.stats.set_state(EngineState::Syncing);
+        let started = Instant::now();
+        let mut first = startup;
+        while !self.stop.load(Ordering::Acquire) {
+            // Close the socket and discard what it queued.
+            self.reader = None;
+            if !first {
+                self.serve_for(self.config.sync_attempt_delay);
+            }
+            first = false;
+            match self.sync_attempt() {
+                Ok(()) => break,
+                Err(e) => {
+                    self.stats.syncs_abandoned.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!("sync abandoned: {e}; retrying");
+                }
+            }
+        }
+        self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .last_sync_micros
+            .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        self.stats.set_state(EngineState::Following);
+        tracing::info!(elapsed = ?started.elapsed(), counts = ?self.mirror.counts(), "in sync");
+        for id in std::mem::take(&mut self.overflowed) {
+            self.replay_to(id);
+        }
+        for request in std::mem::take(&mut self.deferred) {
+            self.serve(request);
+        }
+    }
+
+    fn sync_attempt(&mut self) -> Result<(), SyncError> {
+        self.stats.sync_objects.store(0, Ordering::Relaxed);
+        // Dump sockets first, then the notification socket, then the dump
+        // requests (as the seed does): everything the notification socket
+        // receives from here on is the diff applied after the dumps, and
+        // no change falls between the two.
+        let mut dumps = Vec::with_capacity(4);
+        for kind in ObjectKind::ALL {
+            dumps.push(Dump::open(&self.netns, kind)?);
+        }
+        let reader = Reader::start(
+            &self.netns,
+            self.config.rx_buf_size,
+            self.config.batch_size,
+            self.stats.reader.clone(),
+        )?;
+        self.stats
+            .rcvbuf
+            .store(reader.rcvbuf as u64, Ordering::Relaxed);
+        tracing::info!(rcvbuf = reader.rcvbuf, netns = %self.netns.describe(), "notification socket open");
+        self.reader = Some(reader);
+        for dump in &dumps {
+            self.sequence = self.sequence.wrapping_add(1);
+            dump.request(self.sequence)?;
+        }
+        let mut interrupted = Vec::new();
+        for mut dump in dumps {
+            self.sync_kind(&mut dump)?;
+            if dump.interrupted {
+                interrupted.push(dump.kind());
+            }
+        }
+        for kind in interrupted {
+            self.redump(kind)?;
+        }
+        Ok(())
+    }
+
+    fn open_dump(&mut self, kind: ObjectKind) -> std::io::Result<Dump> {
+        self.sequence = self.sequence.wrapping_add(1);
+        Dump::start(&self.netns, kind, self.sequence)
+    }
+
+    /// One kind of a sync: sync-begin, the dump as adds in bounded steps,
+    /// sync-end.
+    fn sync_kind(&mut self, dump: &mut Dump) -> Result<(), SyncError> {
+        self.mirror.sync_begin(dump.kind(), &mut self.out);
+        self.read_dump(dump, |mirror, change, out| mirror.sync_add(change, out))?;
+        self.mirror.sync_end(dump.kind(), &mut self.out);
+        self.flush(self.config.sync_batch_delay);
+        Ok(())
+    }
+
+    /// Reads a whole dump in steps of `sync_batch_limit`, handing each
+    /// object to `take`, dispatching and answering requests between steps,
+    /// and giving up as soon as the notification stream breaks.
+    fn read_dump(
+        &mut self,
+        dump: &mut Dump,
+        mut take: impl FnMut(&mut Mirror, Change, &mut Vec<Event>),
+    ) -> Result<(), SyncError> {
+        let mut step = Vec::with_capacity(self.config.sync_batch_limit);
+        while !dump.is_done() {
+            step.clear();
+            dump.next_batch(self.config.sync_batch_limit, &mut step)?;
+            self.stats
+                .sync_objects
+                .fetch_add(step.len() as u64, Ordering::Relaxed);
+            for change in step.drain(..) {
+                take(&mut self.mirror, change, &mut self.out);
+            }
+            self.flush(self.config.sync_batch_delay);
+            self.serve_pending();
+            // The reader (and its queued `Lost` notice) is dropped by the
+            // resync this leads to, so the loss is counted here.
+            if let Some(loss) = self.reader.as_ref().and_then(Reader::loss) {
+                self.count_loss(&loss);
+                return Err(SyncError::Lost(loss));
+            }
+        }
+        if dump.interrupted {
+            self.stats
+                .dump_interruptions
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.stats
+            .dump_unparsed
+            .fetch_add(dump.unparsed, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Reconciles a kind against fresh dumps until one is not interrupted.
+    fn redump(&mut self, kind: ObjectKind) -> Result<(), SyncError> {
+        for attempt in 1..=MAX_REDUMPS {
+            let mut dump = self.open_dump(kind)?;
+            self.mirror.reconcile_begin(kind);
+            self.read_dump(&mut dump, |mirror, change, out| {
+                mirror.reconcile_add(change, out)
+            })?;
+            self.mirror.reconcile_end(kind, &mut self.out);
+            self.flush(self.config.sync_batch_delay);
+            self.stats.reconciliations.fetch_add(1, Ordering::Relaxed);
+            if !dump.interrupted {
+                return Ok(());
+            }
+            tracing::debug!(kind = kind.name(), attempt, "dump interrupted again");
+        }
+        tracing::warn!(
+            kind = kind.name(),
+            "dumps kept being interrupted; the next change will retry"
+        );
+        self.reconcile_due = Some(Instant::now() + RECONCILE_LATENCY);
+        Ok(())
+    }
+
+    /// After a link change: the kernel flushes or flags routes, neighbours
+    /// and addresses of a link that went down or away without telling.
+    fn reconcile_after_link_change(&mut self) {
+        for kind in [
+            ObjectKind::Address,
+            ObjectKind::Neighbour,
+            ObjectKind::Route,
+        ] {
+            if let Err(e) = self.redump(kind) {
+                tracing::warn!(
+                    kind = kind.name(),
+                    "reconciliation failed: {e}; resynchronising"
+                );
+                self.resync(false);
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! The mirror: the host's authoritative copy of the kernel's links,
+//! addresses, neighbours and routes. It is the only place that writes the
+//! host's copy of kernel state; it never calls plugins and never touches
+//! sockets. Every change is applied here first, and the events it emits are
+//! exactly what plugins see: no del for something a plugin was not given, no
+//! second add for a key without it replacing the first, nothing for a change
+//! that changes nothing. A plugin brought up to date is replayed from here.
+//!
+//! Memory layout:
+//! - links, addresses and neighbours: one ordered map per kind, keyed as the
+//!   kernel keys them (ifindex; (ifindex, address, prefix length, peer);
+//!   (ifindex, ip)), each value the wit object plus one mark bit for
+//!   sync/reconcile. These are few (thousands), so a `BTreeMap` keeps them in
+//!   key order for `to_json` at some 100-200 bytes each.
+//! - routes: a [`dphost_lpm::Fib`], keyed (table, dst, length, tos, metric),
+//!   the family being the destination's. A route costs one trie node and one
+//!   16-byte entry; next-hop sets and preferred sources are interned; a big
+//!   IPv4 table adds a 512 KiB direct-indexed front end. A million IPv4
+//!   routes take about 58 MiB (`million_routes_fit` holds it under 100).
+//!   The Fib's sweep bits are the routes' marks. A wit `Route` is built only
+//!   when an event, a replay or `to_json` needs one.
+//!
+//! Kernel behaviour the mirror relies on (observed on Linux 6.18 in a
+//! namespace; see the route section below for IPv6 multipath):
+//! - Link down: the kernel notifies the removal of the link's neighbours
+//!   (permanent ones too), IPv6 addresses and IPv6 routes (IPv4 addresses
+//!   stay), but removes its IPv4 routes in every table without a word, and
+//!   silently marks IPv4 and IPv6 multipath hops through it dead/linkdown;
+//!   the engine reconciles routes and neighbours after a link change.
+//! - Link delete: neighbours, addresses, IPv6 routes and IPv4 local-table
+//!   routes are notified; IPv4 routes through the link in other tables
+//!   (main, 1000, multipath) vanish silently. So a deleted link takes every
+//!   address, neighbour and route that uses it here, with a del for each.
+
+mod routes;
+mod table;
+
+use std::sync::Arc;
+
+use dphost_lpm::{Fib, RouteKey};
+use serde_json::{Value, json};
+
+use crate::dispatch::ReplaySource;
+use crate::netlink::address::{self, AddressKey};
+use crate::netlink::change::Change;
+use crate::netlink::link;
+use crate::netlink::neighbour::{self, NeighbourKey};
+use crate::netlink::route;
+use crate::wit::{Address, Event, KindSet, Link, Neighbour, ObjectKind, Route};
+use table::Table;
+
+/// The host's copy of kernel state. Plain data: the engine owns it and
+/// applies changes to it one at a time; it has no lock of its own.
+#[derive(Default)]
+pub struct Mirror {
+    links: Table<Link>,
+    addresses: Table<Address>,
+    neighbours: Table<Neighbour>,
+    /// Every route of every table and family, keyed as the WIT says
+    /// (table, family, dst, tos, metric, and the interface of an IPv6 route
+    /// without a gateway); its sweep bits are the marks.
+    routes: Fib,
+}
+
+impl Mirror {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Applies one live change; appends to `out` the events plugins must see
+    /// (0..n).
+    pub fn apply(&mut self, change: Change, out: &mut Vec<Event>) {
+        match change {
+            Change::NewLink(l) => self.links.add(l, out),
+            Change::DelLink(l) => self.del_link(l.ifindex, out),
+            Change::NewAddress(a) => self.addresses.add(a, out),
+            Change::DelAddress(a) => self.addresses.del(&AddressKey::of(&a), out),
+            Change::NewNeighbour(n) => self.neighbours.add(n, out),
+            Change::DelNeighbour(n) => self.neighbours.del(&NeighbourKey::of(&n), out),
+            Change::NewRoute {
+                route,
+                replace,
+                append,
+            } => self.new_route(&route, append && !replace, out),
+            Change::DelRoute(r) => self.del_route(&r, out),
+        }
+    }
+
+    /// Starts a full resync of `kind`: pushes SyncBegin(kind) and marks every
+    /// object of that kind stale.
+    pub fn sync_begin(&mut self, kind: ObjectKind, out: &mut Vec<Event>) {
+        self.mark(kind);
+        out.push(Event::SyncBegin(kind));
+    }
+
+    /// One dumped object during a sync: stored (replacing or keeping what the
+    /// mirror holds) and always pushed as an add, since plugins mark and
+    /// sweep. A dump holds no dels; one passed here changes nothing.
+    pub fn sync_add(&mut self, change: Change, out: &mut Vec<Event>) {
+        match change {
+            Change::NewLink(l) => out.push(Event::LinkAdd(self.links.put(l))),
+            Change::NewAddress(a) => out.push(Event::AddressAdd(self.addresses.put(a))),
+            Change::NewNeighbour(n) => out.push(Event::NeighbourAdd(self.neighbours.put(n))),
+            Change::NewRoute { route, .. } => {
+                route::with_lpm(&route, |r| self.routes.upsert(r));
+                out.push(Event::RouteAdd(route));
+            }
+            Change::DelLink(_)
+            | Change::DelAddress(_)
+            | Change::DelNeighbour(_)
+            | Change::DelRoute(_) => {}
+        }
+    }
+
+    /// Ends a full resync of `kind`: removes every object of that kind not
+    /// added since [`Mirror::sync_begin`] (no del events: plugins sweep) and
+    /// pushes SyncEnd(kind).
+    pub fn sync_end(&mut self, kind: ObjectKind, out: &mut Vec<Event>) {
+        match kind {
+            ObjectKind::Link => self.links.sweep(|_| {}),
+            ObjectKind::Address => self.addresses.sweep(|_| {}),
+            ObjectKind::Neighbour => self.neighbours.sweep(|_| {}),
+            ObjectKind::Route => {
+                self.routes.end_sweep();
+            }
+        }
+        out.push(Event::SyncEnd(kind));
+    }
+
+    /// Starts reconciling `kind` against a fresh dump, without a sync: marks
+    /// every object of that kind stale.
+    pub fn reconcile_begin(&mut self, kind: ObjectKind) {
+        self.mark(kind);
+    }
+
+    /// One dumped object during a reconcile: pushes an add only if it is new
+    /// or differs from what the mirror holds. A dumped route replaces by key
+    /// (a dump carries whole routes).
+    pub fn reconcile_add(&mut self, change: Change, out: &mut Vec<Event>) {
+        match change {
+            Change::NewRoute { route, .. } => self.new_route(&route, false, out),
+            other => self.apply(other, out),
+        }
+    }
+
+    /// Ends a reconcile of `kind`: removes every object of that kind the dump
+    /// did not contain, pushing a del for each (a link goes with its
+    /// addresses, neighbours and routes, as a deleted link does).
+    pub fn reconcile_end(&mut self, kind: ObjectKind, out: &mut Vec<Event>) {
+        match kind {
+            ObjectKind::Link => {
+                for ifindex in self.links.stale_keys() {
+                    self.del_link(ifindex, out);
+                }
+            }
+            ObjectKind::Address => self.addresses.sweep(|a| out.push(Event::AddressDel(a))),
+            ObjectKind::Neighbour => self.neighbours.sweep(|n| out.push(Event::NeighbourDel(n))),
+            ObjectKind::Route => {
+                self.routes
+                    .end_sweep_with(|r| out.push(Event::RouteDel(route::from_lpm(r.as_ref()))));
+            }
+        }
+    }
+
+    /// The mirror's contents for a plugin being brought up to date: for each
+    /// kind in `kinds`, in the order link, address, neighbour, route:
+    /// SyncBegin, every object as an add, SyncEnd; in batches of at most
+    /// `batch` events (at least one).
+    pub fn replay(&self, kinds: KindSet, batch: usize) -> Vec<Arc<[Event]>> {
+        let mut batches = Vec::new();
+        self.replay_each(kinds, batch, &mut |events| {
+            batches.push(events.into());
+            true
+        });
+        batches
+    }
+
+    /// A copy of the mirror as of now, to replay from while the mirror goes
+    /// on changing. Cheap: the routes are shared copy-on-write (a million
+    /// take well under a millisecond), the other kinds are copied.
+    pub fn snapshot(&mut self) -> Arc<Mirror> {
+        Arc::new(Mirror {
+            links: self.links.clone(),
+            addresses: self.addresses.clone(),
+            neighbours: self.neighbours.clone(),
+            routes: self.routes.share(),
+        })
+    }
+
+    /// How many links, addresses, neighbours and routes the mirror holds.
+    pub fn counts(&self) -> [usize; 4] {
+        [
+            self.links.len(),
+            self.addresses.len(),
+            self.neighbours.len(),
+            self.routes.len(),
+        ]
+    }
+
+    /// Heap bytes the routes take (dphost-lpm's estimate).
+    pub fn route_heap_bytes(&self) -> usize {
+        self.routes.heap_bytes()
+    }
+
+    /// JSON for `dphost ctl mirror <kind>`: an array, one object per entry,
+    /// sorted by key.
+    pub fn to_json(&self, kind: ObjectKind) -> Value {
+        match kind {
+            ObjectKind::Link => self.links.json(),
+            ObjectKind::Address => self.addresses.json(),
+            ObjectKind::Neighbour => self.neighbours.json(),
+            ObjectKind::Route => self.routes_json(),
+        }
+    }
+
+    fn routes_json(&self) -> Value {
+        let mut routes: Vec<(RouteKey, Route)> = Vec::with_capacity(self.routes.len());
+        self.routes
+            .for_each_ref(|r| routes.push((r.key(), route::from_lpm(r))));
+        routes.sort_unstable_by_key(|(key, _)| *key);
+        routes.iter().map(|(_, r)| route::json(r)).collect()
+    }
+
+    fn mark(&mut self, kind: ObjectKind) {
+        match kind {
+            ObjectKind::Link => self.links.mark_all(),
+            ObjectKind::Address => self.addresses.mark_all(),
+            ObjectKind::Neighbour => self.neighbours.mark_all(),
+            ObjectKind::Route => self.routes.begin_sweep(),
+        }
+    }
+
+    // ---- links ----
+
+    /// Removes a link and everything that uses it: dels for its addresses,
+    /// neighbours and routes (the kernel does not notify all of them), then
+    /// the link's own del if the mirror knew it.
+    fn del_link(&mut self, ifindex: u32, out: &mut Vec<Event>) {
+        self.addresses.del_where(|a| a.ifindex == ifindex, out);
+        self.neighbours.del_where(|n| n.ifindex == ifindex, out);
+        self.del_routes_via(ifindex, out);
+        self.links.del(&ifindex, out);
+    }
+
+    /// Removes every route with a next hop through `ifindex`: the kernel drops
+    /// such a route whole, multipath included.
+    fn del_routes_via(&mut self, ifindex: u32, out: &mut Vec<Event>) {
+        let mut doomed = Vec::new();
+        self.routes.for_each_ref(|r| {
+            if r.nexthops.iter().any(|h| h.ifindex == ifindex) {
+                doomed.push(r.to_route());
+            }
+        });
+        for r in doomed {
+            self.routes.remove(&r.key());
+            out.push(Event::RouteDel(route::from_lpm(r.as_ref())));
+        }
+    }
+}
+
+/// One event as a line of JSON (without the newline).
+pub fn event_json(event: &Event) -> Value {
+    let name = event.name();
+    match event {
+        Event::LinkAdd(l) | Event::LinkDel(l) => json!({"event": name, "link": link::json(l)}),
+        Event::AddressAdd(a) | Event::AddressDel(a) => {
+            json!({"event": name, "address": address::json(a)})
+        }
+        Event::NeighbourAdd(n) | Event::NeighbourDel(n) => {
+            json!({"event": name, "neighbour": neighbour::json(n)})
+        }
+        Event::RouteAdd(r) | Event::RouteDel(r) => json!({"event": name, "route": route::json(r)}),
+        Event::SyncBegin(kind) | Event::SyncEnd(kind) => {
+            json!({"event": name, "kind": kind.name()})
+        }
+    }
+}
+
+/// A snapshot replays itself in the plugin's worker.
+impl ReplaySource for Mirror {
+    /// What [`Mirror::replay`] gives, handed to `deliver` one batch at a
+    /// time (reused, so nothing of size grows), until it returns false;
+    /// false if it did.
+    fn replay_each(
+        &self,
+        kinds: KindSet,
+        batch: usize,
+        deliver: &mut dyn FnMut(&[Event]) -> bool,
+    ) -> bool {
+        let size = batch.max(1);
+        let mut current = Vec::with_capacity(size.min(4096));
+        let mut going = true;
+        let mut push = |event: Event| {
+            if going {
+                current.push(event);
+                if current.len() == size {
+                    going = deliver(&current);
+                    current.clear();
+                }
+            }
+        };
+        for kind in kinds.kinds() {
+            push(Event::SyncBegin(kind));
+            match kind {
+                ObjectKind::Link => self.links.each(|l| push(Event::LinkAdd(l.clone()))),
+                ObjectKind::Address => self.addresses.each(|a| push(Event::AddressAdd(*a))),
+                ObjectKind::Neighbour => self
+                    .neighbours
+                    .each(|n| push(Event::NeighbourAdd(n.clone()))),
+                ObjectKind::Route => self
+                    .routes
+                    .for_each_ref(|r| push(Event::RouteAdd(route::from_lpm(r)))),
+            }
+            push(Event::SyncEnd(kind));
+        }
+        going && (current.is_empty() || deliver(&current))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,135 @@
+//! The mirror's routes: adds, appends, replaces and dels as the kernel
+//! applies them, multipath included, over the LPM table.
+
+use dphost_lpm::{NextHop as LpmHop, Route as LpmRoute};
+
+use super::Mirror;
+use crate::netlink::route;
+use crate::wit::{Event, Family, Route};
+
+impl Mirror {
+    // ---- routes ----
+    //
+    // Observed on Linux 6.18 (`ip monitor route` and a netlink socket in a
+    // namespace; the fixtures under tests/fixtures/netlink are those
+    // messages), for IPv6:
+    // - `ip -6 route add P nexthop via A nexthop via B`: one RTM_NEWROUTE,
+    //   flags NLM_F_CREATE, carrying both hops in RTA_MULTIPATH.
+    // - `ip -6 route append P via C`: one RTM_NEWROUTE, flags
+    //   NLM_F_CREATE|NLM_F_APPEND, carrying the whole merged set with the new
+    //   hop first ([C, A, B]); `ip -6 route show` lists [A, B, C].
+    // - `ip -6 route del P via A`: one RTM_DELROUTE naming only A as a single
+    //   path (no RTA_MULTIPATH); the route keeps [B, C].
+    // - `ip -6 route del P` of a multipath route: one RTM_DELROUTE carrying
+    //   every hop in RTA_MULTIPATH.
+    // - `ip -6 route replace P via D`: one RTM_NEWROUTE, flags NLM_F_REPLACE,
+    //   a single path.
+    // - a deleted link takes a multipath route with a hop through it whole,
+    //   as one RTM_DELROUTE per hop.
+    // So an append merges into the existing set (keeping the kernel's listing
+    // order: existing hops, then new ones), a del naming some hops of a
+    // multipath route removes only those, and the mirror agrees with
+    // `ip -j -6 route show` after each step (see the multipath tests). IPv4
+    // never splits a route this way: NEWROUTE replaces by key, DELROUTE
+    // removes the key.
+
+    /// Adds or replaces a route; with `merge` (an IPv6 append) an existing
+    /// route with the same key gains the new hops instead.
+    pub(super) fn new_route(&mut self, route: &Route, merge: bool, out: &mut Vec<Event>) {
+        if !(merge && route.family == Family::Ipv6) {
+            // The common case, without allocating: store it, and emit it
+            // unless it is exactly what the mirror held.
+            let routes = &mut self.routes;
+            let changed = route::with_lpm(route, |new| {
+                let same = routes.get_ref(&new.key()).is_some_and(|old| old == new);
+                routes.upsert(new);
+                !same
+            });
+            if changed {
+                out.push(Event::RouteAdd(route.clone()));
+            }
+            return;
+        }
+        let mut new = route::to_lpm(route);
+        if let Some(old) = self.routes.get_ref(&new.key()) {
+            if merge && route.family == Family::Ipv6 {
+                new.nexthops = merged(old.nexthops, &new.nexthops);
+            }
+            if old == new.as_ref() {
+                self.routes.upsert(new.as_ref());
+                return;
+            }
+        }
+        self.routes.upsert(new.as_ref());
+        out.push(Event::RouteAdd(route::from_lpm(new.as_ref())));
+    }
+
+    /// Removes a route, or only the hops an IPv6 del names of a multipath
+    /// route (emitting what remains as an add, or a del when none remain).
+    pub(super) fn del_route(&mut self, route: &Route, out: &mut Vec<Event>) {
+        let key = route::key(route);
+        let Some(old) = self.routes.get(&key) else {
+            return;
+        };
+        match hops_left(&old, route) {
+            None => {
+                self.routes.remove(&key);
+                out.push(Event::RouteDel(route::from_lpm(old.as_ref())));
+            }
+            Some(left) if left.len() == old.nexthops.len() => {}
+            Some(left) => {
+                let kept = LpmRoute {
+                    nexthops: single_path(left),
+                    ..old
+                };
+                self.routes.upsert(kept.as_ref());
+                out.push(Event::RouteAdd(route::from_lpm(kept.as_ref())));
+            }
+        }
+    }
+}
+
+/// The hops of `old` an IPv6 del naming some of them leaves; None when the
+/// del takes the whole route (IPv4, a single path, no hop named, or every
+/// hop named).
+fn hops_left(old: &LpmRoute, del: &Route) -> Option<Vec<LpmHop>> {
+    let named = route::hops(&del.nexthops);
+    if del.family != Family::Ipv6 || old.nexthops.len() < 2 || named.is_empty() {
+        return None;
+    }
+    let named: Vec<LpmHop> = named.iter().map(route::to_lpm_hop).collect();
+    let left: Vec<LpmHop> = old
+        .nexthops
+        .iter()
+        .filter(|h| !named.iter().any(|n| same_hop(h, n)))
+        .copied()
+        .collect();
+    (!left.is_empty()).then_some(left)
+}
+
+/// The same next hop: the same gateway through the same interface.
+fn same_hop(a: &LpmHop, b: &LpmHop) -> bool {
+    a.gateway == b.gateway && a.ifindex == b.ifindex
+}
+
+/// `old` with `new` merged in: a hop already there is updated in place, a new
+/// one goes last (the kernel's listing order).
+fn merged(old: &[LpmHop], new: &[LpmHop]) -> Vec<LpmHop> {
+    let mut hops = old.to_vec();
+    for hop in new {
+        match hops.iter_mut().find(|h| same_hop(h, hop)) {
+            Some(h) => *h = *hop,
+            None => hops.push(*hop),
+        }
+    }
+    hops
+}
+
+/// A hop set left by a partial del: one hop left is a single path, which
+/// the kernel reports with weight 1.
+fn single_path(mut hops: Vec<LpmHop>) -> Vec<LpmHop> {
+    if let [only] = hops.as_mut_slice() {
+        only.weight = 1;
+    }
+    hops
+}
