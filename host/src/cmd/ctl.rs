@@ -1,5 +1,9 @@
 //! `dphost ctl`: asks a running `dphost run` through its control API.
-//! Human output by default, `--json` for scripts.
+//! Human output by default, `--json` for scripts. Output into a closed
+//! pipe (`dphost ctl status | head -1`) ends the command quietly (`main`
+//! takes the broken pipe for success, as `head` expects).
+
+use std::io::{self, Write};
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
@@ -45,9 +49,8 @@ pub fn ctl(args: CtlArgs) -> Result<()> {
         None => ControlAddr::default_unix(),
     };
     if let CtlCommand::Watch = args.command {
-        let mut out = std::io::stdout().lock();
+        let mut out = io::stdout().lock();
         return client::stream_lines(&addr, "/watch", |line| {
-            use std::io::Write;
             writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
         });
     }
@@ -71,18 +74,19 @@ pub fn ctl(args: CtlArgs) -> Result<()> {
             .map(str::to_string);
         bail!("{}", message.unwrap_or_else(|| value.to_string()));
     }
+    let mut out = io::stdout().lock();
     if args.json {
-        println!("{value}");
+        writeln!(out, "{value}")?;
         return Ok(());
     }
     match args.command {
-        CtlCommand::Status => print_status(&value),
-        CtlCommand::Plugins => print_plugins(&value),
+        CtlCommand::Status => print_status(&mut out, &value)?,
+        CtlCommand::Plugins => print_plugins(&mut out, &value)?,
         CtlCommand::Query { .. } | CtlCommand::Mirror { .. } => {
-            println!("{}", serde_json::to_string_pretty(&value)?)
+            writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?
         }
         CtlCommand::Reload { .. } | CtlCommand::Enable { .. } => {
-            println!("{}", value["result"].as_str().unwrap_or_default())
+            writeln!(out, "{}", value["result"].as_str().unwrap_or_default())?
         }
         CtlCommand::Watch => {}
     }
@@ -97,47 +101,58 @@ fn kinds_line(v: &Value) -> String {
         .join("  ")
 }
 
-fn print_status(s: &Value) {
-    println!("state:          {}", s["state"].as_str().unwrap_or("?"));
-    println!("receive buffer: {} bytes", s["rcvbuf"]);
-    println!("notifications:  {}", kinds_line(&s["notifications"]));
-    println!(
+fn print_status(out: &mut impl Write, s: &Value) -> io::Result<()> {
+    writeln!(
+        out,
+        "state:          {}",
+        s["state"].as_str().unwrap_or("?")
+    )?;
+    writeln!(out, "receive buffer: {} bytes", s["rcvbuf"])?;
+    writeln!(out, "notifications:  {}", kinds_line(&s["notifications"]))?;
+    writeln!(
+        out,
         "losses:         enobufs {}  socket errors {}",
         s["enobufs"], s["socket_errors"]
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "syncs:          {} (resyncs {}, abandoned {}, dump interruptions {}, reconciliations {})",
         s["syncs"],
         s["resyncs"],
         s["syncs_abandoned"],
         s["dump_interruptions"],
         s["reconciliations"]
-    );
+    )?;
     let last_ms = s["last_sync_ms"].as_f64().unwrap_or(0.0);
     if s["state"] == "syncing" {
-        println!(
+        writeln!(
+            out,
             "sync:           in progress, {} objects so far (the last took {last_ms:.1} ms)",
             s["sync_objects"]
-        );
+        )?;
     } else {
-        println!(
+        writeln!(
+            out,
             "last sync:      {last_ms:.1} ms ({} objects)",
             s["sync_objects"]
-        );
+        )?;
     }
-    println!("mirror:         {}", kinds_line(&s["mirror"]));
-    println!(
+    writeln!(out, "mirror:         {}", kinds_line(&s["mirror"]))?;
+    writeln!(
+        out,
         "events:         {} dispatched, {} replays",
         s["events"], s["replays"]
-    );
-    println!();
-    println!(
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
         "{:<16} {:<12} {:>12} {:>10} {:>9} {:>8} {:>10} {:>9}",
         "PLUGIN", "STATE", "EVENTS", "CALLS", "OVERFLOWS", "RESYNCS", "MEMORY", "P99 MS"
-    );
+    )?;
     for p in s["plugins"].as_array().into_iter().flatten() {
         let n = |key: &str| p[key].as_u64().unwrap_or(0);
-        println!(
+        writeln!(
+            out,
             "{:<16} {:<12} {:>12} {:>10} {:>9} {:>8} {:>9}M {:>9}",
             p["name"].as_str().unwrap_or("?"),
             p["state"].as_str().unwrap_or("?"),
@@ -149,41 +164,46 @@ fn print_status(s: &Value) {
             p["latency_ms"]["p99"]
                 .as_f64()
                 .map_or("-".to_string(), |ms| format!("{ms:.2}"))
-        );
+        )?;
         if let Some(failure) = p["failure"].as_str() {
-            println!("{:<16} failure: {failure}", "");
+            writeln!(out, "{:<16} failure: {failure}", "")?;
         }
         if n("restarts") + n("reloads") + n("recent_crashes") > 0 || !p["last_crash"].is_null() {
-            println!(
+            writeln!(
+                out,
                 "{:<16} restarts {}, reloads {}, recent crashes {}",
                 "",
                 n("restarts"),
                 n("reloads"),
                 n("recent_crashes")
-            );
+            )?;
             if let Some(crash) = p["last_crash"].as_str() {
-                println!("{:<16} last crash: {crash}", "");
+                writeln!(out, "{:<16} last crash: {crash}", "")?;
             }
         }
         if let Some(reason) = p["rejected"]["reason"].as_str() {
             let hash = p["rejected"]["sha256"].as_str().unwrap_or("");
-            println!(
+            writeln!(
+                out,
                 "{:<16} last reload refused ({}): {reason}",
                 "",
                 &hash[..hash.len().min(12)]
-            );
+            )?;
         }
     }
+    Ok(())
 }
 
-fn print_plugins(list: &Value) {
-    println!(
+fn print_plugins(out: &mut impl Write, list: &Value) -> io::Result<()> {
+    writeln!(
+        out,
         "{:<16} {:<8} {:<8} {:<12} {:<14} FILE",
         "PLUGIN", "VERSION", "MP-SAFE", "STATE", "SHA256"
-    );
+    )?;
     for p in list.as_array().into_iter().flatten() {
         let hash = p["sha256"].as_str().unwrap_or("");
-        println!(
+        writeln!(
+            out,
             "{:<16} {:<8} {:<8} {:<12} {:<14} {}",
             p["name"].as_str().unwrap_or("?"),
             p["version"].as_str().unwrap_or("?"),
@@ -191,6 +211,7 @@ fn print_plugins(list: &Value) {
             p["state"].as_str().unwrap_or("?"),
             &hash[..hash.len().min(12)],
             p["file"].as_str().unwrap_or("?")
-        );
+        )?;
     }
+    Ok(())
 }
