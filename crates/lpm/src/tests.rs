@@ -1,6 +1,7 @@
 //! Behaviour tests of [`Fib`] against hand-worked cases and a naive model.
 
 use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::*;
 
