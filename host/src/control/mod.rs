@@ -4,6 +4,10 @@
 //! its request channel; it never touches the mirror or a plugin itself.
 //!
 //! - [`server`]: the routes, over the engine's handle.
+//! - `reply`: asking the engine without blocking the async runtime, and
+//!   the shapes of answers.
+//! - [`watch`]: `GET /watch`, the mirror then every event as JSON lines.
+//! - [`metrics`]: `GET /metrics` in the Prometheus text format.
 //! - [`client`]: the blocking client `dphost ctl` uses.
 
 pub mod client;

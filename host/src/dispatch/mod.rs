@@ -18,7 +18,6 @@
 //!
 //! The dispatcher never touches the kernel or the mirror; replays come as a
 //! [`ReplaySource`], a snapshot the engine hands over.
-
 //!
 //! The folder: [`worker`] (the thread that calls a plugin), [`replay`]
 //! (bringing a plugin up to date), [`status`] (its state and counters),
