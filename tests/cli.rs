@@ -2,16 +2,14 @@
 //! namespace, and `dphost ctl` status, plugins, query and mirror against
 //! it, human and `--json`; `dphost check` on good and bad files.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::churn::topology;
-use common::netns::TestNetns;
-use common::{fixture, plugin};
+use crate::util::churn::topology;
+use crate::util::netns::TestNetns;
+use crate::util::{fixture, plugin};
 
 const DPHOST: &str = env!("CARGO_BIN_EXE_dphost");
 

@@ -3,13 +3,11 @@
 //! fail (or log) alone, named in the host's log, while the fib plugin
 //! receives every event.
 
-mod common;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
+use crate::util::*;
 use dphost::dispatch::{DispatchOptions, Dispatcher, PluginState};
 use dphost::plugin::{CallError, Limits};
 use dphost::wit::ObjectKind;

@@ -2,13 +2,11 @@
 //! stores nor compiled code of replaced instances are kept. A test binary
 //! of its own, so no other test's memory is measured with it.
 
-mod common;
-
 use std::time::Duration;
 
-use common::churn::{assert_fib_converges, namespace_with_routes};
-use common::host::{Host, Spec, test_config};
-use common::plugin;
+use crate::util::churn::{assert_fib_converges, namespace_with_routes};
+use crate::util::host::{Host, Spec, test_config};
+use crate::util::plugin;
 
 /// Resident set size of this process, in bytes.
 fn rss() -> u64 {

@@ -5,15 +5,13 @@
 //! plugin that keeps trapping counts its traps and shows disabled, calls
 //! fill the call duration histogram.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::churn::{routes, topology};
-use common::host::{Host, Spec, test_config};
-use common::netns::TestNetns;
-use common::{fixture, plugin};
+use crate::util::churn::{routes, topology};
+use crate::util::host::{Host, Spec, test_config};
+use crate::util::netns::TestNetns;
+use crate::util::{fixture, plugin};
 use dphost::control::{ControlAddr, client, server};
 
 /// Samples by name and sorted labels (`name{a="x",b="y"}`), after checking

@@ -5,14 +5,12 @@
 //! another world or an `init` that fails is refused while the old instance
 //! keeps answering. The other plugins miss nothing throughout.
 
-mod common;
-
 use std::time::Duration;
 
-use common::churn::{assert_fib_converges, routes, topology};
-use common::host::{Host, Spec, test_config};
-use common::netns::TestNetns;
-use common::{fixture, plugin};
+use crate::util::churn::{assert_fib_converges, routes, topology};
+use crate::util::host::{Host, Spec, test_config};
+use crate::util::netns::TestNetns;
+use crate::util::{fixture, plugin};
 
 /// A FIB that traps on its 250th route event (the churn makes about 290;
 /// its replay after the crash holds fewer than 250) is restarted, replayed,

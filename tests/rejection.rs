@@ -2,9 +2,7 @@
 //! wrong: a text file, a truncated component, a core module, a component of
 //! another world, and a plugin whose init refuses its config.
 
-mod common;
-
-use common::*;
+use crate::util::*;
 use dphost::plugin::{Limits, LoadError};
 
 fn compile_err(bytes: &[u8]) -> LoadError {

@@ -4,15 +4,13 @@
 //! again adds, removes and reconfigures plugins; a stateful plugin hands
 //! its state to its next version, and a refused handover keeps the old one.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::churn::{assert_fib_converges, namespace_with_routes, routes, topology};
-use common::host::{Host, Spec, test_config};
-use common::netns::TestNetns;
-use common::{fixture, plugin};
+use crate::util::churn::{assert_fib_converges, namespace_with_routes, routes, topology};
+use crate::util::host::{Host, Spec, test_config};
+use crate::util::netns::TestNetns;
+use crate::util::{fixture, plugin};
 use dphost::plugin::Limits;
 use dphost::wit::{EVENT_NAMES, ObjectKind};
 use dphost_bench::scene::component_variant as variant;

@@ -1,6 +1,5 @@
 //! Shared helpers of the integration tests: where the built plugins are,
 //! how to load one into a dispatcher, and event builders.
-#![allow(dead_code, reason = "each test binary uses a different part")]
 
 pub mod churn;
 pub mod host;
@@ -14,9 +13,7 @@ use std::time::Duration;
 
 use dphost::dispatch::{Dispatcher, PluginId, PluginMeta};
 use dphost::plugin::{Limits, Runtime};
-use dphost::wit::{
-    Event, Family, IpAddress, IpPrefix, NextHop, NextHops, ObjectKind, Route, RouteType,
-};
+use dphost::wit::{Event, IpAddress, IpPrefix, NextHop, NextHops, ObjectKind, Route, RouteType};
 
 fn plugins_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -151,8 +148,4 @@ pub fn sync(kind: ObjectKind, objects: Vec<Event>) -> Vec<Event> {
     events.extend(objects);
     events.push(Event::SyncEnd(kind));
     events
-}
-
-pub fn is_v4(f: Family) -> bool {
-    f == Family::Ipv4
 }
