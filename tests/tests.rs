@@ -18,7 +18,8 @@
 //! - `reload`: watched files, configuration reads and state handover reload without loss.
 //!
 //! `util` holds what they share: plugin paths, network namespaces, an
-//! in-process host, and comparisons with the kernel.
+//! in-process host, comparisons with the kernel, and `run_alone!` for a
+//! test that must be the only one in its process (`leak`, `isolation`).
 
 mod util;
 

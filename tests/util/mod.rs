@@ -1,11 +1,15 @@
 //! Shared helpers of the integration tests: where the built plugins are,
-//! how to load one into a dispatcher, and event builders.
+//! how to load one into a dispatcher, event builders, and running a test
+//! alone in a child process ([`alone`]).
 
+pub mod alone;
 pub mod churn;
 pub mod host;
 pub mod kernel;
 pub mod mirror;
 pub mod netns;
+
+pub(crate) use alone::run_alone;
 
 use std::path::PathBuf;
 use std::sync::Arc;
