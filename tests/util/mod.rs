@@ -11,8 +11,9 @@ pub mod netns;
 
 pub(crate) use alone::run_alone;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use dphost::dispatch::{Dispatcher, PluginId, PluginMeta};
@@ -33,6 +34,39 @@ fn existing(path: PathBuf) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// A directory for one test's files (plugin copies, configurations,
+/// sockets): `dphost-test-TAG-PID-N` in the system temp dir, with N
+/// counting every scratch directory this process made, so that no two
+/// tests share one even when they run at once in this process. Made empty;
+/// removed on drop, also when the test fails.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str) -> Scratch {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("dphost-test-{tag}-{}-{n}", std::process::id()));
+        // Left by an earlier process of the same PID that did not finish.
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("making a scratch directory");
+        Scratch(dir)
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A small deterministic generator (xorshift), so a failing random test
