@@ -2,9 +2,7 @@
 //! a plugin that is not mp-safe never overlaps any other plugin call. The
 //! dispatcher records every call's interval; the test checks them.
 
-mod common;
-
-use common::*;
+use crate::util::*;
 use dphost::dispatch::{CallRecord, DispatchOptions, Dispatcher};
 use dphost::plugin::Limits;
 use dphost::wit::{Event, ObjectKind};

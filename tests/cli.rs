@@ -2,16 +2,14 @@
 //! namespace, and `dphost ctl` status, plugins, query and mirror against
 //! it, human and `--json`; `dphost check` on good and bad files.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::churn::topology;
-use common::netns::TestNetns;
-use common::{fixture, plugin};
+use crate::util::churn::topology;
+use crate::util::netns::TestNetns;
+use crate::util::{Scratch, fixture, plugin};
 
 const DPHOST: &str = env!("CARGO_BIN_EXE_dphost");
 
@@ -99,7 +97,8 @@ fn run_and_ctl() {
     ns.ip("link set v0 up");
     ns.ip("addr add 192.0.2.1/24 dev v0");
     ns.ip("route add 10.9.0.0/16 via 192.0.2.2 table 1000");
-    let socket = std::env::temp_dir().join(format!("dphost-cli-test-{}.sock", std::process::id()));
+    let dir = Scratch::new("cli");
+    let socket = dir.join("control.sock");
     let control = format!("unix:{}", socket.display());
     let plugin_fib = plugin("fib");
     let _daemon = Daemon::start(
@@ -137,8 +136,6 @@ fn run_and_ctl() {
     let missing = ctl(&control, &["query", "nosuch", "{}"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no plugin named"));
-    drop(_daemon);
-    let _ = std::fs::remove_file(&socket);
 }
 
 /// `check` prints what a plugin says of itself, and fails with the reason
@@ -187,8 +184,7 @@ fn sighup_reads_the_config_again() {
         return;
     };
     ns.ip("link add v0 type veth peer name v1");
-    let dir = std::env::temp_dir().join(format!("dphost-hup-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("hup");
     let config = dir.join("dphost.toml");
     let section = |path: std::path::PathBuf, extra: &str| {
         format!(
@@ -251,7 +247,6 @@ fn sighup_reads_the_config_again() {
         &["--json", "query", "logger", r#"{"op":"stats"}"#],
     ));
     assert!(answer.contains("link-add"), "{answer}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// `run --check-config` accepts the documented example (loading each of
@@ -274,10 +269,10 @@ fn check_config() {
         "{good}"
     );
 
-    let bad = std::env::temp_dir().join(format!("dphost-bad-{}.toml", std::process::id()));
+    let dir = Scratch::new("bad-config");
+    let bad = dir.join("dphost.toml");
     std::fs::write(&bad, "[netlink]\nbatch_size = 0\n").unwrap();
     let out = check(&bad);
-    let _ = std::fs::remove_file(&bad);
     assert!(!out.status.success());
     let message = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -406,8 +401,7 @@ fn watch_replayed_reproduces_the_mirror() {
         ]
         .map(String::from),
     );
-    let dir = std::env::temp_dir().join(format!("dphost-watch-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("watch-cli");
     let control = format!("unix:{}", dir.join("control.sock").display());
     let _daemon = Daemon::start(&ns, &control, &[]);
     let mut watch = Command::new(DPHOST)
@@ -506,5 +500,4 @@ fn watch_replayed_reproduces_the_mirror() {
         seen.iter()
             .any(|l| l.contains(r#""event":"neighbour-del""#))
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }

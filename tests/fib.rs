@@ -2,9 +2,7 @@
 //! the right lookups and dump after a synthetic sequence of adds, deletes,
 //! replaces, multipath routes, several tables, both families and a resync.
 
-mod common;
-
-use common::*;
+use crate::util::*;
 use dphost::dispatch::{DispatchOptions, Dispatcher};
 use dphost::plugin::Limits;
 use dphost::wit::{Event, ObjectKind};

@@ -6,14 +6,12 @@
 //! the logger took every event the engine dispatched, without an overflow
 //! or a restart.
 
-mod common;
-
 use std::time::Duration;
 
-use common::churn::{assert_fib_converges, routes, topology};
-use common::host::{Host, Spec, test_config};
-use common::netns::TestNetns;
-use common::{fixture, plugin};
+use crate::util::churn::{assert_fib_converges, routes, topology};
+use crate::util::host::{Host, Spec, test_config};
+use crate::util::netns::TestNetns;
+use crate::util::{fixture, plugin};
 use dphost::plugin::Limits;
 
 /// Loads `fib`, a quiet `logger` and two `slowfib`s failing in `mode`

@@ -3,9 +3,7 @@
 //! events, lowered both ways into two instances of the `echo` fixture, give
 //! the same record, field for field.
 
-mod common;
-
-use common::*;
+use crate::util::*;
 use dphost::plugin::Limits;
 use dphost::plugin::image::Image;
 use dphost::wit::{

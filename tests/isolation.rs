@@ -1,15 +1,15 @@
 //! Isolation: a plugin that traps, one that loops forever, one that grows
 //! its memory without bound, and one that writes to stdout and stderr each
 //! fail (or log) alone, named in the host's log, while the fib plugin
-//! receives every event.
-
-mod common;
+//! receives every event. The test reads the host's log through the
+//! process's global subscriber, so it runs alone in a child process
+//! (`run_alone!`): there no other test's plugins log into it.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
+use crate::util::*;
 use dphost::dispatch::{DispatchOptions, Dispatcher, PluginState};
 use dphost::plugin::{CallError, Limits};
 use dphost::wit::ObjectKind;
@@ -28,6 +28,8 @@ impl Write for Captured {
     }
 }
 
+/// Installs the process's global subscriber: once per process, and it
+/// takes every thread's log, so only in a process of this test's own.
 fn capture_logs() -> Captured {
     let captured = Captured::default();
     let writer = captured.clone();
@@ -51,6 +53,7 @@ fn state(d: &Dispatcher, name: &str) -> PluginState {
 /// every route event; chatty's output lands in the log under its name.
 #[test]
 fn hostile_plugins_fail_alone() {
+    run_alone!();
     let logs = capture_logs();
     let rt = runtime();
     let mut d = Dispatcher::new(DispatchOptions::default());

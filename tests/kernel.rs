@@ -3,15 +3,13 @@
 //! `ip route get`, interrupted dumps and errors during a sync, and plugins
 //! added while running or overflowing their queue.
 
-mod common;
-
 use std::time::Duration;
 
-use common::host::{Host, Spec, test_config};
-use common::kernel::{difference, dumped_routes, kernel_routes};
-use common::mirror::mirror_difference;
-use common::netns::TestNetns;
-use common::{Rng, fixture, plugin};
+use crate::util::host::{Host, Spec, test_config};
+use crate::util::kernel::{difference, dumped_routes, kernel_routes};
+use crate::util::mirror::mirror_difference;
+use crate::util::netns::TestNetns;
+use crate::util::{Rng, fixture, plugin};
 use dphost::plugin::Limits;
 use dphost_bench::{InjectConfig, Interface, inject_routes};
 
@@ -246,7 +244,7 @@ fn fib_lookups_agree_with_ip_route_get() {
         }
         let kernel_dst = kernel.as_ref().map(|r| {
             let v6 = addr.contains(':');
-            common::kernel::full_prefix_of(&r["dst"], v6)
+            crate::util::kernel::full_prefix_of(&r["dst"], v6)
         });
         let our_dst = ours
             .as_ref()

@@ -4,16 +4,14 @@
 //! events the host dispatched (the watch stream, as `ctl watch` sees it),
 //! and none was given a kind it did not ask for.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::host::{Host, Spec, test_config};
-use common::kernel::ifindexes;
-use common::netns::TestNetns;
-use common::{Rng, plugin};
+use crate::util::host::{Host, Spec, test_config};
+use crate::util::kernel::ifindexes;
+use crate::util::netns::TestNetns;
+use crate::util::{Rng, plugin};
 use dphost::netlink::engine::{Request, WatchItem};
 use dphost::plugin::Limits;
 use dphost::wit::{Event, KindSet, ObjectKind, OperState};

@@ -1,14 +1,13 @@
 //! 200 reloads in a loop leave the host's resident memory flat: neither
-//! stores nor compiled code of replaced instances are kept. A test binary
-//! of its own, so no other test's memory is measured with it.
-
-mod common;
+//! stores nor compiled code of replaced instances are kept. The test runs
+//! alone in a child process (`run_alone!`), so no other test's memory is
+//! measured with it.
 
 use std::time::Duration;
 
-use common::churn::{assert_fib_converges, namespace_with_routes};
-use common::host::{Host, Spec, test_config};
-use common::plugin;
+use crate::util::churn::{assert_fib_converges, namespace_with_routes};
+use crate::util::host::{Host, Spec, test_config};
+use crate::util::{plugin, run_alone};
 
 /// Resident set size of this process, in bytes.
 fn rss() -> u64 {
@@ -25,6 +24,7 @@ fn rss() -> u64 {
 /// 160 more may add at most 16 MiB (allocator noise), not 160.
 #[test]
 fn two_hundred_reloads_leave_memory_flat() {
+    run_alone!();
     let Some(ns) = namespace_with_routes("leak", 300) else {
         return;
     };

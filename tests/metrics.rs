@@ -5,15 +5,13 @@
 //! plugin that keeps trapping counts its traps and shows disabled, calls
 //! fill the call duration histogram.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::churn::{routes, topology};
-use common::host::{Host, Spec, test_config};
-use common::netns::TestNetns;
-use common::{fixture, plugin};
+use crate::util::churn::{routes, topology};
+use crate::util::host::{Host, Spec, test_config};
+use crate::util::netns::TestNetns;
+use crate::util::{Scratch, fixture, plugin};
 use dphost::control::{ControlAddr, client, server};
 
 /// Samples by name and sorted labels (`name{a="x",b="y"}`), after checking
@@ -92,8 +90,8 @@ fn metrics_parse_and_move() {
         ..Spec::new(fixture("trap"))
     };
     let host = Host::start(&ns, config, &[Spec::new(plugin("fib")), trap]);
-    let socket = std::env::temp_dir().join(format!("dphost-metrics-{}.sock", std::process::id()));
-    let control = ControlAddr::Unix(socket.clone());
+    let dir = Scratch::new("metrics");
+    let control = ControlAddr::Unix(dir.join("control.sock"));
     server::spawn(vec![control.clone()], host.handle.clone()).expect("control API");
     let mut ready = false;
     for _ in 0..100 {
@@ -194,5 +192,4 @@ fn metrics_parse_and_move() {
         value(&after, r#"dphost_plugin_state{plugin="fib",state="live"}"#),
         1.0
     );
-    let _ = std::fs::remove_file(&socket);
 }

@@ -2,12 +2,10 @@
 //! and it is sent nothing until a resync; the resync's replay (sync-begin,
 //! the full set, sync-end) brings it back to exactly the replayed state.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::util::*;
 use dphost::dispatch::{DispatchOptions, Dispatcher, PluginState, Replay};
 use dphost::plugin::Limits;
 use dphost::wit::{Event, ObjectKind};

@@ -5,14 +5,12 @@
 //! another world or an `init` that fails is refused while the old instance
 //! keeps answering. The other plugins miss nothing throughout.
 
-mod common;
-
 use std::time::Duration;
 
-use common::churn::{assert_fib_converges, routes, topology};
-use common::host::{Host, Spec, test_config};
-use common::netns::TestNetns;
-use common::{fixture, plugin};
+use crate::util::churn::{assert_fib_converges, routes, topology};
+use crate::util::host::{Host, Spec, test_config};
+use crate::util::netns::TestNetns;
+use crate::util::{Scratch, fixture, plugin};
 
 /// A FIB that traps on its 250th route event (the churn makes about 290;
 /// its replay after the crash holds fewer than 250) is restarted, replayed,
@@ -86,8 +84,7 @@ fn reloads_swap_in_and_bad_files_are_refused() {
         return;
     };
     topology(&ns);
-    let dir = std::env::temp_dir().join(format!("dphost-reload-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("reload");
     let file = dir.join("fib.wasm");
     std::fs::copy(plugin("fib"), &file).unwrap();
     let host = Host::start(
@@ -130,5 +127,4 @@ fn reloads_swap_in_and_bad_files_are_refused() {
         routes(&ns, 254, 300, 20);
         assert_fib_converges(&ns, &host, "fib");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }

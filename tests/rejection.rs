@@ -2,24 +2,14 @@
 //! wrong: a text file, a truncated component, a core module, a component of
 //! another world, and a plugin whose init refuses its config.
 
-mod common;
-
-use common::*;
+use crate::util::*;
 use dphost::plugin::{Limits, LoadError};
 
 fn compile_err(bytes: &[u8]) -> LoadError {
-    // A directory per file: the tests run in parallel.
-    let dir = std::env::temp_dir().join(format!(
-        "dphost-reject-{}-{:x}",
-        std::process::id(),
-        bytes.len()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("reject");
     let path = dir.join("plugin.wasm");
     std::fs::write(&path, bytes).unwrap();
-    let err = runtime().compile(&path).unwrap_err();
-    let _ = std::fs::remove_dir_all(&dir);
-    err
+    runtime().compile(&path).unwrap_err()
 }
 
 /// A text file is not WebAssembly.
@@ -87,9 +77,8 @@ fn init_refusal() {
 /// The second compile of the same file comes from the on-disk code cache.
 #[test]
 fn second_load_comes_from_the_code_cache() {
-    let dir = std::env::temp_dir().join(format!("dphost-cache-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let rt = dphost::plugin::Runtime::new(Some(&dir)).unwrap();
+    let dir = Scratch::new("cache");
+    let rt = dphost::plugin::Runtime::new(Some(&*dir)).unwrap();
     let first = rt.compile(&plugin("logger")).unwrap();
     let second = rt.compile(&plugin("logger")).unwrap();
     assert!(!first.from_cache);
@@ -97,5 +86,4 @@ fn second_load_comes_from_the_code_cache() {
     assert_eq!(first.sha256, second.sha256);
     rt.instantiate(&second, None, "", &Limits::default())
         .expect("cached code instantiates");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

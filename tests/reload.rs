@@ -4,27 +4,17 @@
 //! again adds, removes and reconfigures plugins; a stateful plugin hands
 //! its state to its next version, and a refused handover keeps the old one.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::churn::{assert_fib_converges, namespace_with_routes, routes, topology};
-use common::host::{Host, Spec, test_config};
-use common::netns::TestNetns;
-use common::{fixture, plugin};
+use crate::util::churn::{assert_fib_converges, namespace_with_routes, routes, topology};
+use crate::util::host::{Host, Spec, test_config};
+use crate::util::netns::TestNetns;
+use crate::util::{Scratch, fixture, plugin};
 use dphost::plugin::Limits;
 use dphost::wit::{EVENT_NAMES, ObjectKind};
 use dphost_bench::scene::component_variant as variant;
 use serde_json::Value;
-
-/// A scratch directory for plugin files, removed by the test.
-fn scratch(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("dphost-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn count(value: &Value, name: &str) -> u64 {
     value[name].as_u64().unwrap_or(0)
@@ -78,7 +68,7 @@ fn file_changes_reload_under_churn() {
         return;
     };
     topology(&ns);
-    let dir = scratch("watch");
+    let dir = Scratch::new("watch");
     let file = dir.join("fib.wasm");
     let original = std::fs::read(plugin("fib")).unwrap();
     std::fs::write(&file, &original).unwrap();
@@ -131,7 +121,6 @@ fn file_changes_reload_under_churn() {
     std::fs::write(&file, variant(&original, 20)).unwrap();
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(host.plugin_status("fib")["reloads"], 20);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The configuration read again: a plugin it no longer has is unloaded, a

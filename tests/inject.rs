@@ -1,76 +1,34 @@
-//! End-to-end checks against a real kernel: each test creates its own network namespace
-//! (`dphost-bench-test-PID-N`, with a veth pair `d0`/`d1`), injects, counts, deletes and flushes
-//! routes there, and deletes the namespace afterwards. They need root and `ip`; without root
-//! they print a note and pass.
+//! The benchmark injector (`dphost-bench`) end to end against a real kernel: each test creates
+//! its own network namespace ([`TestNetns`], with a veth pair `d0`/`d1`), injects, counts, deletes
+//! and flushes routes there, and deletes the namespace afterwards. They need root and `ip`;
+//! without root they print a note and pass (with `CI=true` they fail).
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 
+use crate::util::netns::TestNetns;
 use dphost_bench::{
     Family, InjectConfig, Interface, Op, flush_table, inject_routes, kernel_route_count, raw_dump,
 };
 
-/// A namespace that is deleted when dropped.
-struct Netns(String);
-
-impl Netns {
-    fn new() -> Option<Self> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("skipping: needs root to create network namespaces");
-            return None;
-        }
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "dphost-bench-test-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let ns = Netns(name);
-        ns.ip(&["netns", "add", &ns.0]);
-        for args in [
-            &["link", "set", "lo", "up"][..],
-            &["link", "add", "d0", "type", "veth", "peer", "name", "d1"],
-            &["link", "set", "d0", "up"],
-            &["link", "set", "d1", "up"],
-            &["addr", "add", "10.255.255.1/8", "dev", "d0"],
-            &[
-                "-6",
-                "addr",
-                "add",
-                "2001:db8:ffff::1/64",
-                "dev",
-                "d0",
-                "nodad",
-            ],
-        ] {
-            let mut full = vec!["-n", &ns.0];
-            full.extend_from_slice(args);
-            ns.ip(&full);
-        }
-        Some(ns)
+/// A test namespace with a veth pair `d0`/`d1`, both up, and an address of
+/// each family on `d0`.
+fn namespace() -> Option<TestNetns> {
+    let ns = TestNetns::new("inject")?;
+    for args in [
+        "link add d0 type veth peer name d1",
+        "link set d0 up",
+        "link set d1 up",
+        "addr add 10.255.255.1/8 dev d0",
+        "-6 addr add 2001:db8:ffff::1/64 dev d0 nodad",
+    ] {
+        ns.ip(args);
     }
-
-    fn ip(&self, args: &[&str]) {
-        let status = Command::new("ip").args(args).status().expect("running ip");
-        assert!(status.success(), "ip {args:?} failed");
-    }
-
-    fn name(&self) -> Option<&str> {
-        Some(&self.0)
-    }
+    Some(ns)
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn config(ns: &Netns, count: u64, family: Family) -> InjectConfig {
+fn config(ns: &TestNetns, count: u64, family: Family) -> InjectConfig {
     let mut c = InjectConfig::new(count);
-    c.netns = Some(ns.0.clone());
+    c.netns = Some(ns.name.clone());
     c.family = family;
     c.interface = Some(Interface::Name("d0".into()));
     c
@@ -78,9 +36,10 @@ fn config(ns: &Netns, count: u64, family: Family) -> InjectConfig {
 
 #[test]
 fn inject_count_delete_ipv4_and_ipv6() {
-    let Some(ns) = Netns::new() else { return };
-    let v4_before = kernel_route_count(ns.name(), Some(Family::V4)).unwrap();
-    let v6_before = kernel_route_count(ns.name(), Some(Family::V6)).unwrap();
+    let Some(ns) = namespace() else { return };
+    let name = Some(ns.name.as_str());
+    let v4_before = kernel_route_count(name, Some(Family::V4)).unwrap();
+    let v6_before = kernel_route_count(name, Some(Family::V6)).unwrap();
 
     // Small batches so that many sends and drains happen.
     let mut v4 = config(&ns, 20_000, Family::V4);
@@ -97,14 +56,14 @@ fn inject_count_delete_ipv4_and_ipv6() {
     assert_eq!((r.routes, r.errors), (2_000, 0), "{r}");
 
     assert_eq!(
-        kernel_route_count(ns.name(), Some(Family::V4)).unwrap(),
+        kernel_route_count(name, Some(Family::V4)).unwrap(),
         v4_before + 20_000
     );
     assert_eq!(
-        kernel_route_count(ns.name(), Some(Family::V6)).unwrap(),
+        kernel_route_count(name, Some(Family::V6)).unwrap(),
         v6_before + 2_000
     );
-    let dump = raw_dump(ns.name(), None).unwrap();
+    let dump = raw_dump(name, None).unwrap();
     assert_eq!(dump.routes as usize, v4_before + v6_before + 22_000);
     assert_eq!(dump.messages, dump.routes + 1, "routes plus NLMSG_DONE");
     assert!(!dump.interrupted);
@@ -128,14 +87,15 @@ fn inject_count_delete_ipv4_and_ipv6() {
     let r = inject_routes(&del).unwrap();
     assert_eq!((r.routes, r.errors), (20_000, 0), "{r}");
     assert_eq!(
-        kernel_route_count(ns.name(), Some(Family::V4)).unwrap(),
+        kernel_route_count(name, Some(Family::V4)).unwrap(),
         v4_before
     );
 }
 
 #[test]
 fn big_table_gateway_rate_and_flush() {
-    let Some(ns) = Netns::new() else { return };
+    let Some(ns) = namespace() else { return };
+    let name = Some(ns.name.as_str());
     let mut c = config(&ns, 3_000, Family::V4);
     c.table = 100_000; // needs RTA_TABLE
     c.interface = None;
@@ -150,23 +110,19 @@ fn big_table_gateway_rate_and_flush() {
     v6.table = 100_000;
     assert_eq!(inject_routes(&v6).unwrap().errors, 0);
 
-    let out = Command::new("ip")
-        .args(["-n", &ns.0, "route", "show", "table", "100000"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = ns.ip("route show table 100000");
     assert!(
         text.starts_with("20.0.0.0/28 via 10.255.255.2 dev d0 proto static"),
         "{text}"
     );
     assert!(text.contains("20.0.11.112/28 via"), "route 2999 missing");
 
-    let total = kernel_route_count(ns.name(), None).unwrap();
-    let f = flush_table(ns.name(), 100_000, Some(Family::V4)).unwrap();
+    let total = kernel_route_count(name, None).unwrap();
+    let f = flush_table(name, 100_000, Some(Family::V4)).unwrap();
     assert_eq!((f.deleted, f.errors), (3_000, 0), "{f:?}");
-    let f = flush_table(ns.name(), 100_000, None).unwrap();
+    let f = flush_table(name, 100_000, None).unwrap();
     assert_eq!((f.deleted, f.errors), (1_000, 0), "{f:?}");
-    assert_eq!(kernel_route_count(ns.name(), None).unwrap(), total - 4_000);
+    assert_eq!(kernel_route_count(name, None).unwrap(), total - 4_000);
 }
 
 #[test]

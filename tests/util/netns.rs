@@ -54,16 +54,6 @@ impl TestNetns {
         String::from_utf8(out.stdout).expect("ip prints UTF-8")
     }
 
-    /// Runs `ip -n NAME ARGS`, tolerating failure (churn may remove what a
-    /// command names); true when it succeeded.
-    pub fn try_ip(&self, args: &str) -> bool {
-        self.command(args)
-            .stderr(Stdio::null())
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-
     /// Runs many `ip` commands at once (`ip -force -batch FILE`), going on
     /// past the ones the kernel refuses (churn names things that may be
     /// gone).

@@ -106,7 +106,6 @@ impl Host {
     }
 
     /// What each plugin declared and where it stands (`ctl plugins`).
-    #[allow(dead_code)]
     pub fn plugins(&self) -> Vec<dphost::dispatch::PluginView> {
         self.ask(Request::Plugins)
     }

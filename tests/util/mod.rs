@@ -1,22 +1,24 @@
 //! Shared helpers of the integration tests: where the built plugins are,
-//! how to load one into a dispatcher, and event builders.
-#![allow(dead_code, reason = "each test binary uses a different part")]
+//! how to load one into a dispatcher, event builders, and running a test
+//! alone in a child process ([`alone`]).
 
+pub mod alone;
 pub mod churn;
 pub mod host;
 pub mod kernel;
 pub mod mirror;
 pub mod netns;
 
-use std::path::PathBuf;
+pub(crate) use alone::run_alone;
+
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use dphost::dispatch::{Dispatcher, PluginId, PluginMeta};
 use dphost::plugin::{Limits, Runtime};
-use dphost::wit::{
-    Event, Family, IpAddress, IpPrefix, NextHop, NextHops, ObjectKind, Route, RouteType,
-};
+use dphost::wit::{Event, IpAddress, IpPrefix, NextHop, NextHops, ObjectKind, Route, RouteType};
 
 fn plugins_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -32,6 +34,39 @@ fn existing(path: PathBuf) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// A directory for one test's files (plugin copies, configurations,
+/// sockets): `dphost-test-TAG-PID-N` in the system temp dir, with N
+/// counting every scratch directory this process made, so that no two
+/// tests share one even when they run at once in this process. Made empty;
+/// removed on drop, also when the test fails.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str) -> Scratch {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("dphost-test-{tag}-{}-{n}", std::process::id()));
+        // Left by an earlier process of the same PID that did not finish.
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("making a scratch directory");
+        Scratch(dir)
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A small deterministic generator (xorshift), so a failing random test
@@ -151,8 +186,4 @@ pub fn sync(kind: ObjectKind, objects: Vec<Event>) -> Vec<Event> {
     events.extend(objects);
     events.push(Event::SyncEnd(kind));
     events
-}
-
-pub fn is_v4(f: Family) -> bool {
-    f == Family::Ipv4
 }

@@ -1,0 +1,40 @@
+//! dphost's integration tests, in one binary (one link, one run, one
+//! `test result:` line); run one module with `cargo test --test tests kernel::`.
+//!
+//! - `barrier`: mp-safe plugins' calls overlap; a not mp-safe one runs alone.
+//! - `cli`: the `dphost` binary: `run`, `ctl`, `check`, SIGHUP, JSON logs, `ctl watch`.
+//! - `fib`: the FIB plugin's lookups, replaces, multipath and resync sweep.
+//! - `hostile`: plugins that trap, spin, bomb or recurse on a real kernel recover or are disabled.
+//! - `image`: pre-lowered batches reach a plugin exactly as typed lowering does.
+//! - `inject`: the benchmark injector adds, counts, deletes and flushes routes in a namespace.
+//! - `isolation`: a failing or chatty plugin fails alone, named in the host's log.
+//! - `kernel`: the engine converges on a real kernel under loss, interrupted dumps and sync errors.
+//! - `languages`: the C, Python and JavaScript plugins match the kernel after churn.
+//! - `leak`: 200 reloads leave the resident memory flat.
+//! - `metrics`: `GET /metrics` is well-formed and its counters move.
+//! - `overflow`: a plugin whose queue overflows is resynced to exactly the replay.
+//! - `recovery`: crashed plugins restart or are disabled; bad reloads are refused.
+//! - `rejection`: files that are not plugins are refused with the reason.
+//! - `reload`: watched files, configuration reads and state handover reload without loss.
+//!
+//! `util` holds what they share: plugin paths, network namespaces, an
+//! in-process host, comparisons with the kernel, and `run_alone!` for a
+//! test that must be the only one in its process (`leak`, `isolation`).
+
+mod util;
+
+mod barrier;
+mod cli;
+mod fib;
+mod hostile;
+mod image;
+mod inject;
+mod isolation;
+mod kernel;
+mod languages;
+mod leak;
+mod metrics;
+mod overflow;
+mod recovery;
+mod rejection;
+mod reload;
