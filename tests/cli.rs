@@ -136,6 +136,37 @@ fn run_and_ctl() {
     let missing = ctl(&control, &["query", "nosuch", "{}"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no plugin named"));
+
+    for args in [
+        &["status"][..],
+        &["plugins"],
+        &["mirror", "routes"],
+        &["--json", "status"],
+    ] {
+        ctl_into_closed_pipe(&control, args);
+    }
+}
+
+/// `ctl` writing into a pipe whose reader is gone (`ctl status | head -1`)
+/// ends quietly with success, as `head` expects. The reader is closed
+/// before `ctl` starts, so every write it makes fails.
+fn ctl_into_closed_pipe(control: &str, args: &[&str]) {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let out = Command::new(DPHOST)
+        .args(["ctl", "--control", control])
+        .args(args)
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("running dphost ctl");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "ctl {args:?}: {} {stderr}",
+        out.status
+    );
+    assert!(stderr.is_empty(), "ctl {args:?} said: {stderr}");
 }
 
 /// `check` prints what a plugin says of itself, and fails with the reason

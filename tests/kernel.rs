@@ -161,7 +161,7 @@ fn converges_under_notification_loss() {
         return;
     };
     topology(&ns);
-    let config = dphost::netlink::engine::NetlinkConfig {
+    let config = dphost::engine::NetlinkConfig {
         rx_buf_size: 4096,
         ..test_config()
     };
@@ -271,7 +271,7 @@ fn interrupted_dumps_are_redone() {
         .map(|i| format!("addr add 172.16.{}.{}/32 dev d0", i / 250, i % 250 + 1))
         .collect();
     ns.batch(&addrs);
-    let config = dphost::netlink::engine::NetlinkConfig {
+    let config = dphost::engine::NetlinkConfig {
         sync_batch_limit: 16,
         sync_batch_delay: Duration::from_millis(5),
         ..test_config()
@@ -326,7 +326,7 @@ fn sync_errors_are_retried() {
         return;
     };
     topology(&ns);
-    let config = dphost::netlink::engine::NetlinkConfig {
+    let config = dphost::engine::NetlinkConfig {
         rx_buf_size: 4096,
         sync_batch_limit: 16,
         sync_batch_delay: Duration::from_millis(5),
@@ -374,7 +374,7 @@ fn added_and_overflowing_plugins_converge() {
         },
         ..Spec::new(fixture("slowfib"))
     };
-    let config = dphost::netlink::engine::NetlinkConfig {
+    let config = dphost::engine::NetlinkConfig {
         batch_delay: Duration::from_millis(1),
         ..test_config()
     };

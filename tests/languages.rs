@@ -12,7 +12,7 @@ use crate::util::host::{Host, Spec, test_config};
 use crate::util::kernel::ifindexes;
 use crate::util::netns::TestNetns;
 use crate::util::{Rng, plugin};
-use dphost::netlink::engine::{Request, WatchItem};
+use dphost::engine::{Request, WatchItem};
 use dphost::plugin::Limits;
 use dphost::wit::{Event, KindSet, ObjectKind, OperState};
 use serde_json::{Value, json};
@@ -461,7 +461,12 @@ fn plugins_in_every_language_match_the_kernel_after_churn() {
     let declared: BTreeMap<String, (bool, Vec<ObjectKind>)> = host
         .plugins()
         .into_iter()
-        .map(|p| (p.name.to_string(), (p.info.mp_safe, p.info.kinds.clone())))
+        .map(|p| {
+            (
+                p.worker.name.to_string(),
+                (p.worker.info.mp_safe, p.worker.info.kinds.clone()),
+            )
+        })
         .collect();
     use ObjectKind::{Link, Neighbour, Route};
     for (plugin, kinds) in [

@@ -81,7 +81,7 @@ fn metrics_parse_and_move() {
         return;
     };
     topology(&ns);
-    let config = dphost::netlink::engine::NetlinkConfig {
+    let config = dphost::engine::NetlinkConfig {
         rx_buf_size: 4096,
         ..test_config()
     };

@@ -5,6 +5,7 @@
 //! another world or an `init` that fails is refused while the old instance
 //! keeps answering. The other plugins miss nothing throughout.
 
+use dphost::engine::RequestError;
 use std::time::Duration;
 
 use crate::util::churn::{assert_fib_converges, routes, topology};
@@ -114,7 +115,8 @@ fn reloads_swap_in_and_bad_files_are_refused() {
     for (bytes, expected) in refusals {
         std::fs::write(&file, &bytes).unwrap();
         let err = host.reload("fib").unwrap_err();
-        assert!(err.contains(expected), "{err}");
+        assert!(matches!(err, RequestError::Refused(_)), "{err:?}");
+        assert!(err.to_string().contains(expected), "{err}");
         let status = host.plugin_status("fib");
         assert!(
             status["rejected"]["reason"]

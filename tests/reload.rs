@@ -4,6 +4,7 @@
 //! again adds, removes and reconfigures plugins; a stateful plugin hands
 //! its state to its next version, and a refused handover keeps the old one.
 
+use dphost::engine::RequestError;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -158,7 +159,8 @@ fn config_read_again_adds_removes_and_reconfigures() {
     };
 
     let twice = host.reconfigure(&[fib(), fib()]).unwrap_err();
-    assert!(twice.contains("nothing was changed"), "{twice}");
+    assert!(matches!(twice, RequestError::DuplicateKey(_)), "{twice:?}");
+    assert!(twice.to_string().contains("nothing was changed"), "{twice}");
     assert_eq!(names(&host), ["fib", "logger", "slow"]);
 
     let second = || {

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::bounded;
 use dphost::control::server::status_json;
 use dphost::dispatch::DispatchOptions;
-use dphost::netlink::engine::{Engine, EngineHandle, NetlinkConfig, Request};
+use dphost::engine::plugin_set::Prepared;
+use dphost::engine::{Engine, EngineHandle, NetlinkConfig, Outcome, PluginSet, Request};
 use dphost::netlink::socket::Netns;
+use dphost::plugin::PluginSpec;
 use dphost::plugin::{Limits, Runtime};
-use dphost::plugins::{PluginSpec, Plugins, Prepared};
 use dphost::wit::ObjectKind;
 use serde_json::Value;
 
@@ -63,13 +64,13 @@ pub struct Host {
 }
 
 fn prepare(runtime: &Runtime, spec: &Spec) -> Prepared {
-    Plugins::prepare(runtime, &spec.plugin_spec()).expect("plugin loads")
+    PluginSet::prepare(runtime, &spec.plugin_spec()).expect("plugin loads")
 }
 
 impl Host {
     pub fn start(ns: &TestNetns, config: NetlinkConfig, specs: &[Spec]) -> Host {
         let runtime = std::sync::Arc::new(Runtime::new(None).expect("runtime"));
-        let mut plugins = Plugins::new(runtime.clone(), DispatchOptions::default());
+        let mut plugins = PluginSet::new(runtime.clone(), DispatchOptions::default());
         // Tests do not wait a second for each restart.
         plugins.restart_base = Duration::from_millis(50);
         for spec in specs {
@@ -106,7 +107,7 @@ impl Host {
     }
 
     /// What each plugin declared and where it stands (`ctl plugins`).
-    pub fn plugins(&self) -> Vec<dphost::dispatch::PluginView> {
+    pub fn plugins(&self) -> Vec<dphost::engine::PluginView> {
         self.ask(Request::Plugins)
     }
 
@@ -158,18 +159,18 @@ impl Host {
     }
 
     /// `ctl reload NAME`: the plugin's answer, or why it was refused.
-    pub fn reload(&self, plugin: &str) -> Result<String, String> {
+    pub fn reload(&self, plugin: &str) -> Outcome {
         self.ask(|reply| Request::reload(plugin, reply))
     }
 
     /// The configuration read again (SIGHUP) with these plugins.
-    pub fn reconfigure(&self, specs: &[Spec]) -> Result<String, String> {
+    pub fn reconfigure(&self, specs: &[Spec]) -> Outcome {
         let plugins = specs.iter().map(Spec::plugin_spec).collect();
         self.ask(|reply| Request::Reconfigure { plugins, reply })
     }
 
     /// `ctl enable NAME`.
-    pub fn enable(&self, plugin: &str) -> Result<String, String> {
+    pub fn enable(&self, plugin: &str) -> Outcome {
         self.ask(|reply| Request::Enable {
             plugin: plugin.to_string(),
             reply,
