@@ -335,9 +335,7 @@ fn state_funcs(
     Ok(Some(StateFuncs { snapshot, restore }))
 }
 
-/// Advances the engine's epoch every [`EPOCH_TICK`]; a call whose deadline
-/// (in ticks) passes traps with an interrupt.
-/// An error and its causes, `: `-separated, as anyhow's `{:#}` shows them.
+/// An error and its causes, `: `-separated, as `dphost` prints errors.
 fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();
@@ -349,6 +347,8 @@ fn chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// Advances the engine's epoch every [`EPOCH_TICK`]; a call whose deadline
+/// (in ticks) passes traps with an interrupt.
 fn spawn_ticker(engine: WasmEngine, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("dphost-epoch".into())
