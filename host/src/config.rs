@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
 use serde::Deserialize;
 
 use crate::control::ControlAddr;
@@ -192,15 +191,45 @@ impl PluginSection {
     }
 }
 
+/// Why a configuration could not be read. The TOML reader's message names
+/// the key and its line; the file's path is the message over it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read (missing, unreadable).
+    #[error("reading config {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file was read but its text is not a valid configuration.
+    #[error("in config {}", path.display())]
+    InFile {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    /// The text is not a valid configuration: bad TOML, an unknown key, a
+    /// value of the wrong type or out of range.
+    #[error(transparent)]
+    Parse(#[from] toml::de::Error),
+}
+
 impl Config {
     /// Reads and checks a file; errors name the key and line.
-    pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading config {}", path.display()))?;
-        Config::parse(&text).with_context(|| format!("in config {}", path.display()))
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::InFile {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
-    pub fn parse(text: &str) -> Result<Config> {
+    /// Checks a configuration's text; errors name the key and line.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
         Ok(toml::from_str(text)?)
     }
 }
@@ -304,6 +333,43 @@ mod tests {
             assert!(message.contains(problem), "{key}: {message}");
             assert!(message.contains("line "), "{key}: {message}");
         }
+    }
+
+    /// A file that cannot be read says which, over the system's reason; one
+    /// that does not parse says which, over the key and line.
+    #[test]
+    fn load_names_the_file_over_the_cause() {
+        let chain = |e: &dyn std::error::Error| {
+            let mut text = e.to_string();
+            let mut cause = e.source();
+            while let Some(c) = cause {
+                text = format!("{text}: {c}");
+                cause = c.source();
+            }
+            text
+        };
+        let missing = Path::new("/nonexistent/dphost.toml");
+        let err = Config::load(missing).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }), "{err:?}");
+        let message = chain(&err);
+        assert!(
+            message.starts_with("reading config /nonexistent/dphost.toml: "),
+            "{message}"
+        );
+        let dir = std::env::temp_dir().join(format!("dphost-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, "colour = 1\n").unwrap();
+        let message = chain(&Config::load(&bad).unwrap_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            message.starts_with(&format!("in config {}: ", bad.display())),
+            "{message}"
+        );
+        assert!(
+            message.contains("colour") && message.contains("line 1"),
+            "{message}"
+        );
     }
 
     /// A value of the wrong type names the key.

@@ -50,9 +50,10 @@ pub fn ctl(args: CtlArgs) -> Result<()> {
     };
     if let CtlCommand::Watch = args.command {
         let mut out = io::stdout().lock();
-        return client::stream_lines(&addr, "/watch", |line| {
+        client::stream_lines(&addr, "/watch", |line| {
             writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
-        });
+        })?;
+        return Ok(());
     }
     let (method, path, body) = match &args.command {
         CtlCommand::Watch => unreachable!("streamed above"),

@@ -6,55 +6,132 @@ use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-
 use super::ControlAddr;
 
 /// Longest wait for an answer. Threat: a wedged daemon hanging the CLI.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Why a request to the control API failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Nothing listens at the address: usually no `dphost run` is running.
+    #[error("connecting to {addr} (is `dphost run` running?)")]
+    Connect {
+        addr: ControlAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Sending the request or reading the answer failed, or the read
+    /// timed out.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The whole answer was read but is not a well-formed HTTP answer.
+    #[error("reading the answer from {addr}")]
+    Answer {
+        addr: ControlAddr,
+        #[source]
+        source: AnswerError,
+    },
+    /// A streamed answer is not well-formed HTTP.
+    #[error(transparent)]
+    Stream(#[from] AnswerError),
+    /// A streamed request was refused: the status code and the body.
+    #[error("{code}: {body}")]
+    Status { code: u16, body: String },
+}
+
+/// What is wrong with an answer's bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    /// The head does not parse as HTTP.
+    #[error(transparent)]
+    Head(#[from] httparse::Error),
+    /// The connection closed before the head ended.
+    #[error("incomplete HTTP answer")]
+    Incomplete,
+    /// A streamed answer's status line has no status code.
+    #[error("not an HTTP answer")]
+    NotHttp,
+    /// A chunk's size line is missing or is not a hexadecimal number.
+    #[error("bad chunked encoding")]
+    BadChunk(#[source] Option<std::num::ParseIntError>),
+    /// A chunk's size line is not UTF-8.
+    #[error(transparent)]
+    ChunkSizeText(#[from] std::str::Utf8Error),
+    /// A chunk's size is not a hexadecimal number.
+    #[error(transparent)]
+    ChunkSize(#[from] std::num::ParseIntError),
+    /// The answer ends inside a chunk.
+    #[error("truncated chunk")]
+    TruncatedChunk,
+    /// The body of a whole answer is not UTF-8.
+    #[error("answer is not UTF-8")]
+    NotUtf8(#[source] std::string::FromUtf8Error),
+    /// A line of a streamed answer is not UTF-8.
+    #[error("a line is not UTF-8")]
+    LineNotUtf8(#[source] std::str::Utf8Error),
+}
+
 /// An HTTP answer: status code and body.
+#[derive(Debug)]
 pub struct Answer {
     pub status: u16,
     pub body: String,
 }
 
 /// Sends one request and reads the whole answer.
-pub fn request(addr: &ControlAddr, method: &str, path: &str, body: &str) -> Result<Answer> {
+pub fn request(
+    addr: &ControlAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<Answer, ClientError> {
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: dphost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
+    let connect = |source| ClientError::Connect {
+        addr: addr.clone(),
+        source,
+    };
     let raw = match addr {
         ControlAddr::Unix(p) => {
-            let stream = UnixStream::connect(p)
-                .with_context(|| format!("connecting to {addr} (is `dphost run` running?)"))?;
+            let stream = UnixStream::connect(p).map_err(connect)?;
             stream.set_read_timeout(Some(TIMEOUT))?;
             exchange(stream, &head, body)?
         }
         ControlAddr::Tcp(a) => {
-            let stream = TcpStream::connect(a)
-                .with_context(|| format!("connecting to {addr} (is `dphost run` running?)"))?;
+            let stream = TcpStream::connect(a).map_err(connect)?;
             stream.set_read_timeout(Some(TIMEOUT))?;
             exchange(stream, &head, body)?
         }
     };
-    parse(&raw).with_context(|| format!("reading the answer from {addr}"))
+    parse(&raw).map_err(|source| ClientError::Answer {
+        addr: addr.clone(),
+        source,
+    })
 }
 
 /// Sends a GET and hands each line of the answer to `line` as it arrives
 /// (the answer may stream for ever), until the server ends it or `line`
 /// returns false. No read timeout: a stream may be quiet for long.
-pub fn stream_lines(addr: &ControlAddr, path: &str, line: impl FnMut(&str) -> bool) -> Result<()> {
+pub fn stream_lines(
+    addr: &ControlAddr,
+    path: &str,
+    line: impl FnMut(&str) -> bool,
+) -> Result<(), ClientError> {
     let head = format!("GET {path} HTTP/1.1\r\nHost: dphost\r\nConnection: close\r\n\r\n");
-    let connect = || format!("connecting to {addr} (is `dphost run` running?)");
+    let connect = |source| ClientError::Connect {
+        addr: addr.clone(),
+        source,
+    };
     match addr {
         ControlAddr::Unix(p) => {
-            let stream = UnixStream::connect(p).with_context(connect)?;
+            let stream = UnixStream::connect(p).map_err(connect)?;
             read_lines(stream, &head, line)
         }
         ControlAddr::Tcp(a) => {
-            let stream = TcpStream::connect(a).with_context(connect)?;
+            let stream = TcpStream::connect(a).map_err(connect)?;
             read_lines(stream, &head, line)
         }
     }
@@ -64,7 +141,7 @@ fn read_lines(
     mut stream: impl Read + Write,
     head: &str,
     mut line: impl FnMut(&str) -> bool,
-) -> Result<()> {
+) -> Result<(), ClientError> {
     stream.write_all(head.as_bytes())?;
     let mut reader = BufReader::new(stream);
     let mut status = String::new();
@@ -73,7 +150,7 @@ fn read_lines(
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .context("not an HTTP answer")?;
+        .ok_or(AnswerError::NotHttp)?;
     let mut chunked = false;
     loop {
         let mut header = String::new();
@@ -87,14 +164,17 @@ fn read_lines(
         let mut rest = Vec::new();
         reader.read_to_end(&mut rest)?;
         let body = if chunked { dechunk(&rest)? } else { rest };
-        bail!("{code}: {}", String::from_utf8_lossy(&body).trim());
+        return Err(ClientError::Status {
+            code,
+            body: String::from_utf8_lossy(&body).trim().to_string(),
+        });
     }
     let mut pending = Vec::new();
-    let mut feed = |bytes: &[u8]| -> Result<bool> {
+    let mut feed = |bytes: &[u8]| -> Result<bool, AnswerError> {
         pending.extend_from_slice(bytes);
         while let Some(end) = pending.iter().position(|b| *b == b'\n') {
             let text: Vec<u8> = pending.drain(..=end).collect();
-            if !line(std::str::from_utf8(&text[..end]).context("a line is not UTF-8")?) {
+            if !line(std::str::from_utf8(&text[..end]).map_err(AnswerError::LineNotUtf8)?) {
                 return Ok(false);
             }
         }
@@ -106,7 +186,7 @@ fn read_lines(
             let mut size_line = String::new();
             reader.read_line(&mut size_line)?;
             let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
-                .context("bad chunked encoding")?;
+                .map_err(|e| AnswerError::BadChunk(Some(e)))?;
             if size == 0 {
                 return Ok(());
             }
@@ -129,7 +209,7 @@ fn read_lines(
     }
 }
 
-fn exchange(mut stream: impl Read + Write, head: &str, body: &str) -> Result<Vec<u8>> {
+fn exchange(mut stream: impl Read + Write, head: &str, body: &str) -> std::io::Result<Vec<u8>> {
     stream.write_all(head.as_bytes())?;
     stream.write_all(body.as_bytes())?;
     let mut raw = Vec::new();
@@ -137,11 +217,11 @@ fn exchange(mut stream: impl Read + Write, head: &str, body: &str) -> Result<Vec
     Ok(raw)
 }
 
-fn parse(raw: &[u8]) -> Result<Answer> {
+fn parse(raw: &[u8]) -> Result<Answer, AnswerError> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut response = httparse::Response::new(&mut headers);
     let httparse::Status::Complete(at) = response.parse(raw)? else {
-        bail!("incomplete HTTP answer");
+        return Err(AnswerError::Incomplete);
     };
     let status = response.code.unwrap_or(0);
     let chunked = response.headers.iter().any(|h| {
@@ -155,24 +235,75 @@ fn parse(raw: &[u8]) -> Result<Answer> {
     };
     Ok(Answer {
         status,
-        body: String::from_utf8(body).context("answer is not UTF-8")?,
+        body: String::from_utf8(body).map_err(AnswerError::NotUtf8)?,
     })
 }
 
-fn dechunk(mut raw: &[u8]) -> Result<Vec<u8>> {
+fn dechunk(mut raw: &[u8]) -> Result<Vec<u8>, AnswerError> {
     let mut body = Vec::new();
     loop {
         let line_end = raw
             .windows(2)
             .position(|w| w == b"\r\n")
-            .context("bad chunked encoding")?;
+            .ok_or(AnswerError::BadChunk(None))?;
         let size_text = std::str::from_utf8(&raw[..line_end])?;
         let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)?;
         raw = &raw[line_end + 2..];
         if size == 0 {
             return Ok(body);
         }
-        body.extend_from_slice(raw.get(..size).context("truncated chunk")?);
-        raw = raw.get(size + 2..).context("truncated chunk")?;
+        body.extend_from_slice(raw.get(..size).ok_or(AnswerError::TruncatedChunk)?);
+        raw = raw.get(size + 2..).ok_or(AnswerError::TruncatedChunk)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error and its causes, as `dphost` prints them.
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut text = e.to_string();
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            text = format!("{text}: {c}");
+            cause = c.source();
+        }
+        text
+    }
+
+    /// No daemon: the message says where and suggests `dphost run`, over
+    /// the system's reason.
+    #[test]
+    fn connect_failure_names_the_address() {
+        let addr = ControlAddr::Unix("/nonexistent/dphost.sock".into());
+        let err = request(&addr, "GET", "/status", "").unwrap_err();
+        assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
+        let message = chain(&err);
+        assert!(
+            message.starts_with(
+                "connecting to unix:/nonexistent/dphost.sock (is `dphost run` running?): "
+            ),
+            "{message}"
+        );
+    }
+
+    /// A chunked body is reassembled; a broken one says what is wrong.
+    #[test]
+    fn chunked_answers() {
+        let head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let answer = parse(format!("{head}3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").as_bytes()).unwrap();
+        assert_eq!((answer.status, answer.body.as_str()), (200, "abcde"));
+        let cases = [
+            ("5\r\nab", "truncated chunk"),
+            ("zz\r\nab\r\n", "invalid digit found in string"),
+            ("3", "bad chunked encoding"),
+        ];
+        for (body, message) in cases {
+            let err = parse(format!("{head}{body}").as_bytes()).unwrap_err();
+            assert_eq!(chain(&err), message);
+        }
+        let err = parse(b"HTTP/1.1 200").unwrap_err();
+        assert_eq!(chain(&err), "incomplete HTTP answer");
     }
 }

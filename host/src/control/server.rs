@@ -14,7 +14,6 @@
 use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::Ordering;
 
-use anyhow::{Context, Result};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
@@ -27,13 +26,56 @@ use super::reply::{ANSWER_TIMEOUT, ask, error, json_response};
 use crate::engine::{EngineHandle, Outcome, PluginState, PluginView, QueryError, Request};
 use crate::wit::{EVENT_NAMES, ObjectKind};
 
+/// Why the control API could not start. Each message names the socket or
+/// port; the system's reason is the source.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The tokio runtime the API runs on could not be built.
+    #[error("starting the control API runtime")]
+    Runtime(#[source] std::io::Error),
+    /// Something answers on the socket: another dphost is running there.
+    #[error(
+        "{} is in use: another dphost is running with this control socket",
+        path.display()
+    )]
+    InUse { path: std::path::PathBuf },
+    /// A stale socket file, left by a dphost that died, could not be removed.
+    #[error("removing stale socket {}", path.display())]
+    RemoveStale {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The Unix socket could not be bound (directory missing, permissions).
+    #[error("binding the control socket {}", path.display())]
+    BindSocket {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TCP port could not be bound (in use, not permitted).
+    #[error("binding the control port {addr}")]
+    BindPort {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Restricting the socket to its owner (mode 0600) failed, or the
+    /// serving thread could not be started.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
 /// Starts serving on every address, on a thread of its own. Returns once
 /// every listener is bound, so a caller may connect at once.
-pub fn spawn(addrs: Vec<ControlAddr>, engine: EngineHandle) -> Result<std::thread::JoinHandle<()>> {
+pub fn spawn(
+    addrs: Vec<ControlAddr>,
+    engine: EngineHandle,
+) -> Result<std::thread::JoinHandle<()>, ServeError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .context("starting the control API runtime")?;
+        .map_err(ServeError::Runtime)?;
     let app = Router::new()
         .route("/status", get(status))
         .route("/metrics", get(metrics))
@@ -63,23 +105,25 @@ pub fn spawn(addrs: Vec<ControlAddr>, engine: EngineHandle) -> Result<std::threa
 
 type Server = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
-async fn bind(addr: ControlAddr, app: Router) -> Result<Server> {
+async fn bind(addr: ControlAddr, app: Router) -> Result<Server, ServeError> {
     match &addr {
         ControlAddr::Unix(path) => {
             if path.exists() {
                 // A socket someone answers on belongs to a running dphost:
                 // taking it over would cut that one off from its operators.
                 if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                    anyhow::bail!(
-                        "{} is in use: another dphost is running with this control socket",
-                        path.display()
-                    );
+                    return Err(ServeError::InUse { path: path.clone() });
                 }
-                std::fs::remove_file(path)
-                    .with_context(|| format!("removing stale socket {}", path.display()))?;
+                std::fs::remove_file(path).map_err(|source| ServeError::RemoveStale {
+                    path: path.clone(),
+                    source,
+                })?;
             }
-            let listener = tokio::net::UnixListener::bind(path)
-                .with_context(|| format!("binding the control socket {}", path.display()))?;
+            let listener =
+                tokio::net::UnixListener::bind(path).map_err(|source| ServeError::BindSocket {
+                    path: path.clone(),
+                    source,
+                })?;
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
             tracing::info!(control = %addr, "control API listening");
             Ok(Box::pin(async move {
@@ -91,7 +135,10 @@ async fn bind(addr: ControlAddr, app: Router) -> Result<Server> {
         ControlAddr::Tcp(socket) => {
             let listener = tokio::net::TcpListener::bind(socket)
                 .await
-                .with_context(|| format!("binding the control port {socket}"))?;
+                .map_err(|source| ServeError::BindPort {
+                    addr: *socket,
+                    source,
+                })?;
             tracing::info!(control = %addr, "control API listening");
             Ok(Box::pin(async move {
                 if let Err(e) = axum::serve(listener, app).await {

@@ -13,12 +13,49 @@ use std::io::Write;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
 use wasmtime::Engine as WasmEngine;
 use wasmtime::component::Component;
 
 /// The wasmtime version the cache keys include.
 pub const WASMTIME_VERSION: &str = "48.0.8";
+
+/// Why the code cache could not be opened or an entry written. Each
+/// message names the path; the system's reason is the source.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// The cache directory could not be created (permissions, read-only
+    /// file system, a file in the way).
+    #[error("creating code cache directory {}", dir.display())]
+    CreateDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// wasmtime could not serialize the compiled component.
+    #[error("serializing compiled code")]
+    Serialize(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The temporary file for a new entry could not be created.
+    #[error("creating {}", path.display())]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing or syncing the temporary file failed (disk full, I/O error).
+    #[error("writing {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The finished temporary file could not be renamed into place.
+    #[error("renaming into {}", path.display())]
+    Rename {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// A directory of compiled components for one engine configuration.
 #[derive(Debug)]
@@ -28,7 +65,7 @@ pub struct CodeCache {
 
 impl CodeCache {
     /// The cache under `root`, in a subdirectory for this engine's fingerprint.
-    pub fn open(root: &Path, engine: &WasmEngine) -> Result<CodeCache> {
+    pub fn open(root: &Path, engine: &WasmEngine) -> Result<CodeCache, CacheError> {
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let dir = root.join(format!(
@@ -39,7 +76,10 @@ impl CodeCache {
             .recursive(true)
             .mode(0o700)
             .create(&dir)
-            .with_context(|| format!("creating code cache directory {}", dir.display()))?;
+            .map_err(|source| CacheError::CreateDir {
+                dir: dir.clone(),
+                source,
+            })?;
         Ok(CodeCache { dir })
     }
 
@@ -84,20 +124,26 @@ impl CodeCache {
 
     /// Writes the compiled form of a component. Failure to write is not
     /// fatal to the load: the caller logs it and goes on.
-    pub fn store(&self, sha256: &str, component: &Component) -> Result<()> {
+    pub fn store(&self, sha256: &str, component: &Component) -> Result<(), CacheError> {
+        // wasmtime's error is not a `std::error::Error`; its boxed form is,
+        // and keeps the chain of causes.
         let bytes = component
             .serialize()
-            .map_err(anyhow::Error::from)
-            .context("serializing compiled code")?;
+            .map_err(|e| CacheError::Serialize(e.into_boxed_dyn_error()))?;
         let path = self.entry(sha256);
         let tmp = self
             .dir
             .join(format!(".{sha256}.{}.tmp", std::process::id()));
-        let mut file =
-            fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let mut file = fs::File::create(&tmp).map_err(|source| CacheError::Create {
+            path: tmp.clone(),
+            source,
+        })?;
         file.write_all(&bytes)
             .and_then(|()| file.sync_data())
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        fs::rename(&tmp, &path).with_context(|| format!("renaming into {}", path.display()))
+            .map_err(|source| CacheError::Write {
+                path: tmp.clone(),
+                source,
+            })?;
+        fs::rename(&tmp, &path).map_err(|source| CacheError::Rename { path, source })
     }
 }

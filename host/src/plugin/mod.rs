@@ -31,5 +31,5 @@ pub mod supervisor;
 
 pub use instance::{CallError, Instance, Refusal};
 pub use limits::Limits;
-pub use runtime::{Compiled, LoadError, Runtime, sha256_hex};
+pub use runtime::{Compiled, LoadError, Runtime, RuntimeError, sha256_hex};
 pub use spec::PluginSpec;

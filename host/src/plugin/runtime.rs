@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, types::ComponentItem};
 use wasmtime::{Config, Engine as WasmEngine, Store};
 
-use super::cache::CodeCache;
+use super::cache::{CacheError, CodeCache};
 use super::instance::{CallError, Instance, StateFuncs};
 use super::limits::{self, EPOCH_TICK, Limits, MAX_WASM_STACK};
 use super::lowering::ImageHandle;
@@ -63,6 +63,25 @@ pub enum LoadError {
     },
 }
 
+/// Why the shared runtime could not be set up. The messages are those of
+/// the cause itself, which each variant keeps.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// wasmtime rejected the engine configuration (for example, a setting
+    /// this CPU or build does not support).
+    #[error(transparent)]
+    Engine(Box<dyn std::error::Error + Send + Sync>),
+    /// WASI or the host's imports could not be added to the linker.
+    #[error(transparent)]
+    Linker(Box<dyn std::error::Error + Send + Sync>),
+    /// The code cache directory could not be opened.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// The epoch ticker thread could not be started.
+    #[error(transparent)]
+    Ticker(#[from] std::io::Error),
+}
+
 /// A component compiled and checked against the world, ready to instantiate
 /// any number of times.
 #[derive(Clone)]
@@ -102,20 +121,24 @@ pub struct Runtime {
 impl Runtime {
     /// A runtime caching compiled code under `cache_root` (see
     /// [`CodeCache::default_root`]), or not caching when `None`.
-    pub fn new(cache_root: Option<&Path>) -> anyhow::Result<Runtime> {
+    pub fn new(cache_root: Option<&Path>) -> Result<Runtime, RuntimeError> {
         let mut config = Config::new();
         config
             .wasm_component_model(true)
             .epoch_interruption(true)
             .max_wasm_stack(MAX_WASM_STACK);
-        let engine = WasmEngine::new(&config).map_err(anyhow::Error::from)?;
+        // wasmtime's error is not a `std::error::Error`; its boxed form is,
+        // and keeps the chain of causes.
+        let engine =
+            WasmEngine::new(&config).map_err(|e| RuntimeError::Engine(e.into_boxed_dyn_error()))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(anyhow::Error::from)?;
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| RuntimeError::Linker(e.into_boxed_dyn_error()))?;
         Plugin::add_to_linker::<Sandbox, wasmtime::component::HasSelf<Sandbox>>(
             &mut linker,
             |state| state,
         )
-        .map_err(anyhow::Error::from)?;
+        .map_err(|e| RuntimeError::Linker(e.into_boxed_dyn_error()))?;
         let cache = match cache_root {
             Some(root) => Some(CodeCache::open(root, &engine)?),
             None => None,
@@ -193,7 +216,7 @@ impl Runtime {
         if let Some(cache) = &self.cache
             && let Err(e) = cache.store(sha256, &component)
         {
-            tracing::warn!(path = shown, "could not cache compiled code: {e:#}");
+            tracing::warn!(path = shown, "could not cache compiled code: {}", chain(&e));
         }
         Ok(component)
     }
@@ -310,6 +333,18 @@ fn state_funcs(
         .typed::<(&[u8],), (Result<(), String>,)>(&*store)
         .map_err(|e| e.context(format!("`{STATE_EXPORT}`'s `restore`")))?;
     Ok(Some(StateFuncs { snapshot, restore }))
+}
+
+/// An error and its causes, `: `-separated, as `dphost` prints errors.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`]; a call whose deadline
