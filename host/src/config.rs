@@ -339,19 +339,10 @@ mod tests {
     /// that does not parse says which, over the key and line.
     #[test]
     fn load_names_the_file_over_the_cause() {
-        let chain = |e: &dyn std::error::Error| {
-            let mut text = e.to_string();
-            let mut cause = e.source();
-            while let Some(c) = cause {
-                text = format!("{text}: {c}");
-                cause = c.source();
-            }
-            text
-        };
         let missing = Path::new("/nonexistent/dphost.toml");
         let err = Config::load(missing).unwrap_err();
         assert!(matches!(err, ConfigError::Read { .. }), "{err:?}");
-        let message = chain(&err);
+        let message = crate::error_chain(&err);
         assert!(
             message.starts_with("reading config /nonexistent/dphost.toml: "),
             "{message}"
@@ -360,7 +351,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let bad = dir.join("bad.toml");
         std::fs::write(&bad, "colour = 1\n").unwrap();
-        let message = chain(&Config::load(&bad).unwrap_err());
+        let message = crate::error_chain(&Config::load(&bad).unwrap_err());
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(
             message.starts_with(&format!("in config {}: ", bad.display())),

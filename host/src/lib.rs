@@ -27,3 +27,16 @@ pub mod mirror;
 pub mod netlink;
 pub mod plugin;
 pub mod wit;
+
+/// An error and its causes on one line, `error: cause: cause`, as `dphost`
+/// prints them (for logs, where an error is reported rather than returned).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}

@@ -261,17 +261,6 @@ fn dechunk(mut raw: &[u8]) -> Result<Vec<u8>, AnswerError> {
 mod tests {
     use super::*;
 
-    /// The error and its causes, as `dphost` prints them.
-    fn chain(e: &dyn std::error::Error) -> String {
-        let mut text = e.to_string();
-        let mut cause = e.source();
-        while let Some(c) = cause {
-            text = format!("{text}: {c}");
-            cause = c.source();
-        }
-        text
-    }
-
     /// No daemon: the message says where and suggests `dphost run`, over
     /// the system's reason.
     #[test]
@@ -279,7 +268,7 @@ mod tests {
         let addr = ControlAddr::Unix("/nonexistent/dphost.sock".into());
         let err = request(&addr, "GET", "/status", "").unwrap_err();
         assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
-        let message = chain(&err);
+        let message = crate::error_chain(&err);
         assert!(
             message.starts_with(
                 "connecting to unix:/nonexistent/dphost.sock (is `dphost run` running?): "
@@ -301,9 +290,9 @@ mod tests {
         ];
         for (body, message) in cases {
             let err = parse(format!("{head}{body}").as_bytes()).unwrap_err();
-            assert_eq!(chain(&err), message);
+            assert_eq!(crate::error_chain(&err), message);
         }
         let err = parse(b"HTTP/1.1 200").unwrap_err();
-        assert_eq!(chain(&err), "incomplete HTTP answer");
+        assert_eq!(crate::error_chain(&err), "incomplete HTTP answer");
     }
 }

@@ -216,7 +216,11 @@ impl Runtime {
         if let Some(cache) = &self.cache
             && let Err(e) = cache.store(sha256, &component)
         {
-            tracing::warn!(path = shown, "could not cache compiled code: {}", chain(&e));
+            tracing::warn!(
+                path = shown,
+                "could not cache compiled code: {}",
+                crate::error_chain(&e)
+            );
         }
         Ok(component)
     }
@@ -333,18 +337,6 @@ fn state_funcs(
         .typed::<(&[u8],), (Result<(), String>,)>(&*store)
         .map_err(|e| e.context(format!("`{STATE_EXPORT}`'s `restore`")))?;
     Ok(Some(StateFuncs { snapshot, restore }))
-}
-
-/// An error and its causes, `: `-separated, as `dphost` prints errors.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`]; a call whose deadline
