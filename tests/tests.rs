@@ -12,6 +12,7 @@
 //! - `languages`: the C, Python and JavaScript plugins match the kernel after churn.
 //! - `leak`: 200 reloads leave the resident memory flat.
 //! - `metrics`: `GET /metrics` is well-formed and its counters move.
+//! - `nexthop`: routes through kernel nexthop objects, compat mode on and off, follow every change.
 //! - `overflow`: a plugin whose queue overflows is resynced to exactly the replay.
 //! - `recovery`: crashed plugins restart or are disabled; bad reloads are refused.
 //! - `rejection`: files that are not plugins are refused with the reason.
@@ -34,6 +35,7 @@ mod kernel;
 mod languages;
 mod leak;
 mod metrics;
+mod nexthop;
 mod overflow;
 mod recovery;
 mod rejection;

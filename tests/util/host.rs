@@ -8,11 +8,10 @@ use crossbeam_channel::bounded;
 use dphost::control::server::status_json;
 use dphost::dispatch::DispatchOptions;
 use dphost::engine::plugin_set::Prepared;
-use dphost::engine::{Engine, EngineHandle, NetlinkConfig, Outcome, PluginSet, Request};
+use dphost::engine::{Engine, EngineHandle, Kind, NetlinkConfig, Outcome, PluginSet, Request};
 use dphost::netlink::socket::Netns;
 use dphost::plugin::PluginSpec;
 use dphost::plugin::{Limits, Runtime};
-use dphost::wit::ObjectKind;
 use serde_json::Value;
 
 use super::netns::TestNetns;
@@ -142,7 +141,9 @@ impl Host {
         serde_json::from_str(&self.query(plugin, request).expect("query")).expect("JSON answer")
     }
 
-    pub fn mirror(&self, kind: ObjectKind) -> Value {
+    /// The mirror's objects of a kind, as `ctl mirror` shows them.
+    pub fn mirror(&self, kind: impl Into<Kind>) -> Value {
+        let kind = kind.into();
         self.ask(|reply| Request::Mirror { kind, reply })
     }
 

@@ -66,10 +66,56 @@ fn hop(gateway: Option<&str>, ifindex: u64, weight: u64) -> String {
     format!("{}@{ifindex}x{weight}", gateway.unwrap_or("-"))
 }
 
-/// Every route of both families in every table, per the kernel.
+/// The hops each nexthop object resolves to, per `ip -j nexthop show`: a
+/// single nexthop its gateway and device (weight 1), a group each member's
+/// with the member's weight, a blackhole none.
+fn kernel_nexthops(ns: &TestNetns, dev: impl Fn(&Value) -> u64) -> BTreeMap<u64, Vec<String>> {
+    let list = ns.try_json("nexthop show").unwrap_or(Value::Null);
+    let single: BTreeMap<u64, (Option<String>, u64)> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|n| n["group"].is_null() && n.get("blackhole").is_none() && n["dev"].is_string())
+        .map(|n| {
+            let gateway = n["gateway"].as_str().map(str::to_string);
+            (n["id"].as_u64().unwrap_or(0), (gateway, dev(&n["dev"])))
+        })
+        .collect();
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| {
+            let id = n["id"].as_u64().unwrap_or(0);
+            let hops = match n["group"].as_array() {
+                Some(members) => members
+                    .iter()
+                    .filter_map(|m| {
+                        let (gateway, ifindex) = single.get(&m["id"].as_u64()?)?;
+                        Some(hop(
+                            gateway.as_deref(),
+                            *ifindex,
+                            m["weight"].as_u64().unwrap_or(1),
+                        ))
+                    })
+                    .collect(),
+                None => single
+                    .get(&id)
+                    .map(|(gateway, ifindex)| vec![hop(gateway.as_deref(), *ifindex, 1)])
+                    .unwrap_or_default(),
+            };
+            (id, hops)
+        })
+        .collect()
+}
+
+/// Every route of both families in every table, per the kernel. A route
+/// through a nexthop object (`nhid`) has the hops the object resolves to,
+/// whatever the route's own listing shows (nothing with the kernel's
+/// `nexthop_compat_mode` off).
 pub fn kernel_routes(ns: &TestNetns) -> BTreeSet<String> {
     let index = ifindexes(ns);
     let dev = |v: &Value| v.as_str().and_then(|d| index.get(d)).copied().unwrap_or(0);
+    let nexthops = kernel_nexthops(ns, dev);
     let mut lines = BTreeSet::new();
     for (flag, family, v6) in [("-4", "ipv4", false), ("-6", "ipv6", true)] {
         for r in ns
@@ -78,7 +124,9 @@ pub fn kernel_routes(ns: &TestNetns) -> BTreeSet<String> {
             .into_iter()
             .flatten()
         {
+            let through = r["nhid"].as_u64().and_then(|id| nexthops.get(&id));
             let hops = match r["nexthops"].as_array() {
+                _ if through.is_some() => through.cloned().unwrap_or_default(),
                 Some(list) => list
                     .iter()
                     .map(|h| {

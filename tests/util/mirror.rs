@@ -1,9 +1,11 @@
-//! The mirror against the kernel: links, addresses, neighbours and routes
+//! The mirror against the kernel: links, addresses, neighbours, nexthop
+//! objects and routes
 //! as `ip -j` reports them and as `dphost ctl mirror` (the engine's
 //! `Request::Mirror`) reports them, normalised into comparable lines.
 
 use std::collections::BTreeSet;
 
+use dphost::engine::Kind;
 use dphost::wit::ObjectKind;
 use serde_json::Value;
 
@@ -147,6 +149,65 @@ fn mirror_neighbours(v: &Value) -> BTreeSet<String> {
     })
 }
 
+/// A nexthop object as a line: id, gateway, interface, blackhole, and a
+/// group's members with their weights.
+fn nexthop_line(
+    id: &Value,
+    gateway: &Value,
+    ifindex: u64,
+    blackhole: bool,
+    group: Vec<String>,
+) -> String {
+    format!(
+        "{id} via {} dev {ifindex} blackhole={blackhole} group [{}]",
+        gateway.as_str().unwrap_or("-"),
+        group.join(" ")
+    )
+}
+
+fn kernel_nexthops(ns: &TestNetns) -> BTreeSet<String> {
+    let index = ifindexes(ns);
+    let list = ns.try_json("nexthop show").unwrap_or(Value::Null);
+    lines(&list, |n| {
+        let ifindex = n["dev"]
+            .as_str()
+            .and_then(|d| index.get(d))
+            .copied()
+            .unwrap_or(0);
+        let group = n["group"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| format!("{}*{}", m["id"], m["weight"].as_u64().unwrap_or(1)))
+            .collect();
+        nexthop_line(
+            &n["id"],
+            &n["gateway"],
+            ifindex,
+            n.get("blackhole").is_some(),
+            group,
+        )
+    })
+}
+
+fn mirror_nexthops(dump: &Value) -> BTreeSet<String> {
+    lines(dump, |n| {
+        let group = n["group"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| format!("{}*{}", m["id"], m["weight"]))
+            .collect();
+        nexthop_line(
+            &n["id"],
+            &n["gateway"],
+            n["ifindex"].as_u64().unwrap_or(0),
+            n["blackhole"].as_bool().unwrap_or(false),
+            group,
+        )
+    })
+}
+
 /// Every kind's difference between the mirror and the kernel; empty when
 /// they agree.
 pub fn mirror_difference(ns: &TestNetns, host: &Host) -> String {
@@ -165,6 +226,11 @@ pub fn mirror_difference(ns: &TestNetns, host: &Host) -> String {
             "neighbours",
             kernel_neighbours(ns),
             mirror_neighbours(&host.mirror(ObjectKind::Neighbour)),
+        ),
+        (
+            "nexthops",
+            kernel_nexthops(ns),
+            mirror_nexthops(&host.mirror(Kind::Nexthop)),
         ),
         (
             "routes",

@@ -42,6 +42,22 @@ impl TestNetns {
         }
     }
 
+    /// Sets a sysctl inside the namespace (`ip netns exec NAME sysctl -w`);
+    /// panics when it fails.
+    pub fn sysctl(&self, key: &str, value: &str) {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name, "sysctl", "-qw"])
+            .arg(format!("{key}={value}"))
+            .output()
+            .expect("running sysctl");
+        assert!(
+            out.status.success(),
+            "sysctl {key}={value} in {}: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Runs `ip -n NAME ARGS`; panics with its stderr when it fails.
     pub fn ip(&self, args: &str) -> String {
         let out = self.command(args).output().expect("running ip");

@@ -178,6 +178,7 @@ fn route<'a>(g: &Gen, hops: &'a [[NextHop; 1]]) -> RouteRef<'a> {
         scope: 0,
         metric: 0,
         prefsrc: None,
+        nhid: 0,
         nexthops: &hops[g.gw as usize],
     }
 }

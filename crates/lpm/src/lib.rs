@@ -38,13 +38,15 @@ pub use types::{Addr, Family, NextHop, Route, RouteKey, RouteRef, device_key};
 /// it with a prefix length into one `u32`.
 const GROUP: u32 = 1 << 25;
 
-/// The stored part of a route: 16 bytes. Table, prefix and length are implied
+/// The stored part of a route: 20 bytes. Table, prefix and length are implied
 /// by where the entry hangs; next hops and prefsrc are interned ids.
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     metric: u32,
     nexthops: u32,
     prefsrc: u32,
+    /// The kernel nexthop object's id, 0 for none.
+    nhid: u32,
     tos: u8,
     kind: u8,
     protocol: u8,
@@ -57,6 +59,7 @@ impl Slot for Entry {
             metric: next,
             nexthops: NIL,
             prefsrc: NIL,
+            nhid: 0,
             tos: 0,
             kind: 0,
             protocol: 0,
@@ -504,6 +507,7 @@ impl Fib {
             metric: r.metric,
             nexthops: self.nexthops.acquire(r.nexthops, |h| Box::from(h)),
             prefsrc,
+            nhid: r.nhid,
             tos: r.tos,
             kind: r.kind,
             protocol: r.protocol,
@@ -570,6 +574,9 @@ impl Fib {
 
     /// [`device_key`] of a stored entry.
     fn entry_device(&self, e: &Entry, v6: bool) -> u32 {
+        if e.nhid != 0 {
+            return 0;
+        }
         let dst = if v6 { Addr::V6(0) } else { Addr::V4(0) };
         device_key(dst, self.nexthops.get(e.nexthops))
     }
@@ -606,6 +613,7 @@ impl Fib {
             scope: e.scope,
             metric: e.metric,
             prefsrc: (e.prefsrc != NIL).then(|| *self.prefsrcs.get(e.prefsrc)),
+            nhid: e.nhid,
             nexthops: self.nexthops.get(e.nexthops),
         }
     }

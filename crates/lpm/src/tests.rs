@@ -33,6 +33,7 @@ fn route(table: u32, dst: Addr, len: u8, metric: u32, hops: &[NextHop]) -> Route
         scope: 0,
         metric,
         prefsrc: None,
+        nhid: 0,
         nexthops: hops.to_vec(),
     }
 }

@@ -101,6 +101,9 @@ pub struct Route {
     pub scope: u8,
     pub metric: u32,
     pub prefsrc: Option<Addr>,
+    /// The kernel nexthop object the route forwards through (0: none);
+    /// `nexthops` then holds what it resolves to.
+    pub nhid: u32,
     pub nexthops: Vec<NextHop>,
 }
 
@@ -117,6 +120,8 @@ pub struct RouteRef<'a> {
     pub scope: u8,
     pub metric: u32,
     pub prefsrc: Option<Addr>,
+    /// See [`Route::nhid`].
+    pub nhid: u32,
     pub nexthops: &'a [NextHop],
 }
 
@@ -129,7 +134,8 @@ pub struct RouteKey {
     pub tos: u8,
     pub metric: u32,
     /// See [`device_key`]: the interface of an IPv6 route without a
-    /// gateway, 0 for every other route.
+    /// gateway, 0 for every other route (and for a route through a nexthop
+    /// object, which the kernel keys by the object, not its hops).
     pub oif: u32,
 }
 
@@ -164,6 +170,7 @@ impl Route {
             scope: self.scope,
             metric: self.metric,
             prefsrc: self.prefsrc,
+            nhid: self.nhid,
             nexthops: &self.nexthops,
         }
     }
@@ -178,7 +185,11 @@ impl RouteRef<'_> {
             len: self.len,
             tos: self.tos,
             metric: self.metric,
-            oif: device_key(self.dst, self.nexthops),
+            oif: if self.nhid == 0 {
+                device_key(self.dst, self.nexthops)
+            } else {
+                0
+            },
         }
     }
 
@@ -194,6 +205,7 @@ impl RouteRef<'_> {
             scope: self.scope,
             metric: self.metric,
             prefsrc: self.prefsrc,
+            nhid: self.nhid,
             nexthops: self.nexthops.to_vec(),
         }
     }

@@ -14,9 +14,9 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use crate::engine::stats::{EngineState, EngineStats};
-use crate::engine::{FAILURE_KINDS, PluginView};
+use crate::engine::{FAILURE_KINDS, Kind, PluginView};
 use crate::histogram::Snapshot;
-use crate::wit::{EVENT_NAMES, ObjectKind};
+use crate::wit::EVENT_NAMES;
 
 /// The metrics of one scrape, as text.
 pub fn render(stats: &Arc<EngineStats>, plugins: Vec<PluginView>) -> String {
@@ -125,7 +125,7 @@ const ENGINE_STATES: [EngineState; 4] = [
 impl Collector for Scrape {
     fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
         let s = &self.stats;
-        let kinds = ObjectKind::ALL.map(|k| k.name());
+        let kinds = Kind::ALL.map(|k| k.name());
         family(
             &mut e,
             "notifications",

@@ -23,8 +23,8 @@ use serde_json::{Value, json};
 
 use super::ControlAddr;
 use super::reply::{ANSWER_TIMEOUT, ask, error, json_response};
-use crate::engine::{EngineHandle, Outcome, PluginState, PluginView, QueryError, Request};
-use crate::wit::{EVENT_NAMES, ObjectKind};
+use crate::engine::{EngineHandle, Kind, Outcome, PluginState, PluginView, QueryError, Request};
+use crate::wit::EVENT_NAMES;
 
 /// Why the control API could not start. Each message names the socket or
 /// port; the system's reason is the source.
@@ -181,9 +181,9 @@ pub fn status_json(engine: &EngineHandle, plugins: &[PluginView]) -> Value {
     let s = &engine.stats;
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     let syncs = load(&s.syncs);
-    let per_kind = |values: [u64; 4]| {
+    let per_kind = |values: [u64; Kind::ALL.len()]| {
         let mut map = serde_json::Map::new();
-        for (kind, value) in ObjectKind::ALL.iter().zip(values) {
+        for (kind, value) in Kind::ALL.iter().zip(values) {
             map.insert(kind.name().to_string(), json!(value));
         }
         Value::Object(map)
@@ -346,14 +346,15 @@ fn answer_of(asked: Result<Outcome, Response>) -> Response {
 
 async fn mirror(State(engine): State<EngineHandle>, Path(kind): Path<String>) -> Response {
     let kind = match kind.as_str() {
-        "links" | "link" => ObjectKind::Link,
-        "addresses" | "address" => ObjectKind::Address,
-        "neighbours" | "neighbour" | "neighbors" => ObjectKind::Neighbour,
-        "routes" | "route" => ObjectKind::Route,
+        "links" | "link" => Kind::Link,
+        "addresses" | "address" => Kind::Address,
+        "neighbours" | "neighbour" | "neighbors" => Kind::Neighbour,
+        "nexthops" | "nexthop" => Kind::Nexthop,
+        "routes" | "route" => Kind::Route,
         other => {
             return error(
                 StatusCode::NOT_FOUND,
-                format!("{other:?}: expected links, addresses, neighbours or routes"),
+                format!("{other:?}: expected links, addresses, neighbours, nexthops or routes"),
             );
         }
     };

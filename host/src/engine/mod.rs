@@ -14,7 +14,7 @@
 //!
 //! Beyond the seed: a dump whose replies carry NLM_F_DUMP_INTR is redone as
 //! a reconciliation (a fresh dump diffed against the mirror); and after any
-//! link change the engine reconciles addresses, neighbours and routes,
+//! link change the engine reconciles addresses, neighbours, nexthops and routes,
 //! because the kernel removes or flags those without notifying when a link
 //! goes down or away.
 //!
@@ -63,6 +63,7 @@ pub use status::{PluginView, Supervision};
 // The types the engine's requests and status carry, so that its callers
 // (the control API) need no other module.
 pub use crate::dispatch::{PluginState, QueryError, WorkerView};
+pub use crate::netlink::kind::Kind;
 pub use crate::plugin::instance::FAILURE_KINDS;
 
 /// The seed's knobs, with its defaults.
@@ -407,7 +408,7 @@ impl Engine {
         // receives from here on is the diff applied after the dumps, and
         // no change falls between the two.
         let mut dumps = Vec::with_capacity(4);
-        for kind in ObjectKind::ALL {
+        for kind in Kind::ALL {
             dumps.push(Dump::open(&self.netns, kind)?);
         }
         let reader = Reader::start(
@@ -438,7 +439,7 @@ impl Engine {
         Ok(())
     }
 
-    fn open_dump(&mut self, kind: ObjectKind) -> std::io::Result<Dump> {
+    fn open_dump(&mut self, kind: Kind) -> std::io::Result<Dump> {
         self.sequence = self.sequence.wrapping_add(1);
         Dump::start(&self.netns, kind, self.sequence)
     }
@@ -492,7 +493,7 @@ impl Engine {
     }
 
     /// Reconciles a kind against fresh dumps until one is not interrupted.
-    fn redump(&mut self, kind: ObjectKind) -> Result<(), SyncError> {
+    fn redump(&mut self, kind: Kind) -> Result<(), SyncError> {
         for attempt in 1..=MAX_REDUMPS {
             let mut dump = self.open_dump(kind)?;
             self.mirror.reconcile_begin(kind);
@@ -515,14 +516,10 @@ impl Engine {
         Ok(())
     }
 
-    /// After a link change: the kernel flushes or flags routes, neighbours
+    /// After a link change: the kernel flushes or flags routes, nexthops, neighbours
     /// and addresses of a link that went down or away without telling.
     fn reconcile_after_link_change(&mut self) {
-        for kind in [
-            ObjectKind::Address,
-            ObjectKind::Neighbour,
-            ObjectKind::Route,
-        ] {
+        for kind in [Kind::Address, Kind::Neighbour, Kind::Nexthop, Kind::Route] {
             if let Err(e) = self.redump(kind) {
                 tracing::warn!(
                     kind = kind.name(),

@@ -17,9 +17,10 @@ use super::plugin_set::AddError;
 use super::stats::EngineState;
 use super::status::PluginView;
 use crate::dispatch::{PluginId, PluginMeta, PluginState, QueryError, Replay, SwapError};
+use crate::netlink::kind::Kind;
 use crate::plugin::supervisor::{Rejected, Supervised};
 use crate::plugin::{Compiled, Instance, LoadError, PluginSpec};
-use crate::wit::{Event, ObjectKind};
+use crate::wit::Event;
 
 /// Batches a `ctl watch` client may fall behind by. Threat: a stalled
 /// client holding every batch in memory; past this it is dropped, and its
@@ -76,7 +77,7 @@ pub enum Request {
     },
     /// The mirror's objects of one kind, as JSON.
     Mirror {
-        kind: ObjectKind,
+        kind: Kind,
         reply: Sender<serde_json::Value>,
     },
     /// Load a plugin while running: it is replayed the mirror, then live.

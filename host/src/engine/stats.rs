@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
+use crate::netlink::kind::Kind;
 use crate::netlink::reader::ReaderCounters;
 use crate::wit::EVENT_NAMES;
 
@@ -63,8 +64,8 @@ pub struct EngineStats {
     pub last_sync_micros: AtomicU64,
     /// Objects delivered so far by the sync in progress (or the last one).
     pub sync_objects: AtomicU64,
-    /// Mirror sizes: links, addresses, neighbours, routes.
-    pub mirror: [AtomicU64; 4],
+    /// Mirror sizes, per kind in [`Kind::ALL`] order.
+    pub mirror: [AtomicU64; Kind::ALL.len()],
     /// The notification socket's effective receive buffer.
     pub rcvbuf: AtomicU64,
     /// Events dispatched to plugins.

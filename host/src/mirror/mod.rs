@@ -32,6 +32,7 @@
 //!   (main, 1000, multipath) vanish silently. So a deleted link takes every
 //!   address, neighbour and route that uses it here, with a del for each.
 
+mod nexthops;
 mod routes;
 mod table;
 
@@ -43,10 +44,12 @@ use serde_json::{Value, json};
 use crate::dispatch::ReplaySource;
 use crate::netlink::address::{self, AddressKey};
 use crate::netlink::change::Change;
+use crate::netlink::kind::Kind;
 use crate::netlink::link;
 use crate::netlink::neighbour::{self, NeighbourKey};
 use crate::netlink::route;
 use crate::wit::{Address, Event, KindSet, Link, Neighbour, ObjectKind, Route};
+use nexthops::Nexthops;
 use table::Table;
 
 /// The host's copy of kernel state. Plain data: the engine owns it and
@@ -56,6 +59,8 @@ pub struct Mirror {
     links: Table<Link>,
     addresses: Table<Address>,
     neighbours: Table<Neighbour>,
+    /// Nexthop objects by id: what routes with an `nhid` resolve through.
+    nexthops: Nexthops,
     /// Every route of every table and family, keyed as the WIT says
     /// (table, family, dst, tos, metric, and the interface of an IPv6 route
     /// without a gateway); its sweep bits are the marks.
@@ -77,20 +82,23 @@ impl Mirror {
             Change::DelAddress(a) => self.addresses.del(&AddressKey::of(&a), out),
             Change::NewNeighbour(n) => self.neighbours.add(n, out),
             Change::DelNeighbour(n) => self.neighbours.del(&NeighbourKey::of(&n), out),
+            Change::NewNexthop(nh) => self.new_nexthop(nh, out),
+            Change::DelNexthop(nh) => self.del_nexthop(nh.id, out),
             Change::NewRoute {
                 route,
+                nhid,
                 replace,
                 append,
-            } => self.new_route(&route, append && !replace, out),
-            Change::DelRoute(r) => self.del_route(&r, out),
+            } => self.new_route(&route, nhid, append && !replace, out),
+            Change::DelRoute { route, nhid } => self.del_route(&route, nhid, out),
         }
     }
 
-    /// Starts a full resync of `kind`: pushes SyncBegin(kind) and marks every
-    /// object of that kind stale.
-    pub fn sync_begin(&mut self, kind: ObjectKind, out: &mut Vec<Event>) {
+    /// Starts a full resync of `kind`: pushes SyncBegin(kind) (for a kind
+    /// the plugin API has) and marks every object of that kind stale.
+    pub fn sync_begin(&mut self, kind: Kind, out: &mut Vec<Event>) {
         self.mark(kind);
-        out.push(Event::SyncBegin(kind));
+        out.extend(kind.object_kind().map(Event::SyncBegin));
     }
 
     /// One dumped object during a sync: stored (replacing or keeping what the
@@ -101,35 +109,42 @@ impl Mirror {
             Change::NewLink(l) => out.push(Event::LinkAdd(self.links.put(l))),
             Change::NewAddress(a) => out.push(Event::AddressAdd(self.addresses.put(a))),
             Change::NewNeighbour(n) => out.push(Event::NeighbourAdd(self.neighbours.put(n))),
-            Change::NewRoute { route, .. } => {
-                route::with_lpm(&route, |r| self.routes.upsert(r));
+            Change::NewNexthop(nh) => {
+                self.nexthops.put(nh);
+            }
+            Change::NewRoute { route, nhid, .. } => {
+                let route = self.resolved(route, nhid);
+                route::with_lpm(&route, nhid, |r| self.routes.upsert(r));
                 out.push(Event::RouteAdd(route));
             }
             Change::DelLink(_)
             | Change::DelAddress(_)
             | Change::DelNeighbour(_)
-            | Change::DelRoute(_) => {}
+            | Change::DelNexthop(_)
+            | Change::DelRoute { .. } => {}
         }
     }
 
     /// Ends a full resync of `kind`: removes every object of that kind not
     /// added since [`Mirror::sync_begin`] (no del events: plugins sweep) and
-    /// pushes SyncEnd(kind).
-    pub fn sync_end(&mut self, kind: ObjectKind, out: &mut Vec<Event>) {
+    /// pushes SyncEnd(kind) (for a kind the plugin API has). Nexthops go
+    /// without touching routes: a sync dumps the routes right after them.
+    pub fn sync_end(&mut self, kind: Kind, out: &mut Vec<Event>) {
         match kind {
-            ObjectKind::Link => self.links.sweep(|_| {}),
-            ObjectKind::Address => self.addresses.sweep(|_| {}),
-            ObjectKind::Neighbour => self.neighbours.sweep(|_| {}),
-            ObjectKind::Route => {
+            Kind::Link => self.links.sweep(|_| {}),
+            Kind::Address => self.addresses.sweep(|_| {}),
+            Kind::Neighbour => self.neighbours.sweep(|_| {}),
+            Kind::Nexthop => self.nexthops.sweep(),
+            Kind::Route => {
                 self.routes.end_sweep();
             }
         }
-        out.push(Event::SyncEnd(kind));
+        out.extend(kind.object_kind().map(Event::SyncEnd));
     }
 
     /// Starts reconciling `kind` against a fresh dump, without a sync: marks
     /// every object of that kind stale.
-    pub fn reconcile_begin(&mut self, kind: ObjectKind) {
+    pub fn reconcile_begin(&mut self, kind: Kind) {
         self.mark(kind);
     }
 
@@ -138,24 +153,26 @@ impl Mirror {
     /// (a dump carries whole routes).
     pub fn reconcile_add(&mut self, change: Change, out: &mut Vec<Event>) {
         match change {
-            Change::NewRoute { route, .. } => self.new_route(&route, false, out),
+            Change::NewRoute { route, nhid, .. } => self.new_route(&route, nhid, false, out),
             other => self.apply(other, out),
         }
     }
 
     /// Ends a reconcile of `kind`: removes every object of that kind the dump
     /// did not contain, pushing a del for each (a link goes with its
-    /// addresses, neighbours and routes, as a deleted link does).
-    pub fn reconcile_end(&mut self, kind: ObjectKind, out: &mut Vec<Event>) {
+    /// addresses, neighbours, nexthops and routes, as a deleted link does; a
+    /// nexthop with its routes, as a deleted nexthop does).
+    pub fn reconcile_end(&mut self, kind: Kind, out: &mut Vec<Event>) {
         match kind {
-            ObjectKind::Link => {
+            Kind::Link => {
                 for ifindex in self.links.stale_keys() {
                     self.del_link(ifindex, out);
                 }
             }
-            ObjectKind::Address => self.addresses.sweep(|a| out.push(Event::AddressDel(a))),
-            ObjectKind::Neighbour => self.neighbours.sweep(|n| out.push(Event::NeighbourDel(n))),
-            ObjectKind::Route => {
+            Kind::Address => self.addresses.sweep(|a| out.push(Event::AddressDel(a))),
+            Kind::Neighbour => self.neighbours.sweep(|n| out.push(Event::NeighbourDel(n))),
+            Kind::Nexthop => self.sweep_nexthops(out),
+            Kind::Route => {
                 self.routes
                     .end_sweep_with(|r| out.push(Event::RouteDel(route::from_lpm(r.as_ref()))));
             }
@@ -183,18 +200,21 @@ impl Mirror {
             links: self.links.clone(),
             addresses: self.addresses.clone(),
             neighbours: self.neighbours.clone(),
+            nexthops: self.nexthops.clone(),
             routes: self.routes.share(),
         })
     }
 
-    /// How many links, addresses, neighbours and routes the mirror holds.
-    pub fn counts(&self) -> [usize; 4] {
-        [
-            self.links.len(),
-            self.addresses.len(),
-            self.neighbours.len(),
-            self.routes.len(),
-        ]
+    /// How many objects of each kind the mirror holds, in [`Kind::ALL`]
+    /// order.
+    pub fn counts(&self) -> [usize; Kind::ALL.len()] {
+        Kind::ALL.map(|kind| match kind {
+            Kind::Link => self.links.len(),
+            Kind::Address => self.addresses.len(),
+            Kind::Neighbour => self.neighbours.len(),
+            Kind::Nexthop => self.nexthops.len(),
+            Kind::Route => self.routes.len(),
+        })
     }
 
     /// Heap bytes the routes take (dphost-lpm's estimate).
@@ -204,12 +224,13 @@ impl Mirror {
 
     /// JSON for `dphost ctl mirror <kind>`: an array, one object per entry,
     /// sorted by key.
-    pub fn to_json(&self, kind: ObjectKind) -> Value {
+    pub fn to_json(&self, kind: Kind) -> Value {
         match kind {
-            ObjectKind::Link => self.links.json(),
-            ObjectKind::Address => self.addresses.json(),
-            ObjectKind::Neighbour => self.neighbours.json(),
-            ObjectKind::Route => self.routes_json(),
+            Kind::Link => self.links.json(),
+            Kind::Address => self.addresses.json(),
+            Kind::Neighbour => self.neighbours.json(),
+            Kind::Nexthop => self.nexthops.json(),
+            Kind::Route => self.routes_json(),
         }
     }
 
@@ -221,13 +242,25 @@ impl Mirror {
         routes.iter().map(|(_, r)| route::json(r)).collect()
     }
 
-    fn mark(&mut self, kind: ObjectKind) {
+    fn mark(&mut self, kind: Kind) {
         match kind {
-            ObjectKind::Link => self.links.mark_all(),
-            ObjectKind::Address => self.addresses.mark_all(),
-            ObjectKind::Neighbour => self.neighbours.mark_all(),
-            ObjectKind::Route => self.routes.begin_sweep(),
+            Kind::Link => self.links.mark_all(),
+            Kind::Address => self.addresses.mark_all(),
+            Kind::Neighbour => self.neighbours.mark_all(),
+            Kind::Nexthop => self.nexthops.mark_all(),
+            Kind::Route => self.routes.begin_sweep(),
         }
+    }
+
+    /// `route` with the hops its nexthop object resolves to, when it names
+    /// one the mirror knows; else as the kernel's message gave it.
+    fn resolved(&self, mut route: Route, nhid: u32) -> Route {
+        if nhid != 0
+            && let Some(hops) = self.nexthops.resolve(nhid)
+        {
+            route.nexthops = hops;
+        }
+        route
     }
 
     // ---- links ----
@@ -238,6 +271,7 @@ impl Mirror {
     fn del_link(&mut self, ifindex: u32, out: &mut Vec<Event>) {
         self.addresses.del_where(|a| a.ifindex == ifindex, out);
         self.neighbours.del_where(|n| n.ifindex == ifindex, out);
+        self.del_nexthops_through(ifindex, out);
         self.del_routes_via(ifindex, out);
         self.links.del(&ifindex, out);
     }

@@ -33,14 +33,29 @@ impl Mirror {
     // never splits a route this way: NEWROUTE replaces by key, DELROUTE
     // removes the key.
 
-    /// Adds or replaces a route; with `merge` (an IPv6 append) an existing
-    /// route with the same key gains the new hops instead.
-    pub(super) fn new_route(&mut self, route: &Route, merge: bool, out: &mut Vec<Event>) {
+    /// Adds or replaces a route through nexthop object `nhid` (0: none), its
+    /// hops resolved from the mirror's nexthops; with `merge` (an IPv6
+    /// append) an existing route with the same key gains the new hops
+    /// instead.
+    pub(super) fn new_route(
+        &mut self,
+        route: &Route,
+        nhid: u32,
+        merge: bool,
+        out: &mut Vec<Event>,
+    ) {
+        let resolved;
+        let route = if nhid == 0 {
+            route
+        } else {
+            resolved = self.resolved(route.clone(), nhid);
+            &resolved
+        };
         if !(merge && route.family == Family::Ipv6) {
             // The common case, without allocating: store it, and emit it
             // unless it is exactly what the mirror held.
             let routes = &mut self.routes;
-            let changed = route::with_lpm(route, |new| {
+            let changed = route::with_lpm(route, nhid, |new| {
                 let same = routes.get_ref(&new.key()).is_some_and(|old| old == new);
                 routes.upsert(new);
                 !same
@@ -50,7 +65,7 @@ impl Mirror {
             }
             return;
         }
-        let mut new = route::to_lpm(route);
+        let mut new = route::to_lpm(route, nhid);
         if let Some(old) = self.routes.get_ref(&new.key()) {
             if merge && route.family == Family::Ipv6 {
                 new.nexthops = merged(old.nexthops, &new.nexthops);
@@ -66,12 +81,18 @@ impl Mirror {
 
     /// Removes a route, or only the hops an IPv6 del names of a multipath
     /// route (emitting what remains as an add, or a del when none remain).
-    pub(super) fn del_route(&mut self, route: &Route, out: &mut Vec<Event>) {
-        let key = route::key(route);
+    /// A route through a nexthop object goes whole.
+    pub(super) fn del_route(&mut self, route: &Route, nhid: u32, out: &mut Vec<Event>) {
+        let key = route::key(route, nhid);
         let Some(old) = self.routes.get(&key) else {
             return;
         };
-        match hops_left(&old, route) {
+        let left = if nhid == 0 {
+            hops_left(&old, route)
+        } else {
+            None
+        };
+        match left {
             None => {
                 self.routes.remove(&key);
                 out.push(Event::RouteDel(route::from_lpm(old.as_ref())));

@@ -8,6 +8,7 @@ use netlink_packet_route::RouteNetlinkMessage;
 
 use super::Mirror;
 use crate::netlink::change::{Change, from_message};
+use crate::netlink::kind::Kind;
 use crate::netlink::route::hops;
 use crate::wit::{
     Address, Event, Family, HwAddress, IpAddress, IpPrefix, KindSet, Link, Neighbour, NextHop,
@@ -99,6 +100,7 @@ fn route(table: u32, dst: &str, metric: u32, nexthops: NextHops) -> Route {
 fn add(route: Route) -> Change {
     Change::NewRoute {
         route,
+        nhid: 0,
         replace: false,
         append: false,
     }
@@ -176,7 +178,7 @@ fn keys_are_the_kernels() {
     tos.tos = 0x10;
     m.apply(add(tos), &mut out);
     assert_eq!(out.len(), 9, "{:?}", lines(&out));
-    assert_eq!(m.counts(), [0, 3, 2, 4]);
+    assert_eq!(m.counts(), [0, 3, 2, 0, 4]);
     let replaced = route(
         254,
         "198.51.100.0/24",
@@ -187,7 +189,7 @@ fn keys_are_the_kernels() {
         applied(&mut m, add(replaced)),
         ["route-add 254 198.51.100.0/24 m10 [192.0.2.7@3*1]"]
     );
-    assert_eq!(m.counts(), [0, 3, 2, 4]);
+    assert_eq!(m.counts(), [0, 3, 2, 0, 4]);
 }
 
 /// A del for a key the mirror does not hold emits nothing, for every kind.
@@ -202,12 +204,15 @@ fn del_of_unknown_key_emits_nothing() {
         Change::DelLink(link(9, "nope")),
         Change::DelAddress(address(3, "192.0.2.1", 25, None)),
         Change::DelNeighbour(neighbour(3, "192.0.2.9", NudState::REACHABLE)),
-        Change::DelRoute(route(254, "10.0.0.0/8", 0, NextHops::None)),
+        Change::DelRoute {
+            route: route(254, "10.0.0.0/8", 0, NextHops::None),
+            nhid: 0,
+        },
     ];
     for change in none {
         assert_eq!(applied(&mut m, change), Vec::<String>::new());
     }
-    assert_eq!(m.counts(), [0, 1, 0, 0]);
+    assert_eq!(m.counts(), [0, 1, 0, 0, 0]);
 }
 
 /// An add identical to what the mirror holds emits nothing; a changed one
@@ -245,7 +250,7 @@ fn identical_add_is_silent_changed_add_replaces() {
         assert_eq!(applied(&mut m, same), Vec::<String>::new());
         assert_eq!(applied(&mut m, changed).len(), 1);
     }
-    assert_eq!(m.counts(), [1, 1, 1, 1]);
+    assert_eq!(m.counts(), [1, 1, 1, 0, 1]);
 }
 
 /// IPv4 NEWROUTE replaces by key, whatever its flags: the captured add
@@ -266,6 +271,7 @@ fn ipv4_route_replaces_by_key() {
     };
     let appended = Change::NewRoute {
         route,
+        nhid: 0,
         replace: false,
         append: true,
     };
@@ -278,7 +284,7 @@ fn ipv4_route_replaces_by_key() {
         applied(&mut m, fixture!("route_ipv4_del")),
         ["route-del 254 198.51.100.0/24 m10 [192.0.2.2@3*1]"]
     );
-    assert_eq!(m.counts(), [0, 0, 0, 0]);
+    assert_eq!(m.counts(), [0, 0, 0, 0, 0]);
 }
 
 /// The captured IPv6 multipath sequence (add [::2, ::3], append ::4, del
@@ -306,7 +312,7 @@ fn ipv6_multipath_follows_the_kernel() {
         applied(&mut m, fixture!("route_ipv6_replace")),
         [format!("route-add {p} [2001:db8::5@3*1]")]
     );
-    assert_eq!(m.counts(), [0, 0, 0, 1]);
+    assert_eq!(m.counts(), [0, 0, 0, 0, 1]);
 }
 
 /// An IPv6 append of a hop the route holds updates it in place; an
@@ -317,6 +323,7 @@ fn ipv6_append_edge_cases() {
     let mp = NextHops::Many(vec![hop("2001:db8::2", 3), hop("2001:db8::3", 3)]);
     let append = |nexthops| Change::NewRoute {
         route: route(254, "2001:db8:6::/64", 1024, nexthops),
+        nhid: 0,
         replace: false,
         append: true,
     };
@@ -344,7 +351,7 @@ fn ipv6_multipath_del() {
     let mut out = Vec::new();
     m.apply(fixture!("route_ipv6_multipath_del"), &mut out);
     assert_eq!(out.len(), 0, "unknown key");
-    let Change::DelRoute(r) = fixture!("route_ipv6_multipath_del") else {
+    let Change::DelRoute { route: r, .. } = fixture!("route_ipv6_multipath_del") else {
         panic!("a del");
     };
     m.apply(add(r), &mut out);
@@ -356,13 +363,9 @@ fn ipv6_multipath_del() {
     w.weight = 5;
     let mp = NextHops::Many(vec![hop("2001:db8::2", 3), w]);
     m.apply(add(route(254, "2001:db8:8::/64", 1024, mp)), &mut out);
-    let del = |gw| {
-        Change::DelRoute(route(
-            254,
-            "2001:db8:8::/64",
-            1024,
-            NextHops::One(hop(gw, 3)),
-        ))
+    let del = |gw| Change::DelRoute {
+        route: route(254, "2001:db8:8::/64", 1024, NextHops::One(hop(gw, 3))),
+        nhid: 0,
     };
     assert_eq!(applied(&mut m, del("2001:db8::9")), Vec::<String>::new());
     assert_eq!(
@@ -420,7 +423,7 @@ fn link_delete_cascades() {
             "link-del 3 v0",
         ]
     );
-    assert_eq!(m.counts(), [1, 1, 1, 1]);
+    assert_eq!(m.counts(), [1, 1, 1, 0, 1]);
     assert_eq!(
         applied(&mut m, Change::DelLink(link(3, "v0"))),
         Vec::<String>::new()
@@ -441,7 +444,7 @@ fn neighbour_going_failed_is_kept() {
         applied(&mut m, fixture!("neigh_ipv4_failed_new")),
         ["neighbour-add 3 192.0.2.77"]
     );
-    assert_eq!(m.counts(), [0, 0, 1, 0]);
+    assert_eq!(m.counts(), [0, 0, 1, 0, 0]);
     let Change::NewNeighbour(n) = fixture!("neigh_ipv4_failed_new") else {
         panic!("the captured FAILED notification is not a new neighbour");
     };
@@ -464,14 +467,14 @@ fn sync_marks_and_sweeps_silently() {
         &mut out,
     );
     out.clear();
-    m.sync_begin(ObjectKind::Route, &mut out);
+    m.sync_begin(Kind::Route, &mut out);
     m.sync_add(kept(), &mut out);
     m.sync_add(add(route(254, "10.2.0.0/16", 0, NextHops::None)), &mut out);
-    m.sync_end(ObjectKind::Route, &mut out);
-    m.sync_begin(ObjectKind::Neighbour, &mut out);
+    m.sync_end(Kind::Route, &mut out);
+    m.sync_begin(Kind::Neighbour, &mut out);
     let failed = neighbour(3, "192.0.2.10", NudState::FAILED);
     m.sync_add(Change::NewNeighbour(failed), &mut out);
-    m.sync_end(ObjectKind::Neighbour, &mut out);
+    m.sync_end(Kind::Neighbour, &mut out);
     assert_eq!(
         lines(&out),
         [
@@ -484,7 +487,7 @@ fn sync_marks_and_sweeps_silently() {
             "sync-end neighbour",
         ]
     );
-    assert_eq!(m.counts(), [0, 0, 1, 2]);
+    assert_eq!(m.counts(), [0, 0, 1, 0, 2]);
 }
 
 /// A sync of links, addresses and neighbours keeps what was re-added and
@@ -500,18 +503,18 @@ fn sync_of_keyed_kinds() {
         &mut out,
     );
     out.clear();
-    m.sync_begin(ObjectKind::Link, &mut out);
+    m.sync_begin(Kind::Link, &mut out);
     m.sync_add(Change::NewLink(link(4, "v1")), &mut out);
-    m.sync_end(ObjectKind::Link, &mut out);
+    m.sync_end(Kind::Link, &mut out);
     assert_eq!(
         lines(&out),
         ["sync-begin link", "link-add 4 v1", "sync-end link"]
     );
-    assert_eq!(m.counts(), [1, 1, 0, 0]);
+    assert_eq!(m.counts(), [1, 1, 0, 0, 0]);
     out.clear();
-    m.sync_begin(ObjectKind::Address, &mut out);
-    m.sync_end(ObjectKind::Address, &mut out);
-    assert_eq!(m.counts(), [1, 0, 0, 0]);
+    m.sync_begin(Kind::Address, &mut out);
+    m.sync_end(Kind::Address, &mut out);
+    assert_eq!(m.counts(), [1, 0, 0, 0, 0]);
 }
 
 /// A reconcile emits adds only for new or changed objects and a del for
@@ -550,17 +553,17 @@ fn reconcile_emits_only_differences() {
         &mut out,
     );
     out.clear();
-    m.reconcile_begin(ObjectKind::Route);
+    m.reconcile_begin(Kind::Route);
     m.reconcile_add(same(), &mut out);
     m.reconcile_add(changed("192.0.2.2"), &mut out);
     m.reconcile_add(add(route(254, "10.3.0.0/16", 0, NextHops::None)), &mut out);
-    m.reconcile_end(ObjectKind::Route, &mut out);
-    m.reconcile_begin(ObjectKind::Neighbour);
+    m.reconcile_end(Kind::Route, &mut out);
+    m.reconcile_begin(Kind::Neighbour);
     m.reconcile_add(
         Change::NewNeighbour(neighbour(3, "192.0.2.9", NudState::STALE)),
         &mut out,
     );
-    m.reconcile_end(ObjectKind::Neighbour, &mut out);
+    m.reconcile_end(Kind::Neighbour, &mut out);
     assert_eq!(
         lines(&out),
         [
@@ -570,7 +573,7 @@ fn reconcile_emits_only_differences() {
             "neighbour-del 3 192.0.2.10",
         ]
     );
-    assert_eq!(m.counts(), [0, 0, 1, 3]);
+    assert_eq!(m.counts(), [0, 0, 1, 0, 3]);
 }
 
 /// A reconcile of links that finds a link gone deletes it as the kernel
@@ -586,9 +589,9 @@ fn reconcile_of_links_cascades() {
         &mut out,
     );
     out.clear();
-    m.reconcile_begin(ObjectKind::Link);
+    m.reconcile_begin(Kind::Link);
     m.reconcile_add(Change::NewLink(link(4, "v1")), &mut out);
-    m.reconcile_end(ObjectKind::Link, &mut out);
+    m.reconcile_end(Kind::Link, &mut out);
     assert_eq!(lines(&out), ["address-del 3 192.0.2.1/24", "link-del 3 v0"]);
 }
 
@@ -670,7 +673,7 @@ fn json_sorted_by_key() {
         Change::NewAddress(address(3, "192.0.2.1", 24, None)),
         &mut out,
     );
-    let routes = m.to_json(ObjectKind::Route);
+    let routes = m.to_json(Kind::Route);
     let dsts: Vec<String> = routes
         .as_array()
         .expect("an array")
@@ -689,16 +692,16 @@ fn json_sorted_by_key() {
             "nexthops": [{"gateway": "192.0.2.1", "ifindex": 3, "weight": 1, "flags": 0}],
         })
     );
-    let links = m.to_json(ObjectKind::Link);
+    let links = m.to_json(Kind::Link);
     assert_eq!(
         (links[0]["name"].as_str(), links[1]["name"].as_str()),
         (Some("v0"), Some("v1"))
     );
     assert_eq!(links[0]["mac"], "02:00:00:00:00:03");
     assert_eq!(links[0]["oper_state"], "up");
-    let n = m.to_json(ObjectKind::Neighbour);
+    let n = m.to_json(Kind::Neighbour);
     assert_eq!(n[0]["state"], serde_json::json!(["stale"]));
-    let a = m.to_json(ObjectKind::Address);
+    let a = m.to_json(Kind::Address);
     assert_eq!(
         (a[0]["address"].as_str(), a[0]["family"].as_str()),
         (Some("192.0.2.1"), Some("ipv4"))
@@ -738,7 +741,7 @@ fn million_routes_fit() {
         m.apply(add(r), &mut out);
         out.clear();
     }
-    assert_eq!(m.counts()[3], 1_000_000);
+    assert_eq!(m.counts()[Kind::Route.index()], 1_000_000);
     let mib = m.route_heap_bytes() as f64 / (1 << 20) as f64;
     assert!(mib < 100.0, "{mib:.1} MiB");
     // A snapshot shares the routes: changing the mirror leaves it as it was.
@@ -747,6 +750,18 @@ fn million_routes_fit() {
     let Event::RouteAdd(first) = m.replay(routes, 2)[0][1].clone() else {
         panic!("a route add follows sync-begin");
     };
-    m.apply(Change::DelRoute(first), &mut out);
-    assert_eq!((m.counts()[3], snapshot.counts()[3]), (999_999, 1_000_000));
+    m.apply(
+        Change::DelRoute {
+            route: first,
+            nhid: 0,
+        },
+        &mut out,
+    );
+    assert_eq!(
+        (
+            m.counts()[Kind::Route.index()],
+            snapshot.counts()[Kind::Route.index()]
+        ),
+        (999_999, 1_000_000)
+    );
 }

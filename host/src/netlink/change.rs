@@ -8,8 +8,11 @@
 use netlink_packet_core::{NLM_F_APPEND, NLM_F_REPLACE, NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::RouteNetlinkMessage;
 
-use crate::netlink::{address, link, neighbour, route};
-use crate::wit::{Address, Link, Neighbour, ObjectKind, Route};
+use super::kind::Kind;
+use super::nexthop::{self, Nexthop, RTM_NEWNEXTHOP};
+use super::wire::RTM_NEWROUTE;
+use super::{address, link, neighbour, route, route_raw};
+use crate::wit::{Address, Link, Neighbour, Route};
 
 /// One change to the kernel's state, as the mirror applies it.
 #[derive(Clone, Debug)]
@@ -20,24 +23,33 @@ pub enum Change {
     DelAddress(Address),
     NewNeighbour(Neighbour),
     DelNeighbour(Neighbour),
+    NewNexthop(Nexthop),
+    DelNexthop(Nexthop),
     /// NLM_F_REPLACE / NLM_F_APPEND from the message header matter for IPv6
     /// multipath: an append adds next hops to the route with the same key.
+    /// `nhid` is the nexthop object the route forwards through (0: none);
+    /// the mirror resolves it into the route's hops.
     NewRoute {
         route: Route,
+        nhid: u32,
         replace: bool,
         append: bool,
     },
-    DelRoute(Route),
+    DelRoute {
+        route: Route,
+        nhid: u32,
+    },
 }
 
 impl Change {
     /// The kind of object the change is about.
-    pub fn kind(&self) -> ObjectKind {
+    pub fn kind(&self) -> Kind {
         match self {
-            Change::NewLink(_) | Change::DelLink(_) => ObjectKind::Link,
-            Change::NewAddress(_) | Change::DelAddress(_) => ObjectKind::Address,
-            Change::NewNeighbour(_) | Change::DelNeighbour(_) => ObjectKind::Neighbour,
-            Change::NewRoute { .. } | Change::DelRoute(_) => ObjectKind::Route,
+            Change::NewLink(_) | Change::DelLink(_) => Kind::Link,
+            Change::NewAddress(_) | Change::DelAddress(_) => Kind::Address,
+            Change::NewNeighbour(_) | Change::DelNeighbour(_) => Kind::Neighbour,
+            Change::NewNexthop(_) | Change::DelNexthop(_) => Kind::Nexthop,
+            Change::NewRoute { .. } | Change::DelRoute { .. } => Kind::Route,
         }
     }
 }
@@ -60,10 +72,14 @@ pub fn from_message(msg: &NetlinkMessage<RouteNetlinkMessage>) -> Option<Change>
         RouteNetlinkMessage::DelNeighbour(m) => neighbour::parse(m).map(Change::DelNeighbour),
         RouteNetlinkMessage::NewRoute(m) => route::parse(m).map(|route| Change::NewRoute {
             route,
+            nhid: route::nhid(m),
             replace: flags & NLM_F_REPLACE != 0,
             append: flags & NLM_F_APPEND != 0,
         }),
-        RouteNetlinkMessage::DelRoute(m) => route::parse(m).map(Change::DelRoute),
+        RouteNetlinkMessage::DelRoute(m) => route::parse(m).map(|route| Change::DelRoute {
+            route,
+            nhid: route::nhid(m),
+        }),
         _ => None,
     }
 }
@@ -71,15 +87,27 @@ pub fn from_message(msg: &NetlinkMessage<RouteNetlinkMessage>) -> Option<Change>
 /// An RTM_NEWROUTE or RTM_DELROUTE straight from its bytes (the payload
 /// after the netlink header), as [`from_message`] would convert it.
 pub fn from_route_bytes(message_type: u16, flags: u16, payload: &[u8]) -> Option<Change> {
-    let route = crate::netlink::route_raw::parse(payload)?;
-    Some(if message_type == crate::netlink::wire::RTM_NEWROUTE {
+    let (route, nhid) = route_raw::parse(payload)?;
+    Some(if message_type == RTM_NEWROUTE {
         Change::NewRoute {
             route,
+            nhid,
             replace: flags & NLM_F_REPLACE != 0,
             append: flags & NLM_F_APPEND != 0,
         }
     } else {
-        Change::DelRoute(route)
+        Change::DelRoute { route, nhid }
+    })
+}
+
+/// An RTM_NEWNEXTHOP or RTM_DELNEXTHOP from its bytes (the payload after
+/// the netlink header).
+pub fn from_nexthop_bytes(message_type: u16, payload: &[u8]) -> Option<Change> {
+    let nexthop = nexthop::parse(payload)?;
+    Some(if message_type == RTM_NEWNEXTHOP {
+        Change::NewNexthop(nexthop)
+    } else {
+        Change::DelNexthop(nexthop)
     })
 }
 
@@ -130,6 +158,7 @@ mod tests {
                 route,
                 replace,
                 append,
+                ..
             }) => (route, replace, append),
             other => panic!("expected a new route, got {other:?}"),
         }
@@ -137,7 +166,7 @@ mod tests {
 
     fn del_route(bytes: &[u8]) -> Route {
         match convert(bytes) {
-            Some(Change::DelRoute(route)) => route,
+            Some(Change::DelRoute { route, .. }) => route,
             other => panic!("expected a route del, got {other:?}"),
         }
     }
@@ -488,15 +517,15 @@ mod tests {
     /// Reports which changes carry which kind.
     #[test]
     fn change_kinds() {
-        use crate::wit::ObjectKind;
+        use crate::netlink::kind::Kind;
         let (r, _, _) = new_route(fixture!("route_ipv4_new"));
-        let change = Change::DelRoute(r);
-        assert_eq!(change.kind(), ObjectKind::Route);
+        let change = Change::DelRoute { route: r, nhid: 0 };
+        assert_eq!(change.kind(), Kind::Route);
         let link = convert(fixture!("link_bridge_new")).expect("a link");
-        assert_eq!(link.kind(), ObjectKind::Link);
+        assert_eq!(link.kind(), Kind::Link);
         let n = convert(fixture!("neigh_ipv4_failed_new")).expect("a neighbour");
-        assert_eq!(n.kind(), ObjectKind::Neighbour);
+        assert_eq!(n.kind(), Kind::Neighbour);
         let a = convert(fixture!("addr_ipv6_new")).expect("an address");
-        assert_eq!(a.kind(), ObjectKind::Address);
+        assert_eq!(a.kind(), Kind::Address);
     }
 }

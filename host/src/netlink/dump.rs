@@ -15,9 +15,9 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use netlink_sys::Socket;
 
 use super::change::{self, Change};
+use super::kind::Kind;
 use super::socket::{self, Netns};
 use super::wire::{self, Frame};
-use crate::wit::ObjectKind;
 
 /// Bytes read per recv of a dump: the kernel fills a dump datagram up to
 /// the buffer offered, so a large one means fewer system calls.
@@ -43,7 +43,7 @@ enum Step {
 
 /// A dump in progress.
 pub struct Dump {
-    kind: ObjectKind,
+    kind: Kind,
     /// The socket until the first step is asked for; then the thread has it.
     socket: Option<Socket>,
     steps: Option<Receiver<Step>>,
@@ -58,14 +58,14 @@ pub struct Dump {
 impl Dump {
     /// Opens a dump socket in `netns` and sends the request. The kernel
     /// produces the replies as they are read.
-    pub fn start(netns: &Netns, kind: ObjectKind, sequence: u32) -> io::Result<Dump> {
+    pub fn start(netns: &Netns, kind: Kind, sequence: u32) -> io::Result<Dump> {
         let dump = Dump::open(netns, kind)?;
         dump.request(sequence)?;
         Ok(dump)
     }
 
     /// Opens a dump socket in `netns`, without asking anything yet.
-    pub fn open(netns: &Netns, kind: ObjectKind) -> io::Result<Dump> {
+    pub fn open(netns: &Netns, kind: Kind) -> io::Result<Dump> {
         let socket = socket::dump_socket(netns)?;
         socket::set_recv_timeout(&socket, DUMP_STALL)?;
         Ok(Dump {
@@ -91,7 +91,7 @@ impl Dump {
         Ok(())
     }
 
-    pub fn kind(&self) -> ObjectKind {
+    pub fn kind(&self) -> Kind {
         self.kind
     }
 
@@ -164,7 +164,7 @@ impl Drop for Dump {
 
 /// The reading side: owns the socket, reads and parses in steps.
 struct DumpReader {
-    kind: ObjectKind,
+    kind: Kind,
     socket: Socket,
     buf: Vec<u8>,
     done: bool,
@@ -229,6 +229,10 @@ impl DumpReader {
                 flags,
                 payload,
             } => take(change::from_route_bytes(message_type, flags, payload)),
+            Frame::Nexthop {
+                message_type,
+                payload,
+            } => take(change::from_nexthop_bytes(message_type, payload)),
             Frame::Message(message) => take(change::from_message(&message)),
             Frame::Done => done = true,
             Frame::Error(0) => {}

@@ -1,9 +1,10 @@
 //! Netlink: kernel I/O and decoding, nothing else. Sockets in the chosen
 //! namespace ([`socket`]), framing ([`wire`]), the notification reader
 //! thread ([`reader`]), dumps ([`dump`]), the typed [`change::Change`] a
-//! message becomes, and one file per object kind ([`link`], [`address`],
-//! [`neighbour`], [`route`] with its fast decoder [`route_raw`]) owning
-//! that kind's decoding, key and JSON ([`object::Object`]).
+//! message becomes, the host's [`kind::Kind`]s, and one file per object kind
+//! ([`link`], [`address`], [`neighbour`], [`nexthop`], [`route`] with its
+//! fast decoder [`route_raw`]) owning that kind's decoding, key and JSON
+//! ([`object::Object`]).
 //!
 //! Never touches the mirror, the plugins or the engine's state: the
 //! engine drives it and takes what it decodes.
@@ -11,8 +12,10 @@
 pub mod address;
 pub mod change;
 pub mod dump;
+pub mod kind;
 pub mod link;
 pub mod neighbour;
+pub mod nexthop;
 pub mod object;
 pub mod reader;
 pub mod route;

@@ -17,6 +17,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use netlink_sys::Socket;
 
 use super::change::{self, Change};
+use super::kind::Kind;
 use super::socket::{self, Netns};
 use super::wire::{self, Frame};
 
@@ -56,8 +57,8 @@ pub enum Loss {
 /// Counters the reader keeps.
 #[derive(Debug, Default)]
 pub struct ReaderCounters {
-    /// Messages received, per kind (link, address, neighbour, route).
-    pub notifications: [AtomicU64; 4],
+    /// Messages received, per kind (in [`Kind::ALL`] order).
+    pub notifications: [AtomicU64; Kind::ALL.len()],
     /// Messages that did not parse.
     pub unparsed: AtomicU64,
 }
@@ -183,6 +184,10 @@ impl ReadLoop {
                 change::from_route_bytes(message_type, flags, payload),
                 changes,
             ),
+            Frame::Nexthop {
+                message_type,
+                payload,
+            } => self.take(change::from_nexthop_bytes(message_type, payload), changes),
             Frame::Message(message) => self.take(change::from_message(&message), changes),
             Frame::Unparsed => {
                 self.counters.unparsed.fetch_add(1, Ordering::Relaxed);
@@ -193,7 +198,7 @@ impl ReadLoop {
 
     fn take(&self, change: Option<Change>, changes: &mut Vec<Change>) {
         if let Some(change) = change {
-            self.counters.notifications[change.kind() as usize].fetch_add(1, Ordering::Relaxed);
+            self.counters.notifications[change.kind().index()].fetch_add(1, Ordering::Relaxed);
             changes.push(change);
         }
     }

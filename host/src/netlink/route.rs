@@ -100,6 +100,15 @@ pub fn parse(msg: &RouteMessage) -> Option<Route> {
     })
 }
 
+/// The nexthop object a route message names (RTA_NH_ID); 0 for none.
+pub fn nhid(msg: &RouteMessage) -> u32 {
+    find(&msg.attributes, |a| match a {
+        RouteAttribute::NhId(id) => Some(*id),
+        _ => None,
+    })
+    .unwrap_or(0)
+}
+
 /// False for the types that drop or bounce a packet instead of sending it on.
 fn forwards(kind: RouteType) -> bool {
     !matches!(
@@ -267,13 +276,14 @@ pub fn family_name(family: Family) -> &'static str {
 }
 
 /// The mirror's key of a route: (table, dst, length, tos, metric) and, for
-/// an IPv6 route without a gateway, its interface (see
-/// [`dphost_lpm::device_key`]); the family is the destination's.
-pub fn key(route: &Route) -> RouteKey {
+/// an IPv6 route without a gateway and without a nexthop object (`nhid`
+/// 0), its interface (see [`dphost_lpm::device_key`]); the family is the
+/// destination's.
+pub fn key(route: &Route, nhid: u32) -> RouteKey {
     let dst = to_addr(route.dst.address);
     let oif = match &route.nexthops {
-        NextHops::One(h) => dphost_lpm::device_key(dst, &[to_lpm_hop(h)]),
-        NextHops::None | NextHops::Many(_) => 0,
+        NextHops::One(h) if nhid == 0 => dphost_lpm::device_key(dst, &[to_lpm_hop(h)]),
+        _ => 0,
     };
     RouteKey {
         table: route.table,
@@ -285,15 +295,16 @@ pub fn key(route: &Route) -> RouteKey {
     }
 }
 
-/// The compact form the mirror stores.
-pub fn to_lpm(route: &Route) -> dphost_lpm::Route {
-    with_lpm(route, |r| r.to_route())
+/// The compact form the mirror stores, through nexthop object `nhid` (0:
+/// none).
+pub fn to_lpm(route: &Route, nhid: u32) -> dphost_lpm::Route {
+    with_lpm(route, nhid, |r| r.to_route())
 }
 
 /// Calls `f` with the borrowed compact form of a route: what the mirror
 /// stores, without allocating for a route of none or one next hop (every
 /// route of a big table), as [`to_lpm`] would.
-pub fn with_lpm<R>(route: &Route, f: impl FnOnce(RouteRef<'_>) -> R) -> R {
+pub fn with_lpm<R>(route: &Route, nhid: u32, f: impl FnOnce(RouteRef<'_>) -> R) -> R {
     let one;
     let many: Vec<dphost_lpm::NextHop>;
     let nexthops: &[dphost_lpm::NextHop] = match &route.nexthops {
@@ -317,6 +328,7 @@ pub fn with_lpm<R>(route: &Route, f: impl FnOnce(RouteRef<'_>) -> R) -> R {
         scope: route.scope,
         metric: route.metric,
         prefsrc: route.prefsrc.map(to_addr),
+        nhid,
         nexthops,
     })
 }

@@ -27,6 +27,8 @@ const RTA_PREFSRC: u16 = 7;
 const RTA_MULTIPATH: u16 = 9;
 const RTA_TABLE: u16 = 15;
 const RTA_VIA: u16 = 18;
+/// RTA_NH_ID: the nexthop object the route forwards through.
+const RTA_NH_ID: u16 = 30;
 /// The nested-attribute and byte-order bits of an attribute's type.
 const NLA_TYPE_MASK: u16 = 0x3fff;
 
@@ -35,7 +37,7 @@ fn align4(n: usize) -> usize {
 }
 
 /// Each (type, value) of a run of rtattrs; stops at the first malformed one.
-fn attributes(mut buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+pub(super) fn attributes(mut buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     std::iter::from_fn(move || {
         let len = usize::from(u16::from_ne_bytes(buf.get(..2)?.try_into().ok()?));
         let kind = u16::from_ne_bytes(buf.get(2..4)?.try_into().ok()?) & NLA_TYPE_MASK;
@@ -45,12 +47,12 @@ fn attributes(mut buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     })
 }
 
-fn u32_of(value: &[u8]) -> Option<u32> {
+pub(super) fn u32_of(value: &[u8]) -> Option<u32> {
     Some(u32::from_ne_bytes(value.get(..4)?.try_into().ok()?))
 }
 
 /// An address of 4 or 16 bytes; None for any other length.
-fn address(value: &[u8]) -> Option<IpAddress> {
+pub(super) fn address(value: &[u8]) -> Option<IpAddress> {
     match value.len() {
         4 => Some(IpAddress::V4(u32::from_be_bytes(value.try_into().ok()?))),
         16 => {
@@ -99,9 +101,11 @@ fn masked(address: IpAddress, len: u8) -> IpAddress {
     }
 }
 
-/// The route a message's payload (after the netlink header) describes, or
-/// None for what dphost does not mirror or cannot read.
-pub fn parse(payload: &[u8]) -> Option<Route> {
+/// The route a message's payload (after the netlink header) describes,
+/// with the id of the nexthop object it names (0 for none), or None for
+/// what dphost does not mirror or cannot read. A route with a nexthop id
+/// carries the hops the message lists (the kernel's compat mode), or none.
+pub fn parse(payload: &[u8]) -> Option<(Route, u32)> {
     let h = payload.get(..RTMSG_LEN)?;
     let flags = u32::from_ne_bytes(h[8..12].try_into().ok()?);
     if flags & RTM_F_CLONED != 0 {
@@ -137,8 +141,10 @@ pub fn parse(payload: &[u8]) -> Option<Route> {
     };
     let (mut table, mut dst, mut metric, mut oif) = (None, None, None, None);
     let mut multipath = None;
+    let mut nhid = 0;
     for (kind, value) in attributes(attrs) {
         match kind {
+            RTA_NH_ID if nhid == 0 => nhid = u32_of(value).unwrap_or(0),
             RTA_DST if dst.is_none() => dst = Some(address(value)),
             RTA_TABLE if table.is_none() => table = u32_of(value),
             RTA_PRIORITY if metric.is_none() => metric = u32_of(value),
@@ -160,7 +166,7 @@ pub fn parse(payload: &[u8]) -> Option<Route> {
             None => single_hop(gateway(attrs), oif, (flags & RTNH_F_MASK) as u8),
         };
     }
-    Some(route)
+    Some((route, nhid))
 }
 
 fn forwards(kind: RouteType) -> bool {
@@ -218,13 +224,15 @@ mod tests {
             let message = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes).unwrap();
             let full = match &message.payload {
                 NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(m))
-                | NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelRoute(m)) => route::parse(m),
+                | NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelRoute(m)) => {
+                    route::parse(m).map(|r| (r, route::nhid(m)))
+                }
                 other => panic!("{} is not a route message: {other:?}", path.display()),
             };
             let raw = parse(&bytes[16..]);
             assert_eq!(
-                raw.as_ref().map(json),
-                full.as_ref().map(json),
+                raw.as_ref().map(|(r, nhid)| (json(r), *nhid)),
+                full.as_ref().map(|(r, nhid)| (json(r), *nhid)),
                 "{}",
                 path.display()
             );
@@ -324,7 +332,7 @@ mod tests {
                 panic!("not a route");
             };
             let full = route::parse(&back);
-            let raw = parse(&bytes[16..]);
+            let raw = parse(&bytes[16..]).map(|(r, _)| r);
             assert_eq!(raw.as_ref().map(json), full.as_ref().map(json), "{m:?}");
         }
     }

@@ -12,7 +12,8 @@ use netlink_packet_route::link::LinkMessage;
 use netlink_packet_route::neighbour::NeighbourMessage;
 use netlink_packet_route::route::RouteMessage;
 
-use crate::wit::ObjectKind;
+use super::kind::Kind;
+use super::nexthop::{NHMSG_LEN, RTM_DELNEXTHOP, RTM_GETNEXTHOP, RTM_NEWNEXTHOP};
 
 /// NLMSG_DONE: the end of a dump.
 const NLMSG_DONE: u16 = 3;
@@ -31,6 +32,12 @@ pub enum Frame<'a> {
     Route {
         message_type: u16,
         flags: u16,
+        payload: &'a [u8],
+    },
+    /// A nexthop message, left as bytes: netlink-packet-route cannot parse
+    /// it (see the `nexthop` module).
+    Nexthop {
+        message_type: u16,
         payload: &'a [u8],
     },
     /// Any other route-family message (a notification or a dump reply).
@@ -71,6 +78,10 @@ pub fn frames<'a>(mut buf: &'a [u8], mut f: impl FnMut(Frame<'a>)) -> Framing {
                 flags: header.flags(),
                 payload: message.get(16..).unwrap_or(&[]),
             },
+            t @ (RTM_NEWNEXTHOP | RTM_DELNEXTHOP) => Frame::Nexthop {
+                message_type: t,
+                payload: message.get(16..).unwrap_or(&[]),
+            },
             NLMSG_ERROR => error_frame(&buf[..len.min(buf.len())]),
             _ => {
                 match NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[..len.min(buf.len())])
@@ -98,12 +109,13 @@ fn error_frame(bytes: &[u8]) -> Frame<'static> {
 
 /// The dump request for one kind: every object of that kind, both
 /// families, every routing table.
-pub fn dump_request(kind: ObjectKind, sequence: u32) -> Vec<u8> {
+pub fn dump_request(kind: Kind, sequence: u32) -> Vec<u8> {
     let payload = match kind {
-        ObjectKind::Link => RouteNetlinkMessage::GetLink(LinkMessage::default()),
-        ObjectKind::Address => RouteNetlinkMessage::GetAddress(AddressMessage::default()),
-        ObjectKind::Neighbour => RouteNetlinkMessage::GetNeighbour(NeighbourMessage::default()),
-        ObjectKind::Route => RouteNetlinkMessage::GetRoute(RouteMessage::default()),
+        Kind::Link => RouteNetlinkMessage::GetLink(LinkMessage::default()),
+        Kind::Address => RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+        Kind::Neighbour => RouteNetlinkMessage::GetNeighbour(NeighbourMessage::default()),
+        Kind::Nexthop => return nexthop_dump_request(sequence),
+        Kind::Route => RouteNetlinkMessage::GetRoute(RouteMessage::default()),
     };
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | NLM_F_DUMP;
@@ -112,5 +124,21 @@ pub fn dump_request(kind: ObjectKind, sequence: u32) -> Vec<u8> {
     message.finalize();
     let mut buf = vec![0; message.header.length as usize];
     message.serialize(&mut buf);
+    buf
+}
+
+/// RTM_GETNEXTHOP with NLM_F_DUMP and an empty `struct nhmsg` (every
+/// family, every nexthop), built by hand: netlink-packet-route has no
+/// nexthop messages.
+fn nexthop_dump_request(sequence: u32) -> Vec<u8> {
+    const HEADER_LEN: usize = 16;
+    let len = HEADER_LEN + NHMSG_LEN;
+    let mut buf = Vec::with_capacity(len);
+    buf.extend_from_slice(&(len as u32).to_ne_bytes());
+    buf.extend_from_slice(&RTM_GETNEXTHOP.to_ne_bytes());
+    buf.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    buf.extend_from_slice(&sequence.to_ne_bytes());
+    buf.extend_from_slice(&0u32.to_ne_bytes());
+    buf.resize(len, 0);
     buf
 }

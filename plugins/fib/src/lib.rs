@@ -98,6 +98,7 @@ impl Plugin for FibPlugin {
             scope: r.scope,
             metric: r.metric,
             prefsrc: r.prefsrc.map(addr),
+            nhid: 0,
             nexthops: hops,
         });
     }
