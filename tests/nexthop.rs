@@ -5,11 +5,8 @@
 //! nexthop replace, a member deleted from a group, a group emptied, and a
 //! link going down, none of which the kernel announces with a route message.
 
-use std::time::Duration;
-
 use crate::util::host::{Host, Spec, test_config};
-use crate::util::kernel::{difference, dumped_routes, kernel_routes};
-use crate::util::mirror::mirror_difference;
+use crate::util::mirror::assert_converges;
 use crate::util::netns::TestNetns;
 use crate::util::plugin;
 
@@ -58,27 +55,6 @@ fn topology(ns: &TestNetns) {
             "-6 route add 2001:db8:11::/64 nhid 7 table {table}"
         ));
     }
-}
-
-/// Waits until the mirror and the FIB plugin equal the kernel, nexthops
-/// resolved; panics with the differences after 30 s.
-fn assert_converges(ns: &TestNetns, host: &Host, step: &str) {
-    let fib_difference = |h: &Host| match h.query("fib", r#"{"op":"dump"}"#) {
-        Ok(dump) => difference(
-            &kernel_routes(ns),
-            &dumped_routes(&serde_json::from_str(&dump).unwrap()),
-        ),
-        Err(e) => format!("fib did not answer: {e}\n"),
-    };
-    let converged = host.wait(Duration::from_secs(30), |h| {
-        fib_difference(h).is_empty() && mirror_difference(ns, h).is_empty()
-    });
-    assert!(
-        converged,
-        "after {step}: no convergence\nfib:\n{}{}",
-        fib_difference(host),
-        mirror_difference(ns, host)
-    );
 }
 
 /// The whole life of nexthop objects with the kernel's compat mode `compat`

@@ -4,6 +4,7 @@
 //! - `barrier`: mp-safe plugins' calls overlap; a not mp-safe one runs alone.
 //! - `cli`: the `dphost` binary: `run`, `ctl`, `check`, SIGHUP, JSON logs, `ctl watch`.
 //! - `fib`: the FIB plugin's lookups, replaces, multipath and resync sweep.
+//! - `frr`: FRR's zebra and staticd installing and changing routes through nexthop objects.
 //! - `hostile`: plugins that trap, spin, bomb or recurse on a real kernel recover or are disabled.
 //! - `image`: pre-lowered batches reach a plugin exactly as typed lowering does.
 //! - `inject`: the benchmark injector adds, counts, deletes and flushes routes in a namespace.
@@ -27,6 +28,7 @@ mod util;
 mod barrier;
 mod cli;
 mod fib;
+mod frr;
 mod hostile;
 mod image;
 mod inject;

@@ -4,6 +4,7 @@
 //! `Request::Mirror`) reports them, normalised into comparable lines.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use dphost::engine::Kind;
 use dphost::wit::ObjectKind;
@@ -246,4 +247,25 @@ pub fn mirror_difference(ns: &TestNetns, host: &Host) -> String {
         }
     }
     out
+}
+
+/// Waits until the mirror and the FIB plugin equal the kernel, nexthops
+/// resolved; panics with the differences after 30 s.
+pub fn assert_converges(ns: &TestNetns, host: &Host, step: &str) {
+    let fib_difference = |h: &Host| match h.query("fib", r#"{"op":"dump"}"#) {
+        Ok(dump) => difference(
+            &kernel_routes(ns),
+            &dumped_routes(&serde_json::from_str(&dump).unwrap()),
+        ),
+        Err(e) => format!("fib did not answer: {e}\n"),
+    };
+    let converged = host.wait(Duration::from_secs(30), |h| {
+        fib_difference(h).is_empty() && mirror_difference(ns, h).is_empty()
+    });
+    assert!(
+        converged,
+        "after {step}: no convergence\nfib:\n{}{}",
+        fib_difference(host),
+        mirror_difference(ns, host)
+    );
 }

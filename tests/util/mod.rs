@@ -4,6 +4,7 @@
 
 pub mod alone;
 pub mod churn;
+pub mod frr;
 pub mod host;
 pub mod kernel;
 pub mod mirror;
