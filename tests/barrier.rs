@@ -38,9 +38,9 @@ fn run(plugins: &[(&str, &str)], batches: usize) -> Vec<CallRecord> {
 }
 
 /// Two busy mp-safe plugins run at the same time on this 2-core machine.
-/// Behind an exclusive lock none of their calls would overlap; a CI
-/// machine running other test binaries may deschedule some, so a quarter
-/// is asked for, not all.
+/// Behind an exclusive lock none of their calls would overlap; the other
+/// tests of this binary, or other work on a CI machine, may deschedule
+/// some, so a quarter is asked for, not all.
 #[test]
 fn mp_safe_plugins_run_in_parallel() {
     let records = run(&[("busy", "busy-a"), ("busy", "busy-b")], 20);

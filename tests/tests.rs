@@ -1,5 +1,6 @@
 //! dphost's integration tests, in one binary (one link, one run, one
-//! `test result:` line); run one module with `cargo test --test tests kernel::`.
+//! `test result:` line); run one module with
+//! `cargo test -p dphost --test tests -- kernel::`.
 //!
 //! - `barrier`: mp-safe plugins' calls overlap; a not mp-safe one runs alone.
 //! - `cli`: the `dphost` binary: `run`, `ctl`, `check`, SIGHUP, JSON logs, `ctl watch`.
