@@ -2,6 +2,7 @@
 //! `test result:` line); run one module with
 //! `cargo test -p dphost --test tests -- kernel::`.
 //!
+//! - `append`: IPv4 routes that share a key, in the kernel's order, the first in use.
 //! - `barrier`: mp-safe plugins' calls overlap; a not mp-safe one runs alone.
 //! - `cli`: the `dphost` binary: `run`, `ctl`, `check`, SIGHUP, JSON logs, `ctl watch`.
 //! - `fib`: the FIB plugin's lookups, replaces, multipath and resync sweep.
@@ -26,6 +27,7 @@
 
 mod util;
 
+mod append;
 mod barrier;
 mod cli;
 mod fib;

@@ -113,10 +113,22 @@ fn kernel_nexthops(ns: &TestNetns, dev: impl Fn(&Value) -> u64) -> BTreeMap<u64,
 /// whatever the route's own listing shows (nothing with the kernel's
 /// `nexthop_compat_mode` off).
 pub fn kernel_routes(ns: &TestNetns) -> BTreeSet<String> {
+    routes(ns, false)
+}
+
+/// The routes the kernel forwards by: [`kernel_routes`], keeping of IPv4
+/// routes that share a key (`ip route append`) only the first listed,
+/// which is what plugins hold.
+pub fn kernel_routes_in_use(ns: &TestNetns) -> BTreeSet<String> {
+    routes(ns, true)
+}
+
+fn routes(ns: &TestNetns, in_use: bool) -> BTreeSet<String> {
     let index = ifindexes(ns);
     let dev = |v: &Value| v.as_str().and_then(|d| index.get(d)).copied().unwrap_or(0);
     let nexthops = kernel_nexthops(ns, dev);
     let mut lines = BTreeSet::new();
+    let mut keys = BTreeSet::new();
     for (flag, family, v6) in [("-4", "ipv4", false), ("-6", "ipv6", true)] {
         for r in ns
             .json(&format!("{flag} route show table all"))
@@ -140,6 +152,15 @@ pub fn kernel_routes(ns: &TestNetns) -> BTreeSet<String> {
                 None if r["dev"].is_string() => vec![hop(r["gateway"].as_str(), dev(&r["dev"]), 1)],
                 None => Vec::new(),
             };
+            let key = (
+                table_id(&r["table"]),
+                full_prefix(r["dst"].as_str().unwrap_or("default"), v6),
+                r["tos"].to_string(),
+                r["metric"].as_u64().unwrap_or(0),
+            );
+            if in_use && !v6 && !keys.insert(key) {
+                continue;
+            }
             lines.insert(route_line(
                 table_id(&r["table"]),
                 family,

@@ -197,12 +197,26 @@ impl Fib {
     /// Adds `r`, or replaces the route with the same [`RouteKey`]; true if it
     /// replaced one. `dst` is masked to `len`; `len` is clamped to the width.
     pub fn upsert(&mut self, r: RouteRef<'_>) -> bool {
+        self.upsert_with(r, false).unwrap_or(true)
+    }
+
+    /// Like [`Fib::upsert`] during a sweep, except that a route whose key
+    /// was already upserted since [`Fib::begin_sweep`] stays as it is: this
+    /// one is not stored, and the answer is None. A kernel dump lists the
+    /// IPv4 routes that share a key in the kernel's order, the one in use
+    /// first; this keeps the first. Outside a sweep every stored route
+    /// counts as upserted, so an existing key is always kept.
+    pub fn upsert_unseen(&mut self, r: RouteRef<'_>) -> Option<bool> {
+        self.upsert_with(r, true)
+    }
+
+    fn upsert_with(&mut self, r: RouteRef<'_>, keep_seen: bool) -> Option<bool> {
         let len = r.len.min(r.dst.family().width());
         let entry = self.acquire_entry(&r);
         let ti = self.table_or_insert(r.table, r.dst.family());
         match r.dst {
-            Addr::V4(k) => self.upsert_in(ti, k.mask(len), len, entry),
-            Addr::V6(k) => self.upsert_in(ti, k.mask(len), len, entry),
+            Addr::V4(k) => self.upsert_in(ti, k.mask(len), len, entry, keep_seen),
+            Addr::V6(k) => self.upsert_in(ti, k.mask(len), len, entry, keep_seen),
         }
     }
 
@@ -400,11 +414,28 @@ impl Fib {
 
     // ---- upsert / remove ----
 
-    fn upsert_in<K: Key>(&mut self, ti: usize, key: K, len: u8, entry: Entry) -> bool {
+    fn upsert_in<K: Key>(
+        &mut self,
+        ti: usize,
+        key: K,
+        len: u8,
+        entry: Entry,
+        keep_seen: bool,
+    ) -> Option<bool> {
         let mut root = self.tables[ti].root;
         let node = K::tries_mut(self).insert(&mut root, key, len);
         self.tables[ti].root = root;
         let slot = K::tries(self).slot(node);
+        let v6 = K::WIDTH == 128;
+        if keep_seen
+            && self
+                .members(slot)
+                .any(|e| self.same(e, &entry, v6) && !self.is_stale(e))
+        {
+            // The node existed (it holds a route), so nothing was inserted.
+            self.release_entry(entry);
+            return None;
+        }
         let (new_slot, replaced) = self.place(slot, entry, K::WIDTH == 128);
         K::tries_mut(self).set_slot(node, new_slot);
         if !replaced {
@@ -412,7 +443,7 @@ impl Fib {
             self.len += 1;
         }
         K::after_change(self, ti, key, len, new_slot != slot);
-        replaced
+        Some(replaced)
     }
 
     fn remove_in<K: Key>(&mut self, ti: usize, key: K, len: u8, rk: &RouteKey) -> bool {

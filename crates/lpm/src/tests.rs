@@ -392,3 +392,25 @@ fn sweep_counts_stay_exact() {
     assert_eq!(fib.end_sweep(), 300);
     assert!(fib.is_empty());
 }
+
+/// During a sweep, `upsert_unseen` keeps the first route of a key and
+/// refuses the next ones (a dump's appended IPv4 routes); a route not yet
+/// upserted in the sweep is replaced as by `upsert`.
+#[test]
+fn upsert_unseen_keeps_the_first_of_a_sweep() {
+    let mut fib = Fib::new();
+    let a = route(254, v4("10.9.0.0"), 16, 0, &[hop(v4("192.0.2.2"))]);
+    let b = route(254, v4("10.9.0.0"), 16, 0, &[hop(v4("192.0.2.3"))]);
+    fib.upsert(a.as_ref());
+    fib.begin_sweep();
+    assert_eq!(fib.upsert_unseen(b.as_ref()), Some(true), "stale: replaced");
+    assert_eq!(fib.upsert_unseen(a.as_ref()), None, "seen: kept");
+    assert_eq!(fib.get(&a.key()).unwrap().nexthops, b.nexthops);
+    assert_eq!(fib.end_sweep(), 0);
+    assert_eq!(fib.len(), 1);
+    assert_eq!(
+        fib.nexthop_sets(),
+        1,
+        "the refused route's hops were released"
+    );
+}

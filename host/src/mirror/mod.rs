@@ -32,6 +32,7 @@
 //!   (main, 1000, multipath) vanish silently. So a deleted link takes every
 //!   address, neighbour and route that uses it here, with a del for each.
 
+mod aliases;
 mod nexthops;
 mod routes;
 mod table;
@@ -48,9 +49,24 @@ use crate::netlink::kind::Kind;
 use crate::netlink::link;
 use crate::netlink::neighbour::{self, NeighbourKey};
 use crate::netlink::route;
-use crate::wit::{Address, Event, KindSet, Link, Neighbour, ObjectKind, Route};
+use crate::wit::{Address, Event, Family, KindSet, Link, Neighbour, ObjectKind, Route};
+use aliases::Aliases;
 use nexthops::Nexthops;
 use table::Table;
+
+/// Where a new route goes among the routes of its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// A notification without NLM_F_APPEND or NLM_F_REPLACE: in front.
+    Prepend,
+    /// NLM_F_APPEND: last (IPv6: its hops merge into the route).
+    Append,
+    /// NLM_F_REPLACE: in place of the first.
+    Replace,
+    /// A dumped route: the first of its key in this dump is the one in
+    /// use, any later one comes after it.
+    Dumped,
+}
 
 /// The host's copy of kernel state. Plain data: the engine owns it and
 /// applies changes to it one at a time; it has no lock of its own.
@@ -63,8 +79,11 @@ pub struct Mirror {
     nexthops: Nexthops,
     /// Every route of every table and family, keyed as the WIT says
     /// (table, family, dst, tos, metric, and the interface of an IPv6 route
-    /// without a gateway); its sweep bits are the marks.
+    /// without a gateway); its sweep bits are the marks. Of IPv4 routes that
+    /// share a key, it holds the first, the one the kernel uses...
     routes: Fib,
+    /// ...and these the others, in the kernel's order.
+    aliases: Aliases,
 }
 
 impl Mirror {
@@ -89,7 +108,14 @@ impl Mirror {
                 nhid,
                 replace,
                 append,
-            } => self.new_route(&route, nhid, append && !replace, out),
+            } => {
+                let placement = match (replace, append) {
+                    (true, _) => Placement::Replace,
+                    (false, true) => Placement::Append,
+                    (false, false) => Placement::Prepend,
+                };
+                self.new_route(&route, nhid, placement, out)
+            }
             Change::DelRoute { route, nhid } => self.del_route(&route, nhid, out),
         }
     }
@@ -114,8 +140,15 @@ impl Mirror {
             }
             Change::NewRoute { route, nhid, .. } => {
                 let route = self.resolved(route, nhid);
-                route::with_lpm(&route, nhid, |r| self.routes.upsert(r));
-                out.push(Event::RouteAdd(route));
+                let routes = &mut self.routes;
+                if route::with_lpm(&route, nhid, |r| routes.upsert_unseen(r)).is_some() {
+                    out.push(Event::RouteAdd(route));
+                } else if route.family == Family::Ipv4 {
+                    // A later route of a key this dump gave: it waits
+                    // behind the first (`aliases.rs`).
+                    self.aliases
+                        .push(route::key(&route, nhid), route::to_lpm(&route, nhid));
+                }
             }
             Change::DelLink(_)
             | Change::DelAddress(_)
@@ -153,7 +186,9 @@ impl Mirror {
     /// (a dump carries whole routes).
     pub fn reconcile_add(&mut self, change: Change, out: &mut Vec<Event>) {
         match change {
-            Change::NewRoute { route, nhid, .. } => self.new_route(&route, nhid, false, out),
+            Change::NewRoute { route, nhid, .. } => {
+                self.new_route(&route, nhid, Placement::Dumped, out)
+            }
             other => self.apply(other, out),
         }
     }
@@ -202,6 +237,7 @@ impl Mirror {
             neighbours: self.neighbours.clone(),
             nexthops: self.nexthops.clone(),
             routes: self.routes.share(),
+            aliases: self.aliases.clone(),
         })
     }
 
@@ -213,7 +249,7 @@ impl Mirror {
             Kind::Address => self.addresses.len(),
             Kind::Neighbour => self.neighbours.len(),
             Kind::Nexthop => self.nexthops.len(),
-            Kind::Route => self.routes.len(),
+            Kind::Route => self.routes.len() + self.aliases.len(),
         })
     }
 
@@ -234,11 +270,17 @@ impl Mirror {
         }
     }
 
+    /// Every route, sorted by key; routes of one key in the kernel's order.
     fn routes_json(&self) -> Value {
         let mut routes: Vec<(RouteKey, Route)> = Vec::with_capacity(self.routes.len());
-        self.routes
-            .for_each_ref(|r| routes.push((r.key(), route::from_lpm(r))));
-        routes.sort_unstable_by_key(|(key, _)| *key);
+        self.routes.for_each_ref(|r| {
+            let key = r.key();
+            routes.push((key, route::from_lpm(r)));
+            for alias in self.aliases.behind(&key) {
+                routes.push((key, route::from_lpm(alias.as_ref())));
+            }
+        });
+        routes.sort_by_key(|(key, _)| *key);
         routes.iter().map(|(_, r)| route::json(r)).collect()
     }
 
@@ -248,7 +290,11 @@ impl Mirror {
             Kind::Address => self.addresses.mark_all(),
             Kind::Neighbour => self.neighbours.mark_all(),
             Kind::Nexthop => self.nexthops.mark_all(),
-            Kind::Route => self.routes.begin_sweep(),
+            Kind::Route => {
+                // A dump gives every route of a key again, in order.
+                self.aliases.clear();
+                self.routes.begin_sweep();
+            }
         }
     }
 
@@ -279,15 +325,27 @@ impl Mirror {
     /// Removes every route with a next hop through `ifindex`: the kernel drops
     /// such a route whole, multipath included.
     fn del_routes_via(&mut self, ifindex: u32, out: &mut Vec<Event>) {
-        let mut doomed = Vec::new();
+        self.del_routes_where(|r| r.nexthops.iter().any(|h| h.ifindex == ifindex), out);
+    }
+
+    /// Removes every route `doomed` picks: a del for each first of its key
+    /// with none behind it; the next one behind takes the place of the
+    /// others (an add).
+    fn del_routes_where(
+        &mut self,
+        doomed: impl Fn(&dphost_lpm::Route) -> bool,
+        out: &mut Vec<Event>,
+    ) {
+        self.aliases.retain(|r| !doomed(r));
+        let mut firsts = Vec::new();
         self.routes.for_each_ref(|r| {
-            if r.nexthops.iter().any(|h| h.ifindex == ifindex) {
-                doomed.push(r.to_route());
+            let r = r.to_route();
+            if doomed(&r) {
+                firsts.push(r);
             }
         });
-        for r in doomed {
-            self.routes.remove(&r.key());
-            out.push(Event::RouteDel(route::from_lpm(r.as_ref())));
+        for first in firsts {
+            self.drop_first(first, out);
         }
     }
 }

@@ -193,6 +193,15 @@ impl Mirror {
         if ids.is_empty() {
             return;
         }
+        let nexthops = &self.nexthops;
+        self.aliases.each_mut(|r| {
+            if r.nhid != 0
+                && ids.contains(&r.nhid)
+                && let Some(hops) = nexthops.resolve(r.nhid)
+            {
+                r.nexthops = route::hops(&hops).iter().map(route::to_lpm_hop).collect();
+            }
+        });
         let mut stale = Vec::new();
         self.routes.for_each_ref(|r| {
             if r.nhid != 0 && ids.contains(&r.nhid) {
@@ -216,15 +225,8 @@ impl Mirror {
 
     /// Removes every route through one of `ids`, with a del each.
     fn del_routes_through(&mut self, ids: &[u32], out: &mut Vec<Event>) {
-        let mut doomed = Vec::new();
-        self.routes.for_each_ref(|r| {
-            if r.nhid != 0 && ids.contains(&r.nhid) {
-                doomed.push(r.to_route());
-            }
-        });
-        for r in doomed {
-            self.routes.remove(&r.key());
-            out.push(Event::RouteDel(route::from_lpm(r.as_ref())));
+        if !ids.is_empty() {
+            self.del_routes_where(|r| r.nhid != 0 && ids.contains(&r.nhid), out);
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use dphost_lpm::{NextHop as LpmHop, Route as LpmRoute};
 
-use super::Mirror;
+use super::{Mirror, Placement};
 use crate::netlink::route;
 use crate::wit::{Event, Family, Route};
 
@@ -30,18 +30,18 @@ impl Mirror {
     // order: existing hops, then new ones), a del naming some hops of a
     // multipath route removes only those, and the mirror agrees with
     // `ip -j -6 route show` after each step (see the multipath tests). IPv4
-    // never splits a route this way: NEWROUTE replaces by key, DELROUTE
-    // removes the key.
+    // never splits a route this way; its appends are routes of their own
+    // on one key (`aliases.rs`).
 
     /// Adds or replaces a route through nexthop object `nhid` (0: none), its
-    /// hops resolved from the mirror's nexthops; with `merge` (an IPv6
-    /// append) an existing route with the same key gains the new hops
-    /// instead.
+    /// hops resolved from the mirror's nexthops, placed among the routes of
+    /// its key as `placement` says: an IPv6 append merges the new hops into
+    /// the route of that key; an IPv4 one waits behind it (`aliases.rs`).
     pub(super) fn new_route(
         &mut self,
         route: &Route,
         nhid: u32,
-        merge: bool,
+        placement: Placement,
         out: &mut Vec<Event>,
     ) {
         let resolved;
@@ -51,25 +51,40 @@ impl Mirror {
             resolved = self.resolved(route.clone(), nhid);
             &resolved
         };
-        if !(merge && route.family == Family::Ipv6) {
+        let v6 = route.family == Family::Ipv6;
+        if !v6 && self.place_ipv4(route, nhid, placement) {
+            return;
+        }
+        let merge = v6 && placement == Placement::Append;
+        if !merge {
             // The common case, without allocating: store it, and emit it
-            // unless it is exactly what the mirror held.
+            // unless it is exactly what the mirror held. A dumped IPv4
+            // route whose key this dump gave already waits behind it.
             let routes = &mut self.routes;
+            let dumped = placement == Placement::Dumped;
             let changed = route::with_lpm(route, nhid, |new| {
                 let same = routes.get_ref(&new.key()).is_some_and(|old| old == new);
-                routes.upsert(new);
-                !same
+                let stored = if dumped {
+                    routes.upsert_unseen(new).is_some()
+                } else {
+                    routes.upsert(new);
+                    true
+                };
+                stored.then_some(!same)
             });
-            if changed {
-                out.push(Event::RouteAdd(route.clone()));
+            match changed {
+                Some(true) => out.push(Event::RouteAdd(route.clone())),
+                Some(false) => {}
+                None if !v6 => self
+                    .aliases
+                    .push(route::key(route, nhid), route::to_lpm(route, nhid)),
+                None => {}
             }
             return;
         }
         let mut new = route::to_lpm(route, nhid);
         if let Some(old) = self.routes.get_ref(&new.key()) {
-            if merge && route.family == Family::Ipv6 {
-                new.nexthops = merged(old.nexthops, &new.nexthops);
-            }
+            new.nexthops = merged(old.nexthops, &new.nexthops);
             if old == new.as_ref() {
                 self.routes.upsert(new.as_ref());
                 return;
@@ -81,8 +96,12 @@ impl Mirror {
 
     /// Removes a route, or only the hops an IPv6 del names of a multipath
     /// route (emitting what remains as an add, or a del when none remain).
-    /// A route through a nexthop object goes whole.
+    /// A route through a nexthop object goes whole. Of IPv4 routes that
+    /// share a key, the one named goes (`aliases.rs`).
     pub(super) fn del_route(&mut self, route: &Route, nhid: u32, out: &mut Vec<Event>) {
+        if route.family == Family::Ipv4 && self.del_ipv4(route, nhid, out) {
+            return;
+        }
         let key = route::key(route, nhid);
         let Some(old) = self.routes.get(&key) else {
             return;
@@ -129,7 +148,7 @@ fn hops_left(old: &LpmRoute, del: &Route) -> Option<Vec<LpmHop>> {
 }
 
 /// The same next hop: the same gateway through the same interface.
-fn same_hop(a: &LpmHop, b: &LpmHop) -> bool {
+pub(super) fn same_hop(a: &LpmHop, b: &LpmHop) -> bool {
     a.gateway == b.gateway && a.ifindex == b.ifindex
 }
 

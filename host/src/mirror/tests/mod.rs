@@ -26,6 +26,8 @@ macro_rules! fixture {
     };
 }
 
+mod routes;
+
 fn captured(bytes: &[u8]) -> Change {
     let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes).expect("decodes");
     from_message(&msg).expect("a change")
@@ -97,6 +99,18 @@ fn route(table: u32, dst: &str, metric: u32, nexthops: NextHops) -> Route {
     }
 }
 
+/// A route notified with NLM_F_REPLACE.
+fn replace(route: Route) -> Change {
+    Change::NewRoute {
+        route,
+        nhid: 0,
+        replace: true,
+        append: false,
+    }
+}
+
+/// A route notified without NLM_F_REPLACE or NLM_F_APPEND (an add, or a
+/// prepend), or dumped.
 fn add(route: Route) -> Change {
     Change::NewRoute {
         route,
@@ -186,7 +200,7 @@ fn keys_are_the_kernels() {
         NextHops::One(hop("192.0.2.7", 3)),
     );
     assert_eq!(
-        applied(&mut m, add(replaced)),
+        applied(&mut m, replace(replaced)),
         ["route-add 254 198.51.100.0/24 m10 [192.0.2.7@3*1]"]
     );
     assert_eq!(m.counts(), [0, 3, 2, 0, 4]);
@@ -243,7 +257,7 @@ fn identical_add_is_silent_changed_add_replaces() {
         (
             add(r()),
             add(r()),
-            add(route(254, "10.0.0.0/8", 0, NextHops::None)),
+            replace(route(254, "10.0.0.0/8", 0, NextHops::None)),
         ),
     ] {
         assert_eq!(applied(&mut m, first).len(), 1);
@@ -251,131 +265,6 @@ fn identical_add_is_silent_changed_add_replaces() {
         assert_eq!(applied(&mut m, changed).len(), 1);
     }
     assert_eq!(m.counts(), [1, 1, 1, 0, 1]);
-}
-
-/// IPv4 NEWROUTE replaces by key, whatever its flags: the captured add
-/// then replace leave the replacing gateway; the del removes the key.
-#[test]
-fn ipv4_route_replaces_by_key() {
-    let mut m = Mirror::new();
-    assert_eq!(
-        applied(&mut m, fixture!("route_ipv4_new")),
-        ["route-add 254 198.51.100.0/24 m10 [192.0.2.2@3*1]"]
-    );
-    assert_eq!(
-        applied(&mut m, fixture!("route_ipv4_replace")),
-        ["route-add 254 198.51.100.0/24 m10 [192.0.2.3@3*1]"]
-    );
-    let Change::NewRoute { route, .. } = fixture!("route_ipv4_new") else {
-        panic!("a route");
-    };
-    let appended = Change::NewRoute {
-        route,
-        nhid: 0,
-        replace: false,
-        append: true,
-    };
-    assert_eq!(
-        applied(&mut m, appended),
-        ["route-add 254 198.51.100.0/24 m10 [192.0.2.2@3*1]"],
-        "an IPv4 append does not merge"
-    );
-    assert_eq!(
-        applied(&mut m, fixture!("route_ipv4_del")),
-        ["route-del 254 198.51.100.0/24 m10 [192.0.2.2@3*1]"]
-    );
-    assert_eq!(m.counts(), [0, 0, 0, 0, 0]);
-}
-
-/// The captured IPv6 multipath sequence (add [::2, ::3], append ::4, del
-/// ::2, replace with ::5) leaves after each step exactly what
-/// `ip -j -6 route show` listed: [::2 ::3], [::2 ::3 ::4], [::3 ::4], [::5].
-#[test]
-fn ipv6_multipath_follows_the_kernel() {
-    let mut m = Mirror::new();
-    let p = "254 2001:db8:6::/64 m1024";
-    assert_eq!(
-        applied(&mut m, fixture!("route_ipv6_multipath_new")),
-        [format!("route-add {p} [2001:db8::2@3*1 2001:db8::3@3*1]")]
-    );
-    assert_eq!(
-        applied(&mut m, fixture!("route_ipv6_append")),
-        [format!(
-            "route-add {p} [2001:db8::2@3*1 2001:db8::3@3*1 2001:db8::4@3*1]"
-        )]
-    );
-    assert_eq!(
-        applied(&mut m, fixture!("route_ipv6_del_one_hop")),
-        [format!("route-add {p} [2001:db8::3@3*1 2001:db8::4@3*1]")]
-    );
-    assert_eq!(
-        applied(&mut m, fixture!("route_ipv6_replace")),
-        [format!("route-add {p} [2001:db8::5@3*1]")]
-    );
-    assert_eq!(m.counts(), [0, 0, 0, 0, 1]);
-}
-
-/// An IPv6 append of a hop the route holds updates it in place; an
-/// append for a key the mirror lacks adds the route as given.
-#[test]
-fn ipv6_append_edge_cases() {
-    let mut m = Mirror::new();
-    let mp = NextHops::Many(vec![hop("2001:db8::2", 3), hop("2001:db8::3", 3)]);
-    let append = |nexthops| Change::NewRoute {
-        route: route(254, "2001:db8:6::/64", 1024, nexthops),
-        nhid: 0,
-        replace: false,
-        append: true,
-    };
-    assert_eq!(
-        applied(&mut m, append(mp)),
-        ["route-add 254 2001:db8:6::/64 m1024 [2001:db8::2@3*1 2001:db8::3@3*1]"]
-    );
-    let mut dead = hop("2001:db8::3", 3);
-    dead.flags = 1;
-    assert_eq!(applied(&mut m, append(NextHops::One(dead))).len(), 1);
-    let routes: KindSet = [ObjectKind::Route].into_iter().collect();
-    let Event::RouteAdd(r) = &m.replay(routes, 100)[0][1] else {
-        panic!("the route");
-    };
-    let flags: Vec<u8> = hops(&r.nexthops).iter().map(|h| h.flags).collect();
-    assert_eq!(flags, [0, 1]);
-}
-
-/// An IPv6 del naming every hop of a multipath route (the kernel's
-/// `ip -6 route del P`) removes it; one naming a hop the route lacks
-/// changes nothing; the last hop left is a single path of weight 1.
-#[test]
-fn ipv6_multipath_del() {
-    let mut m = Mirror::new();
-    let mut out = Vec::new();
-    m.apply(fixture!("route_ipv6_multipath_del"), &mut out);
-    assert_eq!(out.len(), 0, "unknown key");
-    let Change::DelRoute { route: r, .. } = fixture!("route_ipv6_multipath_del") else {
-        panic!("a del");
-    };
-    m.apply(add(r), &mut out);
-    assert_eq!(
-        applied(&mut m, fixture!("route_ipv6_multipath_del")),
-        ["route-del 254 2001:db8:8::/64 m1024 [2001:db8::2@3*1 2001:db8::3@3*1]"]
-    );
-    let mut w = hop("2001:db8::3", 3);
-    w.weight = 5;
-    let mp = NextHops::Many(vec![hop("2001:db8::2", 3), w]);
-    m.apply(add(route(254, "2001:db8:8::/64", 1024, mp)), &mut out);
-    let del = |gw| Change::DelRoute {
-        route: route(254, "2001:db8:8::/64", 1024, NextHops::One(hop(gw, 3))),
-        nhid: 0,
-    };
-    assert_eq!(applied(&mut m, del("2001:db8::9")), Vec::<String>::new());
-    assert_eq!(
-        applied(&mut m, del("2001:db8::2")),
-        ["route-add 254 2001:db8:8::/64 m1024 [2001:db8::3@3*1]"]
-    );
-    assert_eq!(
-        applied(&mut m, del("2001:db8::3")),
-        ["route-del 254 2001:db8:8::/64 m1024 [2001:db8::3@3*1]"]
-    );
 }
 
 /// A deleted link takes its addresses, neighbours and every route with a

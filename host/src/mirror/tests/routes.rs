@@ -1,0 +1,223 @@
+//! The mirror's routes against captured kernel messages and hand-made
+//! routes: IPv4 routes of one key, dumps of them, IPv6 multipath.
+
+use super::*;
+use crate::netlink::kind::Kind;
+
+/// IPv4 routes of one key follow the kernel: a replace takes the first's
+/// place, an append waits behind it unseen by plugins, a del of the first
+/// hands its place to the next (an add), and a del of one behind it changes
+/// nothing plugins hold.
+#[test]
+fn ipv4_routes_of_one_key_follow_the_kernel() {
+    let mut m = Mirror::new();
+    assert_eq!(
+        applied(&mut m, fixture!("route_ipv4_new")),
+        ["route-add 254 198.51.100.0/24 m10 [192.0.2.2@3*1]"]
+    );
+    assert_eq!(
+        applied(&mut m, fixture!("route_ipv4_replace")),
+        ["route-add 254 198.51.100.0/24 m10 [192.0.2.3@3*1]"]
+    );
+    let Change::NewRoute { route: via2, .. } = fixture!("route_ipv4_new") else {
+        panic!("a route");
+    };
+    let append = |route| Change::NewRoute {
+        route,
+        nhid: 0,
+        replace: false,
+        append: true,
+    };
+    assert_eq!(applied(&mut m, append(via2.clone())), Vec::<String>::new());
+    assert_eq!(
+        applied(&mut m, append(via2.clone())),
+        Vec::<String>::new(),
+        "once"
+    );
+    assert_eq!(m.counts(), [0, 0, 0, 0, 2]);
+    // The captured del names the first (through .3): the one behind, through
+    // .2, takes its place.
+    assert_eq!(
+        applied(&mut m, fixture!("route_ipv4_del")),
+        ["route-add 254 198.51.100.0/24 m10 [192.0.2.2@3*1]"]
+    );
+    assert_eq!(m.counts(), [0, 0, 0, 0, 1]);
+    let mut via3 = via2.clone();
+    via3.nexthops = NextHops::One(hop("192.0.2.3", 3));
+    // Behind, then the one behind goes: nothing plugins hold changes.
+    applied(&mut m, append(via3.clone()));
+    assert_eq!(
+        applied(
+            &mut m,
+            Change::DelRoute {
+                route: via3.clone(),
+                nhid: 0
+            }
+        ),
+        Vec::<String>::new()
+    );
+    // A prepend (no flag) goes in front.
+    applied(&mut m, append(via3.clone()));
+    let mut via4 = via2.clone();
+    via4.nexthops = NextHops::One(hop("192.0.2.4", 3));
+    assert_eq!(
+        applied(&mut m, add(via4.clone())),
+        ["route-add 254 198.51.100.0/24 m10 [192.0.2.4@3*1]"]
+    );
+    assert_eq!(m.counts(), [0, 0, 0, 0, 3]);
+    let json = m.to_json(Kind::Route);
+    let gateways: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["nexthops"][0]["gateway"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        gateways,
+        ["192.0.2.4", "192.0.2.2", "192.0.2.3"],
+        "in the kernel's order"
+    );
+    for (gone, event) in [
+        (via4, "route-add 254 198.51.100.0/24 m10 [192.0.2.2@3*1]"),
+        (via2, "route-add 254 198.51.100.0/24 m10 [192.0.2.3@3*1]"),
+        (via3, "route-del 254 198.51.100.0/24 m10 [192.0.2.3@3*1]"),
+    ] {
+        assert_eq!(
+            applied(
+                &mut m,
+                Change::DelRoute {
+                    route: gone,
+                    nhid: 0
+                }
+            ),
+            [event]
+        );
+    }
+    assert_eq!(m.counts(), [0, 0, 0, 0, 0]);
+}
+
+/// A sync's dump gives IPv4 routes of one key in the kernel's order: the
+/// first is delivered, the others wait behind it; a reconcile's dump
+/// rebuilds them without an event for plugins.
+#[test]
+fn dumped_routes_of_one_key() {
+    let mut m = Mirror::new();
+    let mut out = Vec::new();
+    let one = |gw| route(254, "10.90.0.0/16", 0, NextHops::One(hop(gw, 3)));
+    m.sync_begin(Kind::Route, &mut out);
+    for gw in ["192.0.2.2", "192.0.2.3", "192.0.2.4"] {
+        m.sync_add(add(one(gw)), &mut out);
+    }
+    m.sync_end(Kind::Route, &mut out);
+    assert_eq!(
+        lines(&out),
+        [
+            "sync-begin route",
+            "route-add 254 10.90.0.0/16 m0 [192.0.2.2@3*1]",
+            "sync-end route"
+        ]
+    );
+    assert_eq!(m.counts(), [0, 0, 0, 0, 3]);
+    out.clear();
+    m.reconcile_begin(Kind::Route);
+    for gw in ["192.0.2.3", "192.0.2.4"] {
+        m.reconcile_add(add(one(gw)), &mut out);
+    }
+    m.reconcile_end(Kind::Route, &mut out);
+    assert_eq!(
+        lines(&out),
+        ["route-add 254 10.90.0.0/16 m0 [192.0.2.3@3*1]"]
+    );
+    assert_eq!(m.counts(), [0, 0, 0, 0, 2]);
+}
+
+/// The captured IPv6 multipath sequence (add [::2, ::3], append ::4, del
+/// ::2, replace with ::5) leaves after each step exactly what
+/// `ip -j -6 route show` listed: [::2 ::3], [::2 ::3 ::4], [::3 ::4], [::5].
+#[test]
+fn ipv6_multipath_follows_the_kernel() {
+    let mut m = Mirror::new();
+    let p = "254 2001:db8:6::/64 m1024";
+    assert_eq!(
+        applied(&mut m, fixture!("route_ipv6_multipath_new")),
+        [format!("route-add {p} [2001:db8::2@3*1 2001:db8::3@3*1]")]
+    );
+    assert_eq!(
+        applied(&mut m, fixture!("route_ipv6_append")),
+        [format!(
+            "route-add {p} [2001:db8::2@3*1 2001:db8::3@3*1 2001:db8::4@3*1]"
+        )]
+    );
+    assert_eq!(
+        applied(&mut m, fixture!("route_ipv6_del_one_hop")),
+        [format!("route-add {p} [2001:db8::3@3*1 2001:db8::4@3*1]")]
+    );
+    assert_eq!(
+        applied(&mut m, fixture!("route_ipv6_replace")),
+        [format!("route-add {p} [2001:db8::5@3*1]")]
+    );
+    assert_eq!(m.counts(), [0, 0, 0, 0, 1]);
+}
+
+/// An IPv6 append of a hop the route holds updates it in place; an
+/// append for a key the mirror lacks adds the route as given.
+#[test]
+fn ipv6_append_edge_cases() {
+    let mut m = Mirror::new();
+    let mp = NextHops::Many(vec![hop("2001:db8::2", 3), hop("2001:db8::3", 3)]);
+    let append = |nexthops| Change::NewRoute {
+        route: route(254, "2001:db8:6::/64", 1024, nexthops),
+        nhid: 0,
+        replace: false,
+        append: true,
+    };
+    assert_eq!(
+        applied(&mut m, append(mp)),
+        ["route-add 254 2001:db8:6::/64 m1024 [2001:db8::2@3*1 2001:db8::3@3*1]"]
+    );
+    let mut dead = hop("2001:db8::3", 3);
+    dead.flags = 1;
+    assert_eq!(applied(&mut m, append(NextHops::One(dead))).len(), 1);
+    let routes: KindSet = [ObjectKind::Route].into_iter().collect();
+    let Event::RouteAdd(r) = &m.replay(routes, 100)[0][1] else {
+        panic!("the route");
+    };
+    let flags: Vec<u8> = hops(&r.nexthops).iter().map(|h| h.flags).collect();
+    assert_eq!(flags, [0, 1]);
+}
+
+/// An IPv6 del naming every hop of a multipath route (the kernel's
+/// `ip -6 route del P`) removes it; one naming a hop the route lacks
+/// changes nothing; the last hop left is a single path of weight 1.
+#[test]
+fn ipv6_multipath_del() {
+    let mut m = Mirror::new();
+    let mut out = Vec::new();
+    m.apply(fixture!("route_ipv6_multipath_del"), &mut out);
+    assert_eq!(out.len(), 0, "unknown key");
+    let Change::DelRoute { route: r, .. } = fixture!("route_ipv6_multipath_del") else {
+        panic!("a del");
+    };
+    m.apply(add(r), &mut out);
+    assert_eq!(
+        applied(&mut m, fixture!("route_ipv6_multipath_del")),
+        ["route-del 254 2001:db8:8::/64 m1024 [2001:db8::2@3*1 2001:db8::3@3*1]"]
+    );
+    let mut w = hop("2001:db8::3", 3);
+    w.weight = 5;
+    let mp = NextHops::Many(vec![hop("2001:db8::2", 3), w]);
+    m.apply(add(route(254, "2001:db8:8::/64", 1024, mp)), &mut out);
+    let del = |gw| Change::DelRoute {
+        route: route(254, "2001:db8:8::/64", 1024, NextHops::One(hop(gw, 3))),
+        nhid: 0,
+    };
+    assert_eq!(applied(&mut m, del("2001:db8::9")), Vec::<String>::new());
+    assert_eq!(
+        applied(&mut m, del("2001:db8::2")),
+        ["route-add 254 2001:db8:8::/64 m1024 [2001:db8::3@3*1]"]
+    );
+    assert_eq!(
+        applied(&mut m, del("2001:db8::3")),
+        ["route-del 254 2001:db8:8::/64 m1024 [2001:db8::3@3*1]"]
+    );
+}
