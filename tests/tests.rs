@@ -4,6 +4,7 @@
 //!
 //! - `append`: IPv4 routes that share a key, in the kernel's order, the first in use.
 //! - `barrier`: mp-safe plugins' calls overlap; a not mp-safe one runs alone.
+//! - `bird`: BIRD 2 exporting plain and multipath routes into two tables, reconfigured live.
 //! - `cli`: the `dphost` binary: `run`, `ctl`, `check`, SIGHUP, JSON logs, `ctl watch`.
 //! - `fib`: the FIB plugin's lookups, replaces, multipath and resync sweep.
 //! - `frr`: FRR's zebra and staticd installing and changing routes through nexthop objects.
@@ -29,6 +30,7 @@ mod util;
 
 mod append;
 mod barrier;
+mod bird;
 mod cli;
 mod fib;
 mod frr;

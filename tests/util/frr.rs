@@ -114,21 +114,9 @@ impl Drop for Frr {
             // daemon this test started, read from its own pid file.
             unsafe { libc::kill(pid, libc::SIGTERM) };
             let started = Instant::now();
-            while running(pid) && started.elapsed() < DAEMON_WAIT {
+            while super::process_running(pid) && started.elapsed() < DAEMON_WAIT {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
     }
-}
-
-/// True while `pid` runs: it exists and is not a zombie (a daemonized
-/// process's parent is init, which may reap it late).
-fn running(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
-            Some(state != 'Z')
-        })
-        .unwrap_or(false)
 }

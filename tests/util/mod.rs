@@ -3,6 +3,7 @@
 //! alone in a child process ([`alone`]).
 
 pub mod alone;
+pub mod bird;
 pub mod churn;
 pub mod frr;
 pub mod host;
@@ -187,4 +188,16 @@ pub fn sync(kind: ObjectKind, objects: Vec<Event>) -> Vec<Event> {
     events.extend(objects);
     events.push(Event::SyncEnd(kind));
     events
+}
+
+/// True while `pid` runs: it exists and is not a zombie (a daemonized
+/// process's parent is init, which may reap it late).
+pub fn process_running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
+            Some(state != 'Z')
+        })
+        .unwrap_or(false)
 }
