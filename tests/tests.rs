@@ -20,6 +20,7 @@
 //! - `overflow`: a plugin whose queue overflows is resynced to exactly the replay.
 //! - `recovery`: crashed plugins restart or are disabled; bad reloads are refused.
 //! - `rejection`: files that are not plugins are refused with the reason.
+//! - `rules`: policy routing rules of both families, dumped and followed.
 //! - `reload`: watched files, configuration reads and state handover reload without loss.
 //!
 //! `util` holds what they share: plugin paths, network namespaces, an
@@ -47,3 +48,4 @@ mod overflow;
 mod recovery;
 mod rejection;
 mod reload;
+mod rules;

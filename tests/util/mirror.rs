@@ -209,6 +209,128 @@ fn mirror_nexthops(dump: &Value) -> BTreeSet<String> {
     })
 }
 
+/// The table number of `ip`'s table name.
+fn table_number(name: &Value) -> String {
+    match name.as_str() {
+        Some("local") => "255".into(),
+        Some("main") => "254".into(),
+        Some("default") => "253".into(),
+        Some(other) => other.into(),
+        None => "-".into(),
+    }
+}
+
+/// A rule as a line: family, priority, inversion, selectors, and what it
+/// does.
+#[allow(clippy::too_many_arguments, reason = "one line of many fields")]
+fn rule_line(
+    family: &str,
+    priority: &Value,
+    not: bool,
+    from: String,
+    to: String,
+    iif: &Value,
+    oif: &Value,
+    mark: String,
+    extra: String,
+    action: String,
+) -> String {
+    format!(
+        "{family} {priority} not={not} from {from} to {to} iif {} oif {} mark {mark} {extra} => {action}",
+        iif.as_str().unwrap_or("-"),
+        oif.as_str().unwrap_or("-"),
+    )
+}
+
+fn hex(v: &Value) -> u64 {
+    v.as_str()
+        .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+        .unwrap_or(0)
+}
+
+fn kernel_rules(ns: &TestNetns) -> BTreeSet<String> {
+    let mut all = BTreeSet::new();
+    for (flag, family) in [("-4", "ipv4"), ("-6", "ipv6")] {
+        all.extend(lines(&ns.json(&format!("{flag} rule show")), |r| {
+            let prefix = |addr: &str, len: &str| match r[addr].as_str() {
+                None | Some("all") => "-".to_string(),
+                Some(a) => format!("{a}/{}", r[len].as_u64().unwrap_or(0)),
+            };
+            let mark = match hex(&r["fwmark"]) {
+                0 => "-".to_string(),
+                m => format!("{m:#x}/{:#x}", r.get("fwmask").map_or(0xffff_ffff, hex)),
+            };
+            let range = |a: &str, b: &str| match (r[a].as_u64(), r[b].as_u64()) {
+                (Some(x), Some(y)) => format!("{x}-{y}"),
+                _ => "-".into(),
+            };
+            let extra = format!(
+                "dport {} uid {} suppress {}",
+                range("dport_start", "dport_end"),
+                range("uid_start", "uid_end"),
+                r["suppress_prefixlen"]
+                    .as_u64()
+                    .map_or("-".into(), |n| n.to_string())
+            );
+            let action = if let Some(target) = r["goto"].as_u64() {
+                format!("goto {target}")
+            } else if let Some(action) = r["action"].as_str() {
+                action.to_string()
+            } else {
+                format!("table {}", table_number(&r["table"]))
+            };
+            rule_line(
+                family,
+                &r["priority"],
+                r.get("not").is_some(),
+                prefix("src", "srclen"),
+                prefix("dst", "dstlen"),
+                &r["iif"],
+                &r["oif"],
+                mark,
+                extra,
+                action,
+            )
+        }));
+    }
+    all
+}
+
+fn mirror_rules(dump: &Value) -> BTreeSet<String> {
+    lines(dump, |r| {
+        let prefix = |v: &Value| v.as_str().unwrap_or("-").to_string();
+        let mark = match r["fwmark"].as_u64().unwrap_or(0) {
+            0 => "-".to_string(),
+            m => format!("{m:#x}/{:#x}", r["fwmask"].as_u64().unwrap_or(0)),
+        };
+        let extra = format!(
+            "dport {} uid {} suppress {}",
+            r["dport"].as_str().unwrap_or("-"),
+            r["uid"].as_str().unwrap_or("-"),
+            r["suppress_prefixlen"]
+                .as_u64()
+                .map_or("-".into(), |n| n.to_string())
+        );
+        let action = match r["action"].as_str().unwrap_or("?") {
+            "goto" => format!("goto {}", r["goto"]),
+            "table" => format!("table {}", r["table"]),
+            other => other.to_string(),
+        };
+        rule_line(
+            r["family"].as_str().unwrap_or("?"),
+            &r["priority"],
+            r["not"].as_bool().unwrap_or(false),
+            prefix(&r["src"]),
+            prefix(&r["dst"]),
+            &r["iif"],
+            &r["oif"],
+            mark,
+            extra,
+            action,
+        )
+    })
+}
+
 /// Every kind's difference between the mirror and the kernel; empty when
 /// they agree.
 pub fn mirror_difference(ns: &TestNetns, host: &Host) -> String {
@@ -232,6 +354,11 @@ pub fn mirror_difference(ns: &TestNetns, host: &Host) -> String {
             "nexthops",
             kernel_nexthops(ns),
             mirror_nexthops(&host.mirror(Kind::Nexthop)),
+        ),
+        (
+            "rules",
+            kernel_rules(ns),
+            mirror_rules(&host.mirror(Kind::Rule)),
         ),
         (
             "routes",

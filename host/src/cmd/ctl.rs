@@ -31,7 +31,7 @@ enum CtlCommand {
     Plugins,
     /// A plugin's answer to a query, e.g. `query fib '{"op":"stats"}'`.
     Query { name: String, request: String },
-    /// The mirror's contents: links, addresses, neighbours, nexthops or routes.
+    /// The mirror's contents: links, addresses, neighbours, nexthops, rules or routes.
     Mirror { kind: String },
     /// Load a plugin's file again and swap it in after a replay of the
     /// mirror; the old instance runs on if the new one fails.

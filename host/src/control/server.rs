@@ -350,11 +350,14 @@ async fn mirror(State(engine): State<EngineHandle>, Path(kind): Path<String>) ->
         "addresses" | "address" => Kind::Address,
         "neighbours" | "neighbour" | "neighbors" => Kind::Neighbour,
         "nexthops" | "nexthop" => Kind::Nexthop,
+        "rules" | "rule" => Kind::Rule,
         "routes" | "route" => Kind::Route,
         other => {
             return error(
                 StatusCode::NOT_FOUND,
-                format!("{other:?}: expected links, addresses, neighbours, nexthops or routes"),
+                format!(
+                    "{other:?}: expected links, addresses, neighbours, nexthops, rules or routes"
+                ),
             );
         }
     };

@@ -49,6 +49,7 @@ use crate::netlink::kind::Kind;
 use crate::netlink::link;
 use crate::netlink::neighbour::{self, NeighbourKey};
 use crate::netlink::route;
+use crate::netlink::rule::Rule;
 use crate::wit::{Address, Event, Family, KindSet, Link, Neighbour, ObjectKind, Route};
 use aliases::Aliases;
 use nexthops::Nexthops;
@@ -77,6 +78,8 @@ pub struct Mirror {
     neighbours: Table<Neighbour>,
     /// Nexthop objects by id: what routes with an `nhid` resolve through.
     nexthops: Nexthops,
+    /// Policy routing rules, each its own key.
+    rules: Table<Rule>,
     /// Every route of every table and family, keyed as the WIT says
     /// (table, family, dst, tos, metric, and the interface of an IPv6 route
     /// without a gateway); its sweep bits are the marks. Of IPv4 routes that
@@ -103,6 +106,8 @@ impl Mirror {
             Change::DelNeighbour(n) => self.neighbours.del(&NeighbourKey::of(&n), out),
             Change::NewNexthop(nh) => self.new_nexthop(nh, out),
             Change::DelNexthop(nh) => self.del_nexthop(nh.id, out),
+            Change::NewRule(r) => self.rules.add(r, out),
+            Change::DelRule(r) => self.rules.del(&r, out),
             Change::NewRoute {
                 route,
                 nhid,
@@ -138,6 +143,9 @@ impl Mirror {
             Change::NewNexthop(nh) => {
                 self.nexthops.put(nh);
             }
+            Change::NewRule(r) => {
+                self.rules.put(r);
+            }
             Change::NewRoute { route, nhid, .. } => {
                 let route = self.resolved(route, nhid);
                 let routes = &mut self.routes;
@@ -154,6 +162,7 @@ impl Mirror {
             | Change::DelAddress(_)
             | Change::DelNeighbour(_)
             | Change::DelNexthop(_)
+            | Change::DelRule(_)
             | Change::DelRoute { .. } => {}
         }
     }
@@ -168,6 +177,7 @@ impl Mirror {
             Kind::Address => self.addresses.sweep(|_| {}),
             Kind::Neighbour => self.neighbours.sweep(|_| {}),
             Kind::Nexthop => self.nexthops.sweep(),
+            Kind::Rule => self.rules.sweep(|_| {}),
             Kind::Route => {
                 self.routes.end_sweep();
             }
@@ -207,6 +217,7 @@ impl Mirror {
             Kind::Address => self.addresses.sweep(|a| out.push(Event::AddressDel(a))),
             Kind::Neighbour => self.neighbours.sweep(|n| out.push(Event::NeighbourDel(n))),
             Kind::Nexthop => self.sweep_nexthops(out),
+            Kind::Rule => self.rules.sweep(|_| {}),
             Kind::Route => {
                 self.routes
                     .end_sweep_with(|r| out.push(Event::RouteDel(route::from_lpm(r.as_ref()))));
@@ -236,6 +247,7 @@ impl Mirror {
             addresses: self.addresses.clone(),
             neighbours: self.neighbours.clone(),
             nexthops: self.nexthops.clone(),
+            rules: self.rules.clone(),
             routes: self.routes.share(),
             aliases: self.aliases.clone(),
         })
@@ -249,6 +261,7 @@ impl Mirror {
             Kind::Address => self.addresses.len(),
             Kind::Neighbour => self.neighbours.len(),
             Kind::Nexthop => self.nexthops.len(),
+            Kind::Rule => self.rules.len(),
             Kind::Route => self.routes.len() + self.aliases.len(),
         })
     }
@@ -266,6 +279,7 @@ impl Mirror {
             Kind::Address => self.addresses.json(),
             Kind::Neighbour => self.neighbours.json(),
             Kind::Nexthop => self.nexthops.json(),
+            Kind::Rule => self.rules.json(),
             Kind::Route => self.routes_json(),
         }
     }
@@ -290,6 +304,7 @@ impl Mirror {
             Kind::Address => self.addresses.mark_all(),
             Kind::Neighbour => self.neighbours.mark_all(),
             Kind::Nexthop => self.nexthops.mark_all(),
+            Kind::Rule => self.rules.mark_all(),
             Kind::Route => {
                 // A dump gives every route of a key again, in order.
                 self.aliases.clear();

@@ -57,7 +57,7 @@ impl<V: Object> Table<V> {
                 });
             }
         }
-        out.push(v.added());
+        out.extend(v.added());
     }
 
     /// Stores `v` whatever the table holds; returns it back for the event.
@@ -73,7 +73,7 @@ impl<V: Object> Table<V> {
     /// Removes `key`, pushing its del if it was there.
     pub(super) fn del(&mut self, key: &V::Key, out: &mut Vec<Event>) {
         if let Some(slot) = self.map.remove(key) {
-            out.push(slot.value.deleted());
+            out.extend(slot.value.deleted());
         }
     }
 

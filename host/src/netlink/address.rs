@@ -103,11 +103,11 @@ impl Object for Address {
     fn same(&self, other: &Self) -> bool {
         same(self, other)
     }
-    fn added(self) -> Event {
-        Event::AddressAdd(self)
+    fn added(self) -> Option<Event> {
+        Some(Event::AddressAdd(self))
     }
-    fn deleted(self) -> Event {
-        Event::AddressDel(self)
+    fn deleted(self) -> Option<Event> {
+        Some(Event::AddressDel(self))
     }
     fn json(&self) -> Value {
         json(self)

@@ -10,6 +10,7 @@ use netlink_packet_route::RouteNetlinkMessage;
 
 use super::kind::Kind;
 use super::nexthop::{self, Nexthop, RTM_NEWNEXTHOP};
+use super::rule::{self, Rule};
 use super::wire::RTM_NEWROUTE;
 use super::{address, link, neighbour, route, route_raw};
 use crate::wit::{Address, Link, Neighbour, Route};
@@ -25,6 +26,8 @@ pub enum Change {
     DelNeighbour(Neighbour),
     NewNexthop(Nexthop),
     DelNexthop(Nexthop),
+    NewRule(Rule),
+    DelRule(Rule),
     /// NLM_F_REPLACE / NLM_F_APPEND from the message header matter for IPv6
     /// multipath: an append adds next hops to the route with the same key.
     /// `nhid` is the nexthop object the route forwards through (0: none);
@@ -49,6 +52,7 @@ impl Change {
             Change::NewAddress(_) | Change::DelAddress(_) => Kind::Address,
             Change::NewNeighbour(_) | Change::DelNeighbour(_) => Kind::Neighbour,
             Change::NewNexthop(_) | Change::DelNexthop(_) => Kind::Nexthop,
+            Change::NewRule(_) | Change::DelRule(_) => Kind::Rule,
             Change::NewRoute { .. } | Change::DelRoute { .. } => Kind::Route,
         }
     }
@@ -70,6 +74,8 @@ pub fn from_message(msg: &NetlinkMessage<RouteNetlinkMessage>) -> Option<Change>
         RouteNetlinkMessage::DelAddress(m) => address::parse(m).map(Change::DelAddress),
         RouteNetlinkMessage::NewNeighbour(m) => neighbour::parse(m).map(Change::NewNeighbour),
         RouteNetlinkMessage::DelNeighbour(m) => neighbour::parse(m).map(Change::DelNeighbour),
+        RouteNetlinkMessage::NewRule(m) => rule::parse(m).map(Change::NewRule),
+        RouteNetlinkMessage::DelRule(m) => rule::parse(m).map(Change::DelRule),
         RouteNetlinkMessage::NewRoute(m) => route::parse(m).map(|route| Change::NewRoute {
             route,
             nhid: route::nhid(m),

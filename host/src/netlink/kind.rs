@@ -14,18 +14,22 @@ pub enum Kind {
     /// Nexthop objects (`ip nexthop`): single hops and groups that routes
     /// name by id (RTA_NH_ID).
     Nexthop,
+    /// Policy routing rules (`ip rule`).
+    Rule,
     Route,
 }
 
 impl Kind {
     /// Every kind, in sync order: what a kind refers to comes before it
     /// (links before the addresses, neighbours and nexthops on them,
-    /// nexthops before the routes that use them).
-    pub const ALL: [Kind; 5] = [
+    /// nexthops before the routes that use them, rules before the routes
+    /// of the tables they name).
+    pub const ALL: [Kind; 6] = [
         Kind::Link,
         Kind::Address,
         Kind::Neighbour,
         Kind::Nexthop,
+        Kind::Rule,
         Kind::Route,
     ];
 
@@ -36,6 +40,7 @@ impl Kind {
             Kind::Address => "address",
             Kind::Neighbour => "neighbour",
             Kind::Nexthop => "nexthop",
+            Kind::Rule => "rule",
             Kind::Route => "route",
         }
     }
@@ -46,7 +51,7 @@ impl Kind {
             Kind::Link => Some(ObjectKind::Link),
             Kind::Address => Some(ObjectKind::Address),
             Kind::Neighbour => Some(ObjectKind::Neighbour),
-            Kind::Nexthop => None,
+            Kind::Nexthop | Kind::Rule => None,
             Kind::Route => Some(ObjectKind::Route),
         }
     }

@@ -150,11 +150,11 @@ impl Object for Link {
     fn same(&self, other: &Self) -> bool {
         same(self, other)
     }
-    fn added(self) -> Event {
-        Event::LinkAdd(self)
+    fn added(self) -> Option<Event> {
+        Some(Event::LinkAdd(self))
     }
-    fn deleted(self) -> Event {
-        Event::LinkDel(self)
+    fn deleted(self) -> Option<Event> {
+        Some(Event::LinkDel(self))
     }
     fn json(&self) -> Value {
         json(self)

@@ -2,7 +2,7 @@
 //! namespace ([`socket`]), framing ([`wire`]), the notification reader
 //! thread ([`reader`]), dumps ([`dump`]), the typed [`change::Change`] a
 //! message becomes, the host's [`kind::Kind`]s, and one file per object kind
-//! ([`link`], [`address`], [`neighbour`], [`nexthop`], [`route`] with its
+//! ([`link`], [`address`], [`neighbour`], [`nexthop`], [`rule`], [`route`] with its
 //! fast decoder [`route_raw`]) owning that kind's decoding, key and JSON
 //! ([`object::Object`]).
 //!
@@ -20,5 +20,6 @@ pub mod object;
 pub mod reader;
 pub mod route;
 pub mod route_raw;
+pub mod rule;
 pub mod socket;
 pub mod wire;

@@ -150,11 +150,11 @@ impl Object for Neighbour {
     fn same(&self, other: &Self) -> bool {
         same(self, other)
     }
-    fn added(self) -> Event {
-        Event::NeighbourAdd(self)
+    fn added(self) -> Option<Event> {
+        Some(Event::NeighbourAdd(self))
     }
-    fn deleted(self) -> Event {
-        Event::NeighbourDel(self)
+    fn deleted(self) -> Option<Event> {
+        Some(Event::NeighbourDel(self))
     }
     fn json(&self) -> Value {
         json(self)

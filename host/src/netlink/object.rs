@@ -17,10 +17,12 @@ pub trait Object: Clone {
     fn key(&self) -> Self::Key;
     /// True when `other` differs in nothing a plugin sees.
     fn same(&self, other: &Self) -> bool;
-    /// The event announcing it, new or changed.
-    fn added(self) -> Event;
-    /// The event announcing it gone.
-    fn deleted(self) -> Event;
+    /// The event announcing it, new or changed; none for a kind the plugin
+    /// API does not have.
+    fn added(self) -> Option<Event>;
+    /// The event announcing it gone; none for a kind the plugin API does
+    /// not have.
+    fn deleted(self) -> Option<Event>;
     /// Its JSON for `dphost ctl mirror`.
     fn json(&self) -> Value;
 }

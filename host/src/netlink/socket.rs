@@ -14,13 +14,15 @@ use std::path::{Path, PathBuf};
 use netlink_sys::{Socket, protocols::NETLINK_ROUTE};
 
 /// The multicast groups dphost follows (RTNLGRP_*).
-pub const GROUPS: [u32; 7] = [
+pub const GROUPS: [u32; 9] = [
     1,  // RTNLGRP_LINK
     3,  // RTNLGRP_NEIGH
     5,  // RTNLGRP_IPV4_IFADDR
     7,  // RTNLGRP_IPV4_ROUTE
+    8,  // RTNLGRP_IPV4_RULE
     9,  // RTNLGRP_IPV6_IFADDR
     11, // RTNLGRP_IPV6_ROUTE
+    19, // RTNLGRP_IPV6_RULE
     32, // RTNLGRP_NEXTHOP
 ];
 

@@ -11,6 +11,7 @@ use netlink_packet_route::address::AddressMessage;
 use netlink_packet_route::link::LinkMessage;
 use netlink_packet_route::neighbour::NeighbourMessage;
 use netlink_packet_route::route::RouteMessage;
+use netlink_packet_route::rule::RuleMessage;
 
 use super::kind::Kind;
 use super::nexthop::{NHMSG_LEN, RTM_DELNEXTHOP, RTM_GETNEXTHOP, RTM_NEWNEXTHOP};
@@ -115,6 +116,7 @@ pub fn dump_request(kind: Kind, sequence: u32) -> Vec<u8> {
         Kind::Address => RouteNetlinkMessage::GetAddress(AddressMessage::default()),
         Kind::Neighbour => RouteNetlinkMessage::GetNeighbour(NeighbourMessage::default()),
         Kind::Nexthop => return nexthop_dump_request(sequence),
+        Kind::Rule => RouteNetlinkMessage::GetRule(RuleMessage::default()),
         Kind::Route => RouteNetlinkMessage::GetRoute(RouteMessage::default()),
     };
     let mut header = NetlinkHeader::default();
