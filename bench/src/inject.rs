@@ -64,6 +64,8 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 
 /// `RTA_DST`: the attribute the template's destination is patched into.
 const RTA_DST: u16 = 1;
+/// RTA_NH_ID: the nexthop object a route forwards through.
+const RTA_NH_ID: u16 = 30;
 
 /// Add or delete.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -136,6 +138,10 @@ pub struct InjectConfig {
     pub interface: Option<Interface>,
     /// Next hop (`RTA_GATEWAY`): must be on-link, i.e. covered by a connected route.
     pub gateway: Option<IpAddr>,
+    /// Kernel nexthop objects instead of a gateway: `(first, count)` sends
+    /// route `i` through object `first + i % count` (`RTA_NH_ID`), as FRR's
+    /// zebra installs routes. The objects must exist.
+    pub nexthops: Option<(u32, u32)>,
     /// First prefix; its address bits past `len` must be zero. Default `1.0.0.0` for IPv4,
     /// `2001:db8::` for IPv6. Route `i` is `start + i * 2^(bits - len)`.
     pub start: Option<IpAddr>,
@@ -173,6 +179,7 @@ impl InjectConfig {
             table: u32::from(RouteHeader::RT_TABLE_MAIN),
             interface: None,
             gateway: None,
+            nexthops: None,
             start: None,
             len: None,
             rate: None,
@@ -365,6 +372,8 @@ struct Plan {
     template: Vec<u8>,
     /// Offset of the destination address inside `template`.
     dst_offset: usize,
+    /// Offset of RTA_NH_ID's value, and the objects to spread routes over.
+    nhid: Option<(usize, u32, u32)>,
     family: Family,
     len: u8,
     start: u128,
@@ -423,10 +432,17 @@ impl Plan {
         {
             return Err(invalid(format!("gateway {gw} is not an {family} address")));
         }
-        if config.op == Op::Add && config.interface.is_none() && config.gateway.is_none() {
+        if config.op == Op::Add
+            && config.interface.is_none()
+            && config.gateway.is_none()
+            && config.nexthops.is_none()
+        {
             return Err(invalid(
-                "an add needs an output interface or a gateway".into(),
+                "an add needs an output interface, a gateway or nexthop objects".into(),
             ));
+        }
+        if config.nexthops.is_some_and(|(_, count)| count == 0) {
+            return Err(invalid("nexthop objects: a count of at least 1".into()));
         }
         let oif = match &config.interface {
             None => None,
@@ -435,12 +451,22 @@ impl Plan {
         };
 
         let template = build_template(config, family, len, start_ip, oif);
-        let dst_offset = find_dst(&template).ok_or_else(|| {
+        let dst_offset = find_attr(&template, RTA_DST).ok_or_else(|| {
             io::Error::other("serialised route template has no RTA_DST attribute")
         })?;
+        let nhid = match config.nexthops {
+            Some((first, count)) => Some((
+                find_attr(&template, RTA_NH_ID)
+                    .ok_or_else(|| io::Error::other("route template has no RTA_NH_ID"))?,
+                first,
+                count,
+            )),
+            None => None,
+        };
         Ok(Self {
             template,
             dst_offset,
+            nhid,
             family,
             len,
             start,
@@ -463,6 +489,10 @@ impl Plan {
         match self.family {
             Family::V4 => buf[dst..dst + 4].copy_from_slice(&(addr as u32).to_be_bytes()),
             Family::V6 => buf[dst..dst + 16].copy_from_slice(&addr.to_be_bytes()),
+        }
+        if let Some((offset, first, count)) = self.nhid {
+            let id = first + (i % u64::from(count)) as u32;
+            buf[at + offset..at + offset + 4].copy_from_slice(&id.to_ne_bytes());
         }
     }
 
@@ -515,6 +545,10 @@ fn build_template(
             if let Some(oif) = oif {
                 route.attributes.push(RouteAttribute::Oif(oif));
             }
+            if let Some((first, _)) = config.nexthops {
+                route.header.scope = RouteScope::Universe;
+                route.attributes.push(RouteAttribute::NhId(first));
+            }
             let how = if config.exclusive {
                 NLM_F_EXCL
             } else {
@@ -540,15 +574,15 @@ fn build_template(
     buf
 }
 
-/// Offset of `RTA_DST`'s value in a serialised route request.
-fn find_dst(msg: &[u8]) -> Option<usize> {
+/// Offset of attribute `kind`'s value in a serialised route request.
+fn find_attr(msg: &[u8], kind: u16) -> Option<usize> {
     let mut at = NLMSG_HDRLEN + RTMSG_LEN;
     while at + RTA_HDRLEN <= msg.len() {
         let len = usize::from(nl::read_u16(msg, at));
         if len < RTA_HDRLEN {
             return None;
         }
-        if nl::read_u16(msg, at + 2) == RTA_DST {
+        if nl::read_u16(msg, at + 2) == kind {
             return Some(at + RTA_HDRLEN);
         }
         at += nl::align4(len);

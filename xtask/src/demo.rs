@@ -2,7 +2,9 @@
 //! throwaway namespace with veths, a bridge, addresses, neighbours, IPv4
 //! and IPv6 routes in two tables and a multipath route; runs `dphost run`
 //! on it with every example plugin (Rust, C, Python, JavaScript); changes
-//! things live, a link flap and a failed neighbour included; provokes a
+//! things live, a link flap and a failed neighbour included; replaces a
+//! nexthop group under a route, and (when FRR is installed) has zebra
+//! install a route through a nexthop object; provokes a
 //! notification storm into a small receive buffer so a resync happens;
 //! shows the status and FIB lookups side by side with `ip route get`; and
 //! removes everything it made. Without root it follows the current
@@ -254,6 +256,12 @@ pub fn run(target: &Path) -> Result<()> {
     std::thread::sleep(Duration::from_millis(300));
     demo.lookups(&["10.1.2.3", "10.2.9.9", "203.0.113.5"])?;
 
+    say(
+        "nexthop objects, as FRR's zebra installs routes, with the kernel's compat mode off (route messages carry only the id): a group replaced live",
+    );
+    nexthops(&demo, &ns.0)?;
+    frr(&demo, &ns.0)?;
+
     say("a storm: 30,000 routes at full speed into a 64 KiB receive buffer");
     let inject = target.join("release").join("dphost-inject");
     let storm = Command::new(&inject)
@@ -331,6 +339,86 @@ pub fn run(target: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Nexthop objects: routes through a group, the group replaced (the kernel
+/// sends no route message for that), FIB lookups before and after.
+fn nexthops(demo: &Demo, netns: &str) -> Result<()> {
+    let compat = Command::new("ip")
+        .args(["netns", "exec", netns, "sysctl", "-qw"])
+        .arg("net.ipv4.nexthop_compat_mode=0")
+        .status()?;
+    if !compat.success() {
+        bail!("sysctl net.ipv4.nexthop_compat_mode=0 failed");
+    }
+    ip_batch(netns, &NEXTHOPS)?;
+    std::thread::sleep(Duration::from_millis(300));
+    println!("   {}", demo.ip("route show 10.50.0.0/16"));
+    demo.lookups(&["10.50.1.1"])?;
+    ip_batch(netns, &["nexthop replace id 10 group 2"])?;
+    std::thread::sleep(Duration::from_millis(300));
+    demo.lookups(&["10.50.1.1"])?;
+    print!("{}", demo.ctl(&["mirror", "nexthops"])?);
+    Ok(())
+}
+
+/// A route from FRR's staticd, installed by zebra through a nexthop object,
+/// when FRR is installed; zebra and staticd run in the demo's namespace
+/// with their sockets and pid files in a private directory.
+fn frr(demo: &Demo, netns: &str) -> Result<()> {
+    const ZEBRA: &str = "/usr/lib/frr/zebra";
+    if !Path::new(ZEBRA).exists() {
+        say("FRR is not installed (apt-get install frr): its step is left out");
+        return Ok(());
+    }
+    say("FRR's zebra and staticd in the namespace install 10.60.0.0/16 through a nexthop object");
+    let dir = std::env::temp_dir().join(format!("dphost-demo-frr-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("zebra.conf"), "hostname demo\n")?;
+    std::fs::write(
+        dir.join("staticd.conf"),
+        "ip route 10.60.0.0/16 192.0.2.2\n",
+    )?;
+    let owned = Command::new("chown")
+        .args(["-R", "frr:frr"])
+        .arg(&dir)
+        .status()?;
+    if !owned.success() {
+        bail!("chown frr:frr {} failed", dir.display());
+    }
+    for daemon in ["zebra", "staticd"] {
+        let started = Command::new("ip")
+            .args(["netns", "exec", netns])
+            .arg(format!("/usr/lib/frr/{daemon}"))
+            .arg("-d")
+            .arg("-z")
+            .arg(dir.join("zserv.api"))
+            .arg("-i")
+            .arg(dir.join(format!("{daemon}.pid")))
+            .arg("--vty_socket")
+            .arg(&dir)
+            .arg("-f")
+            .arg(dir.join(format!("{daemon}.conf")))
+            .status()?;
+        if !started.success() {
+            bail!("{daemon} did not start");
+        }
+    }
+    let installed = demo.wait_until("zebra to install the route", Duration::from_secs(20), |d| {
+        d.ip("route show 10.60.0.0/16").contains("nhid")
+    });
+    if installed.is_ok() {
+        println!("   {}", demo.ip("route show 10.60.0.0/16"));
+        demo.lookups(&["10.60.1.1"])?;
+    }
+    for daemon in ["staticd", "zebra"] {
+        if let Ok(pid) = std::fs::read_to_string(dir.join(format!("{daemon}.pid"))) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = std::fs::remove_dir_all(&dir);
+    installed
+}
+
 fn read_only(demo: &Demo, plugins: &Path, log: &Path) -> Result<()> {
     say("not root: following the current network namespace read-only (no namespace, no changes)");
     let daemon = start(demo, plugins, &[], log)?;
@@ -369,6 +457,13 @@ const TOPOLOGY: [&str; 25] = [
     "route add 2001:db8:100::/48 via 2001:db8:1::2",
     "route add 2001:db8:102::/48 via 2001:db8:1::2 table 100",
     "route add blackhole 203.0.113.0/24",
+];
+
+const NEXTHOPS: [&str; 4] = [
+    "nexthop add id 1 via 192.0.2.2 dev v0",
+    "nexthop add id 2 via 198.18.0.2 dev v2",
+    "nexthop add id 10 group 1/2,3",
+    "route add 10.50.0.0/16 nhid 10",
 ];
 
 const LIVE: [&str; 8] = [

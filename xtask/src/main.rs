@@ -7,7 +7,8 @@
 //! - `tools`: installs those toolchains only, at their pinned versions.
 //! - `test`: `build`, then every test in the workspace.
 //! - `demo`: `build`, then dphost on a throwaway namespace (see `demo.rs`).
-//! - `bench dispatch`, `bench sync`, `bench reload`, `bench languages`: `build`,
+//! - `bench dispatch`, `bench sync`, `bench reload`, `bench languages`,
+//!   `bench nexthops`: `build`,
 //!   then that benchmark
 //!   (figures go to BENCHMARKS.md).
 
@@ -49,11 +50,11 @@ fn main() -> Result<()> {
         ["demo"] => demo(),
         [
             "bench",
-            name @ ("dispatch" | "sync" | "reload" | "languages"),
+            name @ ("dispatch" | "sync" | "reload" | "languages" | "nexthops"),
         ] => bench(name),
         _ => {
             eprintln!(
-                "usage: cargo xtask <build | tools | test [cargo test args] | demo | bench dispatch|sync|reload|languages>"
+                "usage: cargo xtask <build | tools | test [cargo test args] | demo | bench dispatch|sync|reload|languages|nexthops>"
             );
             bail!("unknown command {args:?}")
         }
@@ -200,5 +201,11 @@ fn demo() -> Result<()> {
 
 fn bench(name: &str) -> Result<()> {
     build()?;
-    run(cargo().args(["bench", "-p", "dphost", "--bench", name]))
+    match name {
+        // The sync benchmark's nexthop-object scenarios.
+        "nexthops" => {
+            run(cargo().args(["bench", "-p", "dphost", "--bench", "sync", "--", "nexthops"]))
+        }
+        _ => run(cargo().args(["bench", "-p", "dphost", "--bench", name])),
+    }
 }
