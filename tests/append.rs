@@ -23,15 +23,7 @@ fn appended_ipv4_routes_follow_the_kernel() {
     let Some(ns) = TestNetns::new("append") else {
         return;
     };
-    for (dev, peer, v4) in [
-        ("v0", "p0", "192.0.2.1/24"),
-        ("v1", "p1", "198.51.100.1/24"),
-    ] {
-        ns.ip(&format!("link add {dev} type veth peer name {peer}"));
-        ns.ip(&format!("link set {dev} up"));
-        ns.ip(&format!("link set {peer} up"));
-        ns.ip(&format!("addr add {v4} dev {dev}"));
-    }
+    ns.two_links();
     each_table(&ns, "add", "via 192.0.2.2");
     each_table(&ns, "append", "via 192.0.2.3");
     each_table(&ns, "append", "via 198.51.100.4 proto static");

@@ -5,8 +5,6 @@
 //! BIRD installs them, is reconfigured, withdraws a protocol's routes and
 //! brings them back, and reacts to a link going down.
 
-use std::time::{Duration, Instant};
-
 use crate::util::bird::Bird;
 use crate::util::host::{Host, Spec, test_config};
 use crate::util::mirror::assert_converges;
@@ -51,60 +49,28 @@ protocol static s6 {{
     )
 }
 
-/// Waits until the kernel holds `count` routes BIRD installed (protocol
-/// bird), in every table and both families.
-fn wait_for_bird_routes(ns: &TestNetns, count: usize) {
-    let installed = || {
-        ["-4", "-6"]
-            .iter()
-            .map(|family| {
-                let routes = ns.json(&format!("{family} route show proto bird table all"));
-                routes.as_array().map_or(0, Vec::len)
-            })
-            .sum::<usize>()
-    };
-    let started = Instant::now();
-    while installed() != count {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "BIRD installed {} routes, not {count}",
-            installed()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// BIRD installs, changes and withdraws routes while dphost follows.
 #[test]
 fn bird_exports_follow_the_kernel() {
     let Some(ns) = TestNetns::new("bird") else {
         return;
     };
-    for (dev, peer, v4, v6) in [
-        ("v0", "p0", "192.0.2.1/24", "2001:db8::1/64"),
-        ("v1", "p1", "198.51.100.1/24", "2001:db8:1::1/64"),
-    ] {
-        ns.ip(&format!("link add {dev} type veth peer name {peer}"));
-        ns.ip(&format!("link set {dev} up"));
-        ns.ip(&format!("link set {peer} up"));
-        ns.ip(&format!("addr add {v4} dev {dev}"));
-        ns.ip(&format!("-6 addr add {v6} dev {dev} nodad"));
-    }
+    ns.two_links();
     let host = Host::start(&ns, test_config(), &[Spec::new(plugin("fib"))]);
     let Some(bird) = Bird::start(&ns, &config(200, (1, 3))) else {
         return;
     };
-    wait_for_bird_routes(&ns, 204);
+    ns.wait_for_routes("bird", 204);
     assert_converges(&ns, &host, "BIRD exported its routes");
 
     bird.reconfigure(&config(150, (2, 1)));
-    wait_for_bird_routes(&ns, 154);
+    ns.wait_for_routes("bird", 154);
     assert_converges(&ns, &host, "a reconfiguration");
     bird.command("disable s4");
-    wait_for_bird_routes(&ns, 3);
+    ns.wait_for_routes("bird", 3);
     assert_converges(&ns, &host, "a protocol disabled");
     bird.command("enable s4");
-    wait_for_bird_routes(&ns, 154);
+    ns.wait_for_routes("bird", 154);
     assert_converges(&ns, &host, "the protocol enabled again");
     ns.ip("link set v1 down");
     assert_converges(&ns, &host, "a link down");

@@ -5,8 +5,6 @@
 //! withdraws routes, and reacts to a link going down and up; with the
 //! kernel's `nexthop_compat_mode` on and off.
 
-use std::time::{Duration, Instant};
-
 use crate::util::frr::Frr;
 use crate::util::host::{Host, Spec, test_config};
 use crate::util::mirror::assert_converges;
@@ -29,50 +27,19 @@ fn static_config() -> String {
     config
 }
 
-/// Waits until the kernel holds `count` routes that FRR installed (zebra's
-/// static protocol, 196), in every table and both families.
-fn wait_for_frr_routes(ns: &TestNetns, count: usize) {
-    let installed = || {
-        ["-4", "-6"]
-            .iter()
-            .map(|family| {
-                let routes = ns.json(&format!("{family} route show proto 196 table all"));
-                routes.as_array().map_or(0, Vec::len)
-            })
-            .sum::<usize>()
-    };
-    let started = Instant::now();
-    while installed() != count {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "FRR installed {} routes, not {count}",
-            installed()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn follow_frr(compat: &str) {
     let Some(ns) = TestNetns::new(&format!("frr{compat}")) else {
         return;
     };
     ns.sysctl("net.ipv4.nexthop_compat_mode", compat);
-    for (dev, peer, v4, v6) in [
-        ("v0", "p0", "192.0.2.1/24", "2001:db8::1/64"),
-        ("v1", "p1", "198.51.100.1/24", "2001:db8:1::1/64"),
-    ] {
-        ns.ip(&format!("link add {dev} type veth peer name {peer}"));
-        ns.ip(&format!("link set {dev} up"));
-        ns.ip(&format!("link set {peer} up"));
-        ns.ip(&format!("addr add {v4} dev {dev}"));
-        ns.ip(&format!("-6 addr add {v6} dev {dev} nodad"));
-    }
+    ns.two_links();
     // dphost first: it follows FRR's installation live, not from a dump.
     let host = Host::start(&ns, test_config(), &[Spec::new(plugin("fib"))]);
     let Some(frr) = Frr::start(&ns, &static_config()) else {
         return;
     };
-    wait_for_frr_routes(&ns, 204);
+    // zebra installs static routes as protocol 196 (RTPROT_ZSTATIC).
+    ns.wait_for_routes("196", 204);
     let nexthops = ns.json("nexthop show");
     assert!(
         nexthops.as_array().is_some_and(|n| n.len() >= 5),
@@ -81,7 +48,7 @@ fn follow_frr(compat: &str) {
     assert_converges(&ns, &host, "FRR installed its routes");
 
     frr.configure(&["ip route 10.51.0.0/16 192.0.2.5"]);
-    wait_for_frr_routes(&ns, 204);
+    ns.wait_for_routes("196", 204);
     assert_converges(&ns, &host, "a third ECMP member");
     frr.configure(&["no ip route 10.51.0.0/16 192.0.2.2"]);
     assert_converges(&ns, &host, "an ECMP member withdrawn");
@@ -89,17 +56,17 @@ fn follow_frr(compat: &str) {
         "no ip route 10.60.7.0/24 192.0.2.2",
         "no ip route 10.52.0.0/16 192.0.2.4 table 100",
     ]);
-    wait_for_frr_routes(&ns, 202);
+    ns.wait_for_routes("196", 202);
     assert_converges(&ns, &host, "two routes withdrawn");
 
     ns.ip("link set v1 down");
-    wait_for_frr_routes(&ns, 101);
+    ns.wait_for_routes("196", 101);
     assert_converges(&ns, &host, "a link down");
     ns.ip("link set v1 up");
     // The kernel removed v1's IPv6 address with the link (keep_addr_on_down
     // is off); FRR reinstalls the IPv6 route once it is back.
     ns.ip("-6 addr add 2001:db8:1::1/64 dev v1 nodad");
-    wait_for_frr_routes(&ns, 202);
+    ns.wait_for_routes("196", 202);
     assert_converges(&ns, &host, "the link up again");
     assert_eq!(
         host.status()["syncs"],

@@ -14,16 +14,7 @@ use crate::util::plugin;
 /// device-only), an IPv4 and an IPv6 group with weights, and routes through
 /// each in three tables, the last past 2^31.
 fn topology(ns: &TestNetns) {
-    for (dev, peer, v4, v6) in [
-        ("v0", "p0", "192.0.2.1/24", "2001:db8::1/64"),
-        ("v1", "p1", "198.51.100.1/24", "2001:db8:1::1/64"),
-    ] {
-        ns.ip(&format!("link add {dev} type veth peer name {peer}"));
-        ns.ip(&format!("link set {dev} up"));
-        ns.ip(&format!("link set {peer} up"));
-        ns.ip(&format!("addr add {v4} dev {dev}"));
-        ns.ip(&format!("-6 addr add {v6} dev {dev} nodad"));
-    }
+    ns.two_links();
     for nexthop in [
         "id 1 via 192.0.2.2 dev v0",
         "id 2 via 192.0.2.3 dev v0",

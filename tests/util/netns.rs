@@ -42,6 +42,47 @@ impl TestNetns {
         }
     }
 
+    /// Two veth pairs, both ends up: `v0`-`p0` with 192.0.2.1/24 and
+    /// 2001:db8::1/64 on v0, `v1`-`p1` with 198.51.100.1/24 and
+    /// 2001:db8:1::1/64 on v1 (IPv6 without duplicate address detection).
+    pub fn two_links(&self) {
+        for (dev, peer, v4, v6) in [
+            ("v0", "p0", "192.0.2.1/24", "2001:db8::1/64"),
+            ("v1", "p1", "198.51.100.1/24", "2001:db8:1::1/64"),
+        ] {
+            self.ip(&format!("link add {dev} type veth peer name {peer}"));
+            self.ip(&format!("link set {dev} up"));
+            self.ip(&format!("link set {peer} up"));
+            self.ip(&format!("addr add {v4} dev {dev}"));
+            self.ip(&format!("-6 addr add {v6} dev {dev} nodad"));
+        }
+    }
+
+    /// Waits until the kernel holds `count` routes of protocol `proto`
+    /// (a number or an `ip` name), every table and both families: a route
+    /// daemon has installed, or withdrawn, what it was told to. Panics
+    /// after 30 s with the count it saw.
+    pub fn wait_for_routes(&self, proto: &str, count: usize) {
+        let installed = || {
+            ["-4", "-6"]
+                .iter()
+                .map(|family| {
+                    let routes = self.json(&format!("{family} route show proto {proto} table all"));
+                    routes.as_array().map_or(0, Vec::len)
+                })
+                .sum::<usize>()
+        };
+        let started = std::time::Instant::now();
+        while installed() != count {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "the kernel holds {} routes of protocol {proto}, not {count}",
+                installed()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
     /// Sets a sysctl inside the namespace (`ip netns exec NAME sysctl -w`);
     /// panics when it fails.
     pub fn sysctl(&self, key: &str, value: &str) {
