@@ -8,6 +8,7 @@ use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
+use crate::NextHop;
 use crate::arena::NIL;
 
 /// A small, fast, non-cryptographic hasher (the multiply-rotate "Fx" hash).
@@ -57,6 +58,68 @@ impl Hasher for FxHasher {
         self.0
     }
 }
+
+/// A route's next hops as the table interns them: the kernel nexthop
+/// object they come from (0: none) and the hops themselves. Routes through
+/// one nexthop object share one set, so the id costs a route nothing.
+#[derive(Clone, Debug)]
+pub struct HopSet {
+    pub nhid: u32,
+    pub hops: Box<[NextHop]>,
+}
+
+/// A hop set's identity, owned or borrowed: what lets the interner look a
+/// set up by `(nhid, &[NextHop])` without building a `HopSet` first.
+pub trait HopKey {
+    fn key(&self) -> (u32, &[NextHop]);
+}
+
+impl HopKey for HopSet {
+    fn key(&self) -> (u32, &[NextHop]) {
+        (self.nhid, &self.hops)
+    }
+}
+
+impl HopKey for (u32, &[NextHop]) {
+    fn key(&self) -> (u32, &[NextHop]) {
+        *self
+    }
+}
+
+impl<'a> Borrow<dyn HopKey + 'a> for HopSet {
+    fn borrow(&self) -> &(dyn HopKey + 'a) {
+        self
+    }
+}
+
+impl Hash for dyn HopKey + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+impl PartialEq for dyn HopKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for dyn HopKey + '_ {}
+
+/// Hashed as its borrowed form, as `HashMap` lookups by `dyn HopKey` need.
+impl Hash for HopSet {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+impl PartialEq for HopSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for HopSet {}
 
 /// A value and how many routes refer to it.
 #[derive(Clone, Debug)]

@@ -27,7 +27,7 @@ mod types;
 
 use arena::{Arena, NIL, Slot};
 use dir::{DIR_MIN_ROUTES, Dir, Hit, Mids};
-use intern::Interner;
+use intern::{HopKey, HopSet, Interner};
 use trie::{Bits, Tries};
 
 pub use types::{Addr, Family, NextHop, Route, RouteKey, RouteRef, device_key};
@@ -38,15 +38,14 @@ pub use types::{Addr, Family, NextHop, Route, RouteKey, RouteRef, device_key};
 /// it with a prefix length into one `u32`.
 const GROUP: u32 = 1 << 25;
 
-/// The stored part of a route: 20 bytes. Table, prefix and length are implied
-/// by where the entry hangs; next hops and prefsrc are interned ids.
+/// The stored part of a route: 16 bytes. Table, prefix and length are implied
+/// by where the entry hangs; next hops (with their nexthop object's id) and
+/// prefsrc are interned ids.
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     metric: u32,
     nexthops: u32,
     prefsrc: u32,
-    /// The kernel nexthop object's id, 0 for none.
-    nhid: u32,
     tos: u8,
     kind: u8,
     protocol: u8,
@@ -59,7 +58,6 @@ impl Slot for Entry {
             metric: next,
             nexthops: NIL,
             prefsrc: NIL,
-            nhid: 0,
             tos: 0,
             kind: 0,
             protocol: 0,
@@ -157,7 +155,7 @@ pub struct Fib {
     /// Entry indices of prefixes holding several routes, sorted by rank.
     groups: Vec<Vec<u32>>,
     free_groups: Vec<u32>,
-    nexthops: Interner<Box<[NextHop]>>,
+    nexthops: Interner<HopSet>,
     prefsrcs: Interner<Addr>,
     /// Middle nodes of the IPv4 front ends.
     mids: Mids,
@@ -369,7 +367,7 @@ impl Fib {
             + self.groups.capacity() * size_of::<Vec<u32>>()
             + groups
             + self.free_groups.capacity() * size_of::<u32>()
-            + self.nexthops.heap_bytes(|h| size_of_val(&**h))
+            + self.nexthops.heap_bytes(|h| size_of_val(&*h.hops))
             + self.prefsrcs.heap_bytes(|_| 0)
             + self.dirs_heap_bytes()
     }
@@ -536,9 +534,16 @@ impl Fib {
         let prefsrc = r.prefsrc.map_or(NIL, |a| self.prefsrcs.acquire(&a, |a| *a));
         Entry {
             metric: r.metric,
-            nexthops: self.nexthops.acquire(r.nexthops, |h| Box::from(h)),
+            nexthops: self
+                .nexthops
+                .acquire(&(r.nhid, r.nexthops) as &dyn HopKey, |q| {
+                    let (nhid, hops) = q.key();
+                    HopSet {
+                        nhid,
+                        hops: Box::from(hops),
+                    }
+                }),
             prefsrc,
-            nhid: r.nhid,
             tos: r.tos,
             kind: r.kind,
             protocol: r.protocol,
@@ -605,11 +610,12 @@ impl Fib {
 
     /// [`device_key`] of a stored entry.
     fn entry_device(&self, e: &Entry, v6: bool) -> u32 {
-        if e.nhid != 0 {
+        let set = self.nexthops.get(e.nexthops);
+        if set.nhid != 0 {
             return 0;
         }
         let dst = if v6 { Addr::V6(0) } else { Addr::V4(0) };
-        device_key(dst, self.nexthops.get(e.nexthops))
+        device_key(dst, &set.hops)
     }
 
     /// Entry indices stored in payload `slot`, best first.
@@ -634,6 +640,7 @@ impl Fib {
 
     fn view(&self, table: u32, dst: Addr, len: u8, idx: u32) -> RouteRef<'_> {
         let e = self.entries.get(idx);
+        let set = self.nexthops.get(e.nexthops);
         RouteRef {
             table,
             dst,
@@ -644,8 +651,8 @@ impl Fib {
             scope: e.scope,
             metric: e.metric,
             prefsrc: (e.prefsrc != NIL).then(|| *self.prefsrcs.get(e.prefsrc)),
-            nhid: e.nhid,
-            nexthops: self.nexthops.get(e.nexthops),
+            nhid: set.nhid,
+            nexthops: &set.hops,
         }
     }
 
