@@ -2,8 +2,9 @@
 //! test's namespace): zebra installs every route through kernel nexthop
 //! objects. The mirror and the FIB plugin must equal the kernel, nexthops
 //! resolved, while FRR installs a table, grows and shrinks an ECMP group,
-//! withdraws routes, and reacts to a link going down and up; with the
-//! kernel's `nexthop_compat_mode` on and off.
+//! withdraws routes, and reacts to a link going down and up, with the
+//! kernel's `nexthop_compat_mode` on and off; and a BGP session between
+//! two namespaces moving 3,000 routes.
 
 use crate::util::frr::Frr;
 use crate::util::host::{Host, Spec, test_config};
@@ -85,4 +86,87 @@ fn frr_static_routes_with_compat_mode() {
 #[test]
 fn frr_static_routes_without_compat_mode() {
     follow_frr("0");
+}
+
+/// A bgpd configuration for AS `asn` at `me`, peering with `peer` in AS
+/// `peer_asn`, announcing `networks`, with timers short enough for a test
+/// (connect retry 1 s, no advertisement delay).
+fn bgp_config(asn: u32, me: &str, peer: &str, peer_asn: u32, networks: &[String]) -> String {
+    let mut config = format!(
+        "router bgp {asn}\n bgp router-id {me}\n no bgp ebgp-requires-policy\n no bgp network import-check\n neighbor {peer} remote-as {peer_asn}\n neighbor {peer} timers 3 9\n neighbor {peer} timers connect 1\n neighbor {peer} advertisement-interval 0\n address-family ipv4 unicast\n"
+    );
+    for network in networks {
+        config += &format!("  network {network}\n");
+    }
+    config + " exit-address-family\n"
+}
+
+/// A BGP session between two namespaces moving 3,000 routes: one speaker
+/// announces them, the other's zebra installs what it learns through
+/// nexthop objects (compat mode off), and dphost follows that one while
+/// the session comes up, 1,000 routes are withdrawn, and the session is
+/// shut down and brought back.
+#[test]
+fn frr_bgp_session_between_namespaces() {
+    const ROUTES: u32 = 3000;
+    let (Some(speaker), Some(learner)) = (TestNetns::new("bgpa"), TestNetns::new("bgpb")) else {
+        return;
+    };
+    learner.sysctl("net.ipv4.nexthop_compat_mode", "0");
+    speaker.ip(&format!(
+        "link add a0 type veth peer name b0 netns {}",
+        learner.name
+    ));
+    speaker.ip("addr add 10.0.0.1/30 dev a0");
+    speaker.ip("link set a0 up");
+    learner.ip("addr add 10.0.0.2/30 dev b0");
+    learner.ip("link set b0 up");
+    let networks: Vec<String> = (0..ROUTES)
+        .map(|i| format!("10.{}.{}.0/24", 100 + i / 256, i % 256))
+        .collect();
+    let host = Host::start(&learner, test_config(), &[Spec::new(plugin("fib"))]);
+    let Some(learning) = Frr::start_daemons(
+        &learner,
+        &[(
+            "bgpd",
+            &bgp_config(65002, "10.0.0.2", "10.0.0.1", 65001, &[]),
+        )],
+    ) else {
+        return;
+    };
+    let Some(speaking) = Frr::start_daemons(
+        &speaker,
+        &[(
+            "bgpd",
+            &bgp_config(65001, "10.0.0.1", "10.0.0.2", 65002, &networks),
+        )],
+    ) else {
+        return;
+    };
+    learner.wait_for_routes("bgp", ROUTES as usize);
+    assert_converges(&learner, &host, "the session came up");
+
+    for chunk in networks[..1000].chunks(100) {
+        let mut commands = vec![
+            "router bgp 65001".to_string(),
+            "address-family ipv4 unicast".to_string(),
+        ];
+        commands.extend(chunk.iter().map(|n| format!("no network {n}")));
+        let commands: Vec<&str> = commands.iter().map(String::as_str).collect();
+        speaking.configure(&commands);
+    }
+    learner.wait_for_routes("bgp", ROUTES as usize - 1000);
+    assert_converges(&learner, &host, "1,000 routes withdrawn");
+
+    learning.configure(&["router bgp 65002", "neighbor 10.0.0.1 shutdown"]);
+    learner.wait_for_routes("bgp", 0);
+    assert_converges(&learner, &host, "the session shut down");
+    learning.configure(&["router bgp 65002", "no neighbor 10.0.0.1 shutdown"]);
+    learner.wait_for_routes("bgp", ROUTES as usize - 1000);
+    assert_converges(&learner, &host, "the session back up");
+    assert_eq!(
+        host.status()["syncs"],
+        1,
+        "converged by resync, not by following"
+    );
 }

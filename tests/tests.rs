@@ -7,7 +7,7 @@
 //! - `bird`: BIRD 2 exporting plain and multipath routes into two tables, reconfigured live.
 //! - `cli`: the `dphost` binary: `run`, `ctl`, `check`, SIGHUP, JSON logs, `ctl watch`.
 //! - `fib`: the FIB plugin's lookups, replaces, multipath and resync sweep.
-//! - `frr`: FRR's zebra and staticd installing and changing routes through nexthop objects.
+//! - `frr`: FRR's zebra, staticd and bgpd installing and changing routes through nexthop objects.
 //! - `hostile`: plugins that trap, spin, bomb or recurse on a real kernel recover or are disabled.
 //! - `image`: pre-lowered batches reach a plugin exactly as typed lowering does.
 //! - `inject`: the benchmark injector adds, counts, deletes and flushes routes in a namespace.

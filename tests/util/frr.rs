@@ -1,4 +1,4 @@
-//! FRR's zebra and staticd (Debian's `frr`) running in a test's network
+//! FRR's zebra with staticd and bgpd (Debian's `frr`) running in a test's network
 //! namespace, as a user would run them there: `-z`, `-i` and
 //! `--vty_socket` in a private directory owned by `frr`, `-f` for the
 //! configuration. Stopped (SIGTERM, then waited for) on drop, even when the
@@ -12,13 +12,15 @@ use super::Scratch;
 use super::netns::TestNetns;
 
 const ZEBRA: &str = "/usr/lib/frr/zebra";
-const STATICD: &str = "/usr/lib/frr/staticd";
+
+/// The daemons a test may start beside zebra.
+const DAEMONS: [&str; 2] = ["staticd", "bgpd"];
 
 /// Longest wait for a daemon to start or stop. Threat: a daemon that never
 /// writes its pid file holding the test forever.
 const DAEMON_WAIT: Duration = Duration::from_secs(20);
 
-/// zebra and staticd in a namespace.
+/// zebra and the daemons a test asked for, in a namespace.
 pub struct Frr {
     netns: String,
     dir: Scratch,
@@ -29,6 +31,12 @@ impl Frr {
     /// configuration: `ip route ...` lines). None, with a note, when FRR is
     /// not installed and this is not CI (where `.ci/run` installs it).
     pub fn start(ns: &TestNetns, static_config: &str) -> Option<Frr> {
+        Frr::start_daemons(ns, &[("staticd", static_config)])
+    }
+
+    /// Starts zebra, then each daemon of `daemons` (`staticd`, `bgpd`) with
+    /// its configuration, in that order. None as for [`Frr::start`].
+    pub fn start_daemons(ns: &TestNetns, daemons: &[(&str, &str)]) -> Option<Frr> {
         if !Path::new(ZEBRA).exists() {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
@@ -39,7 +47,10 @@ impl Frr {
         }
         let dir = Scratch::new("frr");
         std::fs::write(dir.join("zebra.conf"), "hostname dphost-test\n").unwrap();
-        std::fs::write(dir.join("staticd.conf"), static_config).unwrap();
+        for (name, config) in daemons {
+            assert!(DAEMONS.contains(name), "no FRR daemon {name} for tests");
+            std::fs::write(dir.join(format!("{name}.conf")), config).unwrap();
+        }
         let owned = Command::new("chown")
             .args(["-R", "frr:frr"])
             .arg(&*dir)
@@ -50,16 +61,19 @@ impl Frr {
             netns: ns.name.clone(),
             dir,
         };
-        frr.daemon(ZEBRA, "zebra");
-        frr.daemon(STATICD, "staticd");
+        frr.daemon("zebra");
+        for (name, _) in daemons {
+            frr.daemon(name);
+        }
         Some(frr)
     }
 
     /// Starts one daemon (it daemonizes) and waits for its pid file.
-    fn daemon(&self, program: &str, name: &str) {
+    fn daemon(&self, name: &str) {
+        let program = format!("/usr/lib/frr/{name}");
         let dir = self.dir.to_path_buf();
         let status = Command::new("ip")
-            .args(["netns", "exec", &self.netns, program, "-d"])
+            .args(["netns", "exec", &self.netns, &program, "-d"])
             .arg("-z")
             .arg(dir.join("zserv.api"))
             .arg("-i")
@@ -108,7 +122,7 @@ impl Frr {
 
 impl Drop for Frr {
     fn drop(&mut self) {
-        for name in ["staticd", "zebra"] {
+        for name in ["bgpd", "staticd", "zebra"] {
             let Some(pid) = self.pid(name) else { continue };
             // SAFETY: kill has no memory preconditions; the pid is the
             // daemon this test started, read from its own pid file.
