@@ -3,6 +3,8 @@
 //! `ip route get`, interrupted dumps and errors during a sync, and plugins
 //! added while running or overflowing their queue.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::util::host::{Host, Spec, test_config};
@@ -10,6 +12,9 @@ use crate::util::kernel::{difference, dumped_routes, kernel_routes};
 use crate::util::mirror::mirror_difference;
 use crate::util::netns::TestNetns;
 use crate::util::{Rng, fixture, plugin};
+use dphost::engine::{DumpStepHook, Kind};
+use dphost::netlink::reader::{Loss, NOTICE_QUEUE, Notice, Reader, ReaderCounters};
+use dphost::netlink::socket::Netns;
 use dphost::plugin::Limits;
 use dphost_bench::{InjectConfig, Interface, inject_routes};
 
@@ -313,13 +318,16 @@ fn slow_busy() -> Spec {
     }
 }
 
-/// A sync that loses notifications while it dumps (ENOBUFS into a tiny
-/// buffer during a long, paced sync) is abandoned and retried, and the
-/// host converges once the changes stop.
+/// A sync that loses notifications while it dumps is abandoned and
+/// retried, and the host converges.
 ///
-/// Each round is `ip` churn and then a burst of 3000 route replaces from
-/// the fast injector: `ip -batch` alone could be slow enough, on a loaded
-/// machine, for the reader to keep up with it through every sync.
+/// The loss is made by construction: at the first step of the start-up
+/// sync's route dump, the engine thread itself (through the dump-step
+/// hook) has 3000 routes injected. The reader can take at most
+/// `NOTICE_QUEUE` batches of 4 changes plus an 8 KiB socket buffer while
+/// the engine dumps, so the kernel must drop notifications (ENOBUFS). The
+/// reader's channel is then full and its thread not reading: the engine
+/// must see the overrun in the socket itself, or it would finish the sync.
 #[test]
 fn sync_errors_are_retried() {
     let Some(ns) = TestNetns::new("syncerr") else {
@@ -328,30 +336,95 @@ fn sync_errors_are_retried() {
     topology(&ns);
     let config = dphost::engine::NetlinkConfig {
         rx_buf_size: 4096,
+        batch_size: 4,
         sync_batch_limit: 16,
-        sync_batch_delay: Duration::from_millis(5),
         ..test_config()
     };
-    let host = Host::start(&ns, config, &[Spec::new(plugin("fib")), slow_busy()]);
-    let mut rng = Rng(0x5eed_0005);
     let mut burst = InjectConfig::new(3000);
     burst.netns = Some(ns.name.clone());
     burst.interface = Some(Interface::Name("d0".into()));
     burst.table = 200;
-    for _ in 0..60 {
-        churn(&ns, &mut rng, 300);
-        let sent = inject_routes(&burst).expect("injecting routes");
-        assert_eq!(sent.errors, 0, "injector errors: {sent}");
-        if host.counter("syncs_abandoned") > 0 {
-            break;
+    let armed = Arc::new(AtomicBool::new(true));
+    let hook: DumpStepHook = {
+        let armed = armed.clone();
+        Arc::new(move |kind| {
+            if kind == Kind::Route && armed.swap(false, Ordering::AcqRel) {
+                let sent = inject_routes(&burst).expect("injecting routes");
+                assert_eq!(sent.errors, 0, "injector errors: {sent}");
+            }
+        })
+    };
+    let host = Host::start_hooked(&ns, config, &[Spec::new(plugin("fib"))], Some(hook));
+    assert!(!armed.load(Ordering::Acquire), "the route dump had no step");
+    let status = host.status();
+    assert_eq!(
+        status["syncs_abandoned"].as_u64(),
+        Some(1),
+        "the sync was not abandoned once: {status}"
+    );
+    assert!(
+        status["enobufs"].as_u64().unwrap() >= 1,
+        "the overrun was not counted: {status}"
+    );
+    assert_eq!(status["syncs"].as_u64(), Some(1), "{status}");
+    assert_converges(&ns, &host, "fib");
+}
+
+/// An overrun that happens while the reader waits for room in its full
+/// channel (the engine busy with a sync) is seen at once by
+/// `Reader::loss`, not only once the channel drains.
+///
+/// By construction: with one change per batch, routes are added one at a
+/// time until the reader has read `NOTICE_QUEUE + 1` notifications; the
+/// channel is then full and the thread blocked handing on the last one.
+/// A burst of 3000 then overflows the 8 KiB socket buffer.
+#[test]
+fn overrun_behind_a_full_channel_is_seen() {
+    let Some(ns) = TestNetns::new("overrun") else {
+        return;
+    };
+    topology(&ns);
+    let counters = Arc::new(ReaderCounters::default());
+    let reader = Reader::start(&Netns::named(&ns.name), 4096, 1, counters.clone())
+        .expect("notification socket");
+    let read = || {
+        counters
+            .notifications
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .sum::<u64>() as usize
+    };
+    let mut added = 0;
+    while read() < NOTICE_QUEUE + 1 {
+        let before = read();
+        added += 1;
+        ns.ip(&format!("route add 10.77.{}.0/24 dev d0 table 300", added));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while read() == before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the reader stopped reading"
+            );
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
-    let status = host.status();
-    assert!(
-        status["syncs_abandoned"].as_u64().unwrap() > 0,
-        "no sync was abandoned: {status}"
+    assert_eq!(read(), NOTICE_QUEUE + 1, "one change per batch");
+    assert_eq!(reader.loss(), None);
+    let mut burst = InjectConfig::new(3000);
+    burst.netns = Some(ns.name.clone());
+    burst.interface = Some(Interface::Name("d0".into()));
+    burst.table = 200;
+    let sent = inject_routes(&burst).expect("injecting routes");
+    assert_eq!(sent.errors, 0, "injector errors: {sent}");
+    assert_eq!(
+        read(),
+        NOTICE_QUEUE + 1,
+        "the reader read past a full channel"
     );
-    assert_converges(&ns, &host, "fib");
+    assert_eq!(reader.loss(), Some(Loss::Overrun));
+    // The thread reports the loss behind what it had queued, and stops.
+    let notices: Vec<Notice> = reader.notices().iter().take(NOTICE_QUEUE + 2).collect();
+    assert!(matches!(notices.last(), Some(Notice::Lost(Loss::Overrun))));
 }
 
 /// A plugin loaded while the host runs, and a plugin whose queue

@@ -8,7 +8,9 @@ use crossbeam_channel::bounded;
 use dphost::control::server::status_json;
 use dphost::dispatch::DispatchOptions;
 use dphost::engine::plugin_set::Prepared;
-use dphost::engine::{Engine, EngineHandle, Kind, NetlinkConfig, Outcome, PluginSet, Request};
+use dphost::engine::{
+    DumpStepHook, Engine, EngineHandle, Kind, NetlinkConfig, Outcome, PluginSet, Request,
+};
 use dphost::netlink::socket::Netns;
 use dphost::plugin::PluginSpec;
 use dphost::plugin::{Limits, Runtime};
@@ -68,6 +70,16 @@ fn prepare(runtime: &Runtime, spec: &Spec) -> Prepared {
 
 impl Host {
     pub fn start(ns: &TestNetns, config: NetlinkConfig, specs: &[Spec]) -> Host {
+        Host::start_hooked(ns, config, specs, None)
+    }
+
+    /// [`Host::start`], with `hook` called after each step of every dump.
+    pub fn start_hooked(
+        ns: &TestNetns,
+        config: NetlinkConfig,
+        specs: &[Spec],
+        hook: Option<DumpStepHook>,
+    ) -> Host {
         let runtime = std::sync::Arc::new(Runtime::new(None).expect("runtime"));
         let mut plugins = PluginSet::new(runtime.clone(), DispatchOptions::default());
         // Tests do not wait a second for each restart.
@@ -75,7 +87,10 @@ impl Host {
         for spec in specs {
             plugins.load(&spec.plugin_spec()).expect("plugin loads");
         }
-        let (engine, handle) = Engine::new(config, Netns::named(&ns.name), plugins);
+        let (mut engine, handle) = Engine::new(config, Netns::named(&ns.name), plugins);
+        if let Some(hook) = hook {
+            engine.on_dump_step(hook);
+        }
         let thread = std::thread::spawn(move || engine.run());
         let host = Host {
             handle,

@@ -97,6 +97,12 @@ impl Default for NetlinkConfig {
     }
 }
 
+/// Called on the engine thread after each step of a dump (a sync's or a
+/// reconciliation's), with the kind being dumped. A test hook: a test
+/// makes kernel changes in it, so they fall inside a dump by construction
+/// rather than by timing.
+pub type DumpStepHook = Arc<dyn Fn(Kind) + Send + Sync>;
+
 /// Most pauses before a batch is sent regardless. Threat: a plugin stuck
 /// at a full queue holding the engine forever; past this the batch goes
 /// and that plugin overflows into a resync from the mirror instead.
@@ -168,6 +174,7 @@ pub struct Engine {
     watchers: Vec<Sender<WatchItem>>,
     /// Plugins that overflowed during a sync, to replay once it is done.
     overflowed: Vec<PluginId>,
+    dump_step_hook: Option<DumpStepHook>,
 }
 
 /// How long after a link change the engine reconciles at the latest, when
@@ -224,9 +231,15 @@ impl Engine {
             watcher,
             watchers: Vec::new(),
             overflowed: Vec::new(),
+            dump_step_hook: None,
         };
         engine.rewatch();
         (engine, handle)
+    }
+
+    /// Calls `hook` after each step of every dump from now on.
+    pub fn on_dump_step(&mut self, hook: DumpStepHook) {
+        self.dump_step_hook = Some(hook);
     }
 
     /// Syncs, then follows the kernel until [`EngineHandle::stop`].
@@ -471,6 +484,9 @@ impl Engine {
                 .fetch_add(step.len() as u64, Ordering::Relaxed);
             for change in step.drain(..) {
                 take(&mut self.mirror, change, &mut self.out);
+            }
+            if let Some(hook) = &self.dump_step_hook {
+                hook(dump.kind());
             }
             self.flush(self.config.sync_batch_delay);
             self.serve_pending();

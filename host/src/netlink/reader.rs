@@ -69,6 +69,9 @@ pub struct Reader {
     /// Set as soon as the stream breaks, before the `Lost` notice is queued
     /// behind any changes, so a sync can notice it between batches.
     lost: Arc<OnceLock<Loss>>,
+    /// Shared with the thread, so [`Reader::loss`] can see an overrun the
+    /// thread has not read yet because it waits for channel room.
+    socket: Arc<Socket>,
     rx: Option<Receiver<Notice>>,
     thread: Option<JoinHandle<()>>,
     /// The receive buffer size the kernel granted.
@@ -85,11 +88,12 @@ impl Reader {
     ) -> io::Result<Reader> {
         let (socket, effective) = socket::notification_socket(netns, rcvbuf)?;
         socket::set_recv_timeout(&socket, STOP_POLL)?;
+        let socket = Arc::new(socket);
         let (tx, rx) = bounded(NOTICE_QUEUE);
         let stop = Arc::new(AtomicBool::new(false));
         let lost = Arc::new(OnceLock::new());
         let state = ReadLoop {
-            socket,
+            socket: socket.clone(),
             tx,
             stop: stop.clone(),
             lost: lost.clone(),
@@ -102,6 +106,7 @@ impl Reader {
         Ok(Reader {
             stop,
             lost,
+            socket,
             rx: Some(rx),
             thread: Some(thread),
             rcvbuf: effective,
@@ -114,7 +119,22 @@ impl Reader {
 
     /// Why the stream broke, once it has (the `Lost` notice may still be
     /// queued behind changes).
+    ///
+    /// While the channel is full the thread does not `recv`, so an overrun
+    /// would wait in the socket until the engine drained the channel: after
+    /// a whole sync, in the case that matters. This reads the socket's
+    /// pending error itself; the thread then stops and reports the loss.
     pub fn loss(&self) -> Option<Loss> {
+        if let Some(loss) = self.lost.get() {
+            return Some(loss.clone());
+        }
+        let pending = match socket::take_error(&self.socket) {
+            Ok(pending) => pending,
+            Err(e) => Some(e),
+        };
+        if let Some(error) = pending {
+            let _ = self.lost.set(Loss::from_error(&error));
+        }
         self.lost.get().cloned()
     }
 }
@@ -130,8 +150,18 @@ impl Drop for Reader {
     }
 }
 
+impl Loss {
+    fn from_error(error: &io::Error) -> Loss {
+        if error.raw_os_error() == Some(libc::ENOBUFS) {
+            Loss::Overrun
+        } else {
+            Loss::Socket(error.to_string())
+        }
+    }
+}
+
 struct ReadLoop {
-    socket: Socket,
+    socket: Arc<Socket>,
     tx: Sender<Notice>,
     stop: Arc<AtomicBool>,
     lost: Arc<OnceLock<Loss>>,
@@ -145,6 +175,11 @@ impl ReadLoop {
         let mut changes = Vec::with_capacity(self.batch_size);
         let mut first_read = Instant::now();
         while !self.stop.load(Ordering::Acquire) {
+            if let Some(loss) = self.lost.get() {
+                // The engine read the socket's error first.
+                let _ = self.tx.send(Notice::Lost(loss.clone()));
+                return;
+            }
             // Block (up to STOP_POLL) only when nothing is waiting to be
             // handed on; otherwise take what is there and hand it on.
             let flags = if changes.is_empty() {
@@ -206,11 +241,7 @@ impl ReadLoop {
     /// The stream broke: what is batched is dropped (the engine resyncs
     /// from a dump anyway) and the loss is reported.
     fn fail(&self, error: &io::Error) {
-        let loss = if error.raw_os_error() == Some(libc::ENOBUFS) {
-            Loss::Overrun
-        } else {
-            Loss::Socket(error.to_string())
-        };
+        let loss = Loss::from_error(error);
         let _ = self.lost.set(loss.clone());
         let _ = self.tx.send(Notice::Lost(loss));
     }

@@ -130,6 +130,13 @@ fn getsockopt(socket: &Socket, option: libc::c_int) -> io::Result<usize> {
     Ok(value.max(0) as usize)
 }
 
+/// Takes the socket's pending error (SO_ERROR), if any: the ENOBUFS of an
+/// overrun waits there until the next `recv`, or until this reads it.
+pub fn take_error(socket: &Socket) -> io::Result<Option<io::Error>> {
+    let code = getsockopt(socket, libc::SO_ERROR)?;
+    Ok((code != 0).then(|| io::Error::from_raw_os_error(code as i32)))
+}
+
 /// Sets a receive timeout, so a blocked reader wakes to check whether it
 /// should stop.
 pub fn set_recv_timeout(socket: &Socket, timeout: std::time::Duration) -> io::Result<()> {
