@@ -4,15 +4,15 @@
 //! added while running or overflowing their queue.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::util::host::{Host, Spec, test_config};
 use crate::util::kernel::{difference, dumped_routes, kernel_routes};
 use crate::util::mirror::mirror_difference;
 use crate::util::netns::TestNetns;
+use crate::util::overrun::Overrun;
 use crate::util::{Rng, fixture, plugin};
-use dphost::engine::{DumpStepHook, Kind};
 use dphost::netlink::reader::{Loss, NOTICE_QUEUE, Notice, Reader, ReaderCounters};
 use dphost::netlink::socket::Netns;
 use dphost::plugin::Limits;
@@ -321,13 +321,9 @@ fn slow_busy() -> Spec {
 /// A sync that loses notifications while it dumps is abandoned and
 /// retried, and the host converges.
 ///
-/// The loss is made by construction: at the first step of the start-up
-/// sync's route dump, the engine thread itself (through the dump-step
-/// hook) has 3000 routes injected. The reader can take at most
-/// `NOTICE_QUEUE` batches of 4 changes plus an 8 KiB socket buffer while
-/// the engine dumps, so the kernel must drop notifications (ENOBUFS). The
-/// reader's channel is then full and its thread not reading: the engine
-/// must see the overrun in the socket itself, or it would finish the sync.
+/// The loss is made by construction (see `util::overrun`): at the first
+/// step of the start-up sync's route dump, the engine thread itself has
+/// 3000 routes injected.
 #[test]
 fn sync_errors_are_retried() {
     let Some(ns) = TestNetns::new("syncerr") else {
@@ -340,22 +336,9 @@ fn sync_errors_are_retried() {
         sync_batch_limit: 16,
         ..test_config()
     };
-    let mut burst = InjectConfig::new(3000);
-    burst.netns = Some(ns.name.clone());
-    burst.interface = Some(Interface::Name("d0".into()));
-    burst.table = 200;
-    let armed = Arc::new(AtomicBool::new(true));
-    let hook: DumpStepHook = {
-        let armed = armed.clone();
-        Arc::new(move |kind| {
-            if kind == Kind::Route && armed.swap(false, Ordering::AcqRel) {
-                let sent = inject_routes(&burst).expect("injecting routes");
-                assert_eq!(sent.errors, 0, "injector errors: {sent}");
-            }
-        })
-    };
+    let (overrun, hook) = Overrun::new(&ns, "d0", true);
     let host = Host::start_hooked(&ns, config, &[Spec::new(plugin("fib"))], Some(hook));
-    assert!(!armed.load(Ordering::Acquire), "the route dump had no step");
+    assert!(overrun.fired(), "the route dump had no step");
     let status = host.status();
     assert_eq!(
         status["syncs_abandoned"].as_u64(),

@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::util::churn::{routes, topology};
 use crate::util::host::{Host, Spec, test_config};
 use crate::util::netns::TestNetns;
+use crate::util::overrun::Overrun;
 use crate::util::{Scratch, fixture, plugin};
 use dphost::control::{ControlAddr, client, server};
 
@@ -83,13 +84,15 @@ fn metrics_parse_and_move() {
     topology(&ns);
     let config = dphost::engine::NetlinkConfig {
         rx_buf_size: 4096,
+        batch_size: 4,
         ..test_config()
     };
+    let (overrun, hook) = Overrun::new(&ns, "v0", false);
     let trap = Spec {
         config: "3",
         ..Spec::new(fixture("trap"))
     };
-    let host = Host::start(&ns, config, &[Spec::new(plugin("fib")), trap]);
+    let host = Host::start_hooked(&ns, config, &[Spec::new(plugin("fib")), trap], Some(hook));
     let dir = Scratch::new("metrics");
     let control = ControlAddr::Unix(dir.join("control.sock"));
     server::spawn(vec![control.clone()], host.handle.clone()).expect("control API");
@@ -114,16 +117,21 @@ fn metrics_parse_and_move() {
     );
     assert!(value(&before, r#"dphost_mirror_objects{kind="route"}"#) > 0.0);
 
-    // Bursts of route changes into a 4 KiB receive buffer: notifications
-    // are lost, and the engine resyncs.
-    for round in 0..20 {
-        routes(&ns, 254, round * 500, 500);
-        if host.counter("resyncs") > 0 {
-            break;
-        }
-    }
+    // A new link makes the engine reconcile routes from a dump; in its
+    // first step, a burst of routes overflows the 4 KiB receive buffer
+    // (see `util::overrun`), and the engine resyncs.
+    overrun.arm();
+    ns.ip("link add kick0 type bridge");
+    let fired = host.wait(Duration::from_secs(30), |_| overrun.fired());
+    assert!(fired, "no route dump followed the new link");
     let moved = host.wait(Duration::from_secs(30), |h| h.counter("resyncs") > 0);
     assert!(moved, "no resync: {}", host.status());
+    // Notifications after the resync.
+    routes(&ns, 254, 0, 20);
+    let followed = host.wait(Duration::from_secs(30), |h| {
+        h.status()["notifications"]["route"].as_u64() >= Some(20)
+    });
+    assert!(followed, "the routes were not followed: {}", host.status());
     let after = scrape(&control);
     assert!(value(&after, "dphost_enobufs_total") >= 1.0);
     assert_eq!(

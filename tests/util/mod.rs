@@ -10,6 +10,7 @@ pub mod host;
 pub mod kernel;
 pub mod mirror;
 pub mod netns;
+pub mod overrun;
 
 pub(crate) use alone::run_alone;
 
