@@ -271,8 +271,12 @@ impl Engine {
             },
             default(tick) => {}
         }
+        // The clone must be gone before a reconcile can resync: dropping
+        // the reader waits for its thread.
+        let idle = notices.is_empty();
+        drop(notices);
         if let Some(due) = self.reconcile_due
-            && (notices.is_empty() || Instant::now() >= due)
+            && (idle || Instant::now() >= due)
         {
             self.reconcile_due = None;
             self.reconcile_after_link_change();

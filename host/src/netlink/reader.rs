@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender, bounded};
 use netlink_sys::Socket;
 
 use super::change::{self, Change};
@@ -177,7 +177,7 @@ impl ReadLoop {
         while !self.stop.load(Ordering::Acquire) {
             if let Some(loss) = self.lost.get() {
                 // The engine read the socket's error first.
-                let _ = self.tx.send(Notice::Lost(loss.clone()));
+                self.hand_on(Notice::Lost(loss.clone()));
                 return;
             }
             // Block (up to STOP_POLL) only when nothing is waiting to be
@@ -202,7 +202,7 @@ impl ReadLoop {
             let drained = buf.is_empty();
             if changes.len() >= self.batch_size || (drained && !changes.is_empty()) {
                 let batch = std::mem::replace(&mut changes, Vec::with_capacity(self.batch_size));
-                if self.tx.send(Notice::Changes(batch, first_read)).is_err() {
+                if !self.hand_on(Notice::Changes(batch, first_read)) {
                     return;
                 }
             }
@@ -243,6 +243,22 @@ impl ReadLoop {
     fn fail(&self, error: &io::Error) {
         let loss = Loss::from_error(error);
         let _ = self.lost.set(loss.clone());
-        let _ = self.tx.send(Notice::Lost(loss));
+        self.hand_on(Notice::Lost(loss));
+    }
+
+    /// Queues `notice`, waiting for room while the reader is not stopped;
+    /// false when it is stopped or the engine is gone. Waits in steps, so a
+    /// stop is seen even while someone still holds a receiver.
+    fn hand_on(&self, mut notice: Notice) -> bool {
+        loop {
+            if self.stop.load(Ordering::Acquire) {
+                return false;
+            }
+            match self.tx.send_timeout(notice, STOP_POLL) {
+                Ok(()) => return true,
+                Err(SendTimeoutError::Timeout(back)) => notice = back,
+                Err(SendTimeoutError::Disconnected(_)) => return false,
+            }
+        }
     }
 }
