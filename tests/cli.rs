@@ -192,6 +192,33 @@ fn check_good_and_bad() {
         .unwrap();
     let text = stdout(&stateful);
     assert!(text.contains("state:    yes"), "{text}");
+    let filtered = Command::new(DPHOST)
+        .args([
+            "check",
+            "--no-cache",
+            "--config",
+            "tables=100,200;prefixes=10.0.0.0/8",
+        ])
+        .arg(fixture("view2"))
+        .output()
+        .unwrap();
+    let text = stdout(&filtered);
+    assert!(text.contains("wit:      dataplane:handler@0.2.0"), "{text}");
+    assert!(
+        text.contains("filter:   tables 100,200; prefixes 10.0.0.0/8"),
+        "{text}"
+    );
+    let bad_filter = Command::new(DPHOST)
+        .args(["check", "--no-cache", "--config", "prefixes=10.0.0.0/40"])
+        .arg(fixture("view2"))
+        .output()
+        .unwrap();
+    assert!(!bad_filter.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad_filter.stderr).contains("declared a bad filter"),
+        "{}",
+        String::from_utf8_lossy(&bad_filter.stderr)
+    );
 
     let bad = Command::new(DPHOST)
         .args(["check", "--no-cache"])
@@ -199,10 +226,9 @@ fn check_good_and_bad() {
         .output()
         .unwrap();
     assert!(!bad.status.success());
-    assert!(
-        String::from_utf8_lossy(&bad.stderr)
-            .contains("does not export `dataplane:handler/handler@0.1.0`")
-    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains(
+        "does not export `dataplane:handler/handler@0.2.0` or `dataplane:handler/handler@0.1.0`"
+    ));
 }
 
 /// SIGHUP reads the configuration again: a plugin added to it is loaded; a

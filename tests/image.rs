@@ -18,6 +18,14 @@ fn address(rng: &mut Rng, v6: bool) -> IpAddress {
     }
 }
 
+/// The kinds 0.1.0 (the echo fixture's version) has.
+const OLD_KINDS: [ObjectKind; 4] = [
+    ObjectKind::Link,
+    ObjectKind::Address,
+    ObjectKind::Neighbour,
+    ObjectKind::Route,
+];
+
 fn random_event(rng: &mut Rng) -> Event {
     let v6 = rng.next().is_multiple_of(2);
     let hop = |rng: &mut Rng| NextHop {
@@ -49,10 +57,12 @@ fn random_event(rng: &mut Rng) -> Event {
         } else {
             NextHops::One(hop(rng))
         },
+        // A 0.1.0 plugin never sees it, by either lowering.
+        nhid: rng.next().is_multiple_of(2).then(|| rng.next() as u32),
     };
     match rng.next() % 10 {
-        0 => Event::SyncBegin(ObjectKind::ALL[(rng.next() % 4) as usize]),
-        1 => Event::SyncEnd(ObjectKind::ALL[(rng.next() % 4) as usize]),
+        0 => Event::SyncBegin(OLD_KINDS[(rng.next() % 4) as usize]),
+        1 => Event::SyncEnd(OLD_KINDS[(rng.next() % 4) as usize]),
         2..=3 => Event::RouteDel(route),
         _ => Event::RouteAdd(route),
     }

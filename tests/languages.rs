@@ -14,6 +14,7 @@ use crate::util::netns::TestNetns;
 use crate::util::{Rng, plugin};
 use dphost::engine::{Request, WatchItem};
 use dphost::plugin::Limits;
+use dphost::wit::filter::Subscription;
 use dphost::wit::{Event, KindSet, ObjectKind, OperState};
 use serde_json::{Value, json};
 
@@ -39,7 +40,7 @@ impl EventLog {
         };
         let mut start_links = Vec::new();
         let links: KindSet = [ObjectKind::Link].into_iter().collect();
-        replay.replay_each(links, 256, &mut |events| {
+        replay.replay_each(&Subscription::of(links), 256, &mut |events| {
             for event in events {
                 if let Event::LinkAdd(l) = event {
                     start_links.push((l.ifindex, l.oper_state == OperState::Up));

@@ -13,7 +13,7 @@ use crate::util::plugin;
 /// Two veths, IPv4 and IPv6 addresses, single nexthops (with gateways and
 /// device-only), an IPv4 and an IPv6 group with weights, and routes through
 /// each in three tables, the last past 2^31.
-fn topology(ns: &TestNetns) {
+pub(crate) fn topology(ns: &TestNetns) {
     ns.two_links();
     for nexthop in [
         "id 1 via 192.0.2.2 dev v0",

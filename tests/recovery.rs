@@ -105,7 +105,7 @@ fn reloads_swap_in_and_bad_files_are_refused() {
         (b"not a plugin\n".to_vec(), "not a WebAssembly file"),
         (
             std::fs::read(fixture("otherworld")).unwrap(),
-            "does not export `dataplane:handler/handler@0.1.0`",
+            "does not export `dataplane:handler/handler@0.2.0` or `dataplane:handler/handler@0.1.0`",
         ),
         (
             std::fs::read(fixture("trap")).unwrap(),

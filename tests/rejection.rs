@@ -52,7 +52,9 @@ fn component_of_another_world() {
     assert!(matches!(err, LoadError::WrongWorld { .. }), "{err}");
     let msg = err.to_string();
     assert!(
-        msg.contains("does not export `dataplane:handler/handler@0.1.0`"),
+        msg.contains(
+            "does not export `dataplane:handler/handler@0.2.0` or `dataplane:handler/handler@0.1.0`"
+        ),
         "{msg}"
     );
     assert!(msg.contains("wasi:cli/run"), "{msg}");

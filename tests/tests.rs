@@ -22,6 +22,7 @@
 //! - `rejection`: files that are not plugins are refused with the reason.
 //! - `rules`: policy routing rules of both families, dumped and followed.
 //! - `reload`: watched files, configuration reads and state handover reload without loss.
+//! - `versions`: plugins of API 0.1.0 and 0.2.0 side by side; 0.2.0's kinds and filters.
 //!
 //! `util` holds what they share: plugin paths, network namespaces, an
 //! in-process host, comparisons with the kernel, and `run_alone!` for a
@@ -49,3 +50,4 @@ mod recovery;
 mod rejection;
 mod reload;
 mod rules;
+mod versions;

@@ -49,6 +49,7 @@ fn host_route(i: u32) -> wit::Event {
             weight: 1,
             flags: 0,
         }),
+        nhid: None,
     })
 }
 

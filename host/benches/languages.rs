@@ -44,6 +44,7 @@ fn route(i: u32) -> Route {
             weight: 1,
             flags: 0,
         }),
+        nhid: None,
     }
 }
 

@@ -32,6 +32,7 @@ fn route(table: u32, dst: &str, metric: u32, gateway: &str, ifindex: u32) -> Rou
             weight: 1,
             flags: 0,
         }),
+        nhid: None,
     }
 }
 
@@ -99,6 +100,7 @@ fn main() -> anyhow::Result<()> {
         let meta = PluginMeta {
             path: compiled.path.clone(),
             sha256: compiled.sha256.clone(),
+            api: compiled.version,
             limits: Limits::default(),
         };
         d.add(instance, meta)?;

@@ -124,6 +124,7 @@ pub fn load(
     let meta = PluginMeta {
         path: compiled.path.clone(),
         sha256: compiled.sha256.clone(),
+        api: compiled.version,
         limits,
     };
     dispatcher.add(instance, meta).expect("worker")
@@ -170,6 +171,7 @@ pub fn route(table: u32, dst: &str, metric: u32, hops: Vec<NextHop>) -> Route {
         metric,
         prefsrc: None,
         nexthops,
+        nhid: None,
     }
 }
 

@@ -24,7 +24,7 @@ mod foreign;
 const PLUGINS: [(&str, &str); 2] = [("dphost-fib", "fib"), ("logger", "logger")];
 
 /// The test fixtures, built to target/plugins/fixtures.
-const FIXTURES: [&str; 11] = [
+const FIXTURES: [&str; 12] = [
     "noop",
     "echo",
     "slowfib",
@@ -36,6 +36,7 @@ const FIXTURES: [&str; 11] = [
     "exclusive",
     "otherworld",
     "stateful",
+    "view2",
 ];
 
 const WASM_TARGET: &str = "wasm32-wasip2";

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use dphost::plugin::{Limits, Runtime, cache::CodeCache};
-use dphost::wit::PACKAGE;
+use dphost::wit::filter;
 
 #[derive(Args)]
 pub struct CheckArgs {
@@ -31,15 +31,17 @@ pub fn check(args: CheckArgs) -> Result<()> {
     let info = instance.info();
     let kinds: Vec<&str> = info.kinds.iter().map(|k| k.name()).collect();
     let compile_ms = compiled.compile_time.as_secs_f64() * 1e3;
+    let package = compiled.version.package();
     if args.json {
         let out = serde_json::json!({
             "file": args.plugin.display().to_string(),
             "sha256": compiled.sha256,
-            "wit": PACKAGE,
+            "wit": package,
             "name": info.name,
             "version": info.version,
             "mp_safe": info.mp_safe,
             "kinds": kinds,
+            "filter": filter::json(instance.filter()),
             "state_handoff": instance.stateful(),
             "from_cache": compiled.from_cache,
             "compile_ms": compile_ms,
@@ -49,11 +51,12 @@ pub fn check(args: CheckArgs) -> Result<()> {
     }
     println!("file:     {}", args.plugin.display());
     println!("sha256:   {}", compiled.sha256);
-    println!("wit:      {PACKAGE}");
+    println!("wit:      {package}");
     println!("name:     {}", info.name);
     println!("version:  {}", info.version);
     println!("mp-safe:  {}", info.mp_safe);
     println!("kinds:    {}", kinds.join(", "));
+    println!("filter:   {}", filter::describe(instance.filter()));
     let handoff = match instance.stateful() {
         true => "yes: exports snapshot and restore (world stateful-plugin)",
         false => "no",

@@ -198,16 +198,17 @@ fn print_status(out: &mut impl Write, s: &Value) -> io::Result<()> {
 fn print_plugins(out: &mut impl Write, list: &Value) -> io::Result<()> {
     writeln!(
         out,
-        "{:<16} {:<8} {:<8} {:<12} {:<14} FILE",
-        "PLUGIN", "VERSION", "MP-SAFE", "STATE", "SHA256"
+        "{:<16} {:<8} {:<6} {:<8} {:<12} {:<14} FILE",
+        "PLUGIN", "VERSION", "API", "MP-SAFE", "STATE", "SHA256"
     )?;
     for p in list.as_array().into_iter().flatten() {
         let hash = p["sha256"].as_str().unwrap_or("");
         writeln!(
             out,
-            "{:<16} {:<8} {:<8} {:<12} {:<14} {}",
+            "{:<16} {:<8} {:<6} {:<8} {:<12} {:<14} {}",
             p["name"].as_str().unwrap_or("?"),
             p["version"].as_str().unwrap_or("?"),
+            p["api"].as_str().unwrap_or("?"),
             p["mp_safe"].as_bool().unwrap_or(false),
             p["state"].as_str().unwrap_or("?"),
             &hash[..hash.len().min(12)],

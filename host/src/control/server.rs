@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use super::ControlAddr;
 use super::reply::{ANSWER_TIMEOUT, ask, error, json_response};
 use crate::engine::{EngineHandle, Kind, Outcome, PluginState, PluginView, QueryError, Request};
-use crate::wit::EVENT_NAMES;
+use crate::wit::{EVENT_NAMES, ObjectKind};
 
 /// Why the control API could not start. Each message names the socket or
 /// port; the system's reason is the source.
@@ -212,6 +212,10 @@ pub fn status_json(engine: &EngineHandle, plugins: &[PluginView]) -> Value {
             .zip(&s.events_by_case)
             .map(|(name, n)| (name.to_string(), json!(load(n))))
             .collect::<serde_json::Map<_, _>>(),
+        "events_by_kind": ObjectKind::ALL
+            .iter()
+            .map(|k| (k.name().to_string(), json!(load(&s.events_by_kind[*k as usize]))))
+            .collect::<serde_json::Map<_, _>>(),
         "replays": load(&s.replays),
         "plugins": plugins.iter().map(|p| json!({
             "name": &*p.worker.name,
@@ -269,7 +273,9 @@ async fn plugins(State(engine): State<EngineHandle>) -> Response {
                 "file": p.worker.meta.path.display().to_string(),
                 "sha256": p.worker.meta.sha256,
                 "mp_safe": p.worker.info.mp_safe,
+                "api": p.worker.meta.api.number(),
                 "kinds": p.worker.info.kinds.iter().map(|k| k.name()).collect::<Vec<_>>(),
+                "filter": crate::wit::filter::json(&p.worker.filter),
                 "state": p.state_name(),
                 "failure": failure(&p.worker.state),
                 "restarts": p.supervision.restarts,

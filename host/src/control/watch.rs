@@ -15,7 +15,8 @@ use axum::response::{IntoResponse, Response};
 use super::reply::ask;
 use crate::engine::{EngineHandle, Request, WatchItem};
 use crate::mirror::event_json;
-use crate::wit::{Event, KindSet};
+use crate::wit::Event;
+use crate::wit::filter::Subscription;
 
 /// Lines handed to the connection at a time, at most. Threat: a slow
 /// client making the feeding thread hold a whole replay as text.
@@ -48,11 +49,11 @@ pub async fn watch(State(engine): State<EngineHandle>) -> Response {
             let send = |bytes| tx.blocking_send(Ok(bytes)).is_ok();
             for item in feed {
                 let going = match item {
-                    WatchItem::Start(replay) => {
-                        replay.replay_each(KindSet::ALL, REPLAY_STEP, &mut |events| {
-                            send(lines(events))
-                        })
-                    }
+                    WatchItem::Start(replay) => replay.replay_each(
+                        &Subscription::everything(),
+                        REPLAY_STEP,
+                        &mut |events| send(lines(events)),
+                    ),
                     WatchItem::Batch(events) => send(lines(&events)),
                 };
                 if !going {

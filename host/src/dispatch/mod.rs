@@ -37,7 +37,8 @@ use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use parking_lot::RwLock;
 
 use crate::plugin::Instance;
-use crate::wit::{Event, KindSet, PluginInfo};
+use crate::wit::filter::Subscription;
+use crate::wit::{Event, PluginInfo};
 use worker::{Job, Shared, Worker};
 
 pub use error::{QueryError, SwapError};
@@ -59,7 +60,7 @@ pub type PluginId = usize;
 struct Lane {
     name: Arc<str>,
     info: PluginInfo,
-    kinds: KindSet,
+    wanted: Subscription,
     meta: PluginMeta,
     /// The queue's sending side. Full: the plugin overflows (see module doc).
     tx: Sender<Job>,
@@ -101,7 +102,7 @@ impl Dispatcher {
         let status = Arc::new(PluginStatus::new());
         let name = instance.name().clone();
         let info = instance.info().clone();
-        let kinds = instance.kinds();
+        let wanted = instance.subscription();
         let worker = Worker::new(instance, status.clone(), self.shared.clone());
         let drain = rx.clone();
         let handle = std::thread::Builder::new()
@@ -110,7 +111,7 @@ impl Dispatcher {
         self.slots.push(Some(Lane {
             name,
             info,
-            kinds,
+            wanted,
             meta,
             tx,
             drain,
@@ -163,14 +164,14 @@ impl Dispatcher {
     /// [`Dispatcher::dispatch`], for events that arose at `since` (when the
     /// notification behind them was read): plugins' latency counts from it.
     pub fn dispatch_since(&mut self, batch: &Arc<[Event]>, since: Instant) -> Vec<PluginId> {
-        let mut filtered: Vec<(KindSet, Arc<[Event]>)> = Vec::new();
+        let mut filtered: Vec<(Subscription, Arc<[Event]>)> = Vec::new();
         let mut overflowed = Vec::new();
         for (id, slot) in self.slots.iter().enumerate() {
             let Some(slot) = slot else { continue };
             if slot.status.state() != PluginState::Live {
                 continue;
             }
-            let events = subset(batch, slot.kinds, &mut filtered);
+            let events = subset(batch, &slot.wanted, &mut filtered);
             if events.is_empty() {
                 continue;
             }
@@ -221,7 +222,7 @@ impl Dispatcher {
         let Some(Some(slot)) = self.slots.get_mut(id) else {
             return Err(QueryError::NoSuchPlugin(format!("#{id}")));
         };
-        slot.kinds = instance.kinds();
+        slot.wanted = instance.subscription();
         slot.info = instance.info().clone();
         let (tx, rx) = bounded(1);
         let job = Job::Swap {
@@ -395,6 +396,7 @@ impl Lane {
             id,
             name: self.name.clone(),
             info: self.info.clone(),
+            filter: self.wanted.filter.clone(),
             meta: self.meta.clone(),
             state: self.status.state(),
             events: self.status.events.load(Ordering::Relaxed),

@@ -1,26 +1,27 @@
 //! Replays: how a plugin is brought up to date from the mirror. The engine
 //! hands over a [`ReplaySource`] (the mirror's copy-on-write snapshot);
 //! the plugin's worker makes the events as it delivers them. Also the one
-//! filter of a batch by a plugin's kinds ([`subset`]).
+//! filter of a batch by a plugin's subscription ([`subset`]).
 //!
 //! Knows nothing of the mirror's insides: anything that can hand out
 //! events in order is a source.
 
 use std::sync::Arc;
 
-use crate::wit::{Event, KindSet};
+use crate::wit::Event;
+use crate::wit::filter::Subscription;
 
 /// Where a replay's events come from: the engine hands over a snapshot of
 /// its mirror (taken in well under a millisecond, see the mirror's `snapshot`),
 /// and the plugin's worker makes the events as it delivers them, so the
 /// engine spends no time on a replay and no replay is held in memory whole.
 pub trait ReplaySource: Send + Sync {
-    /// Hands the events of `kinds` to `deliver`, in order, in slices of at
-    /// most `batch` (at least one), until `deliver` returns false; returns
-    /// false if it did.
+    /// Hands the events `wanted` admits to `deliver`, in order, in slices
+    /// of at most `batch` (at least one), until `deliver` returns false;
+    /// returns false if it did.
     fn replay_each(
         &self,
-        kinds: KindSet,
+        wanted: &Subscription,
         batch: usize,
         deliver: &mut dyn FnMut(&[Event]) -> bool,
     ) -> bool;
@@ -33,36 +34,32 @@ pub type Replay = Arc<dyn ReplaySource>;
 impl ReplaySource for Vec<Arc<[Event]>> {
     fn replay_each(
         &self,
-        kinds: KindSet,
+        wanted: &Subscription,
         batch: usize,
         deliver: &mut dyn FnMut(&[Event]) -> bool,
     ) -> bool {
         self.iter().all(|events| {
-            let wanted = subset(events, kinds, &mut Vec::new());
-            wanted.chunks(batch.max(1)).all(&mut *deliver)
+            let events = subset(events, wanted, &mut Vec::new());
+            events.chunks(batch.max(1)).all(&mut *deliver)
         })
     }
 }
 
-/// The part of `batch` a plugin subscribed to `kinds` wants: the batch
-/// itself when it wants everything, else a filtered copy made once per
-/// distinct subscription and kept in `cache`.
+/// The part of `batch` a plugin of subscription `wanted` is given: the
+/// batch itself when it wants everything, else a filtered copy made once
+/// per distinct subscription and kept in `cache`.
 pub fn subset(
     batch: &Arc<[Event]>,
-    kinds: KindSet,
-    cache: &mut Vec<(KindSet, Arc<[Event]>)>,
+    wanted: &Subscription,
+    cache: &mut Vec<(Subscription, Arc<[Event]>)>,
 ) -> Arc<[Event]> {
-    if kinds == KindSet::ALL {
+    if wanted.is_everything() {
         return batch.clone();
     }
-    if let Some((_, events)) = cache.iter().find(|(k, _)| *k == kinds) {
+    if let Some((_, events)) = cache.iter().find(|(s, _)| s.same(wanted)) {
         return events.clone();
     }
-    let events: Arc<[Event]> = batch
-        .iter()
-        .filter(|e| kinds.contains(e.kind()))
-        .cloned()
-        .collect();
-    cache.push((kinds, events.clone()));
+    let events: Arc<[Event]> = batch.iter().filter(|e| wanted.admits(e)).cloned().collect();
+    cache.push((wanted.clone(), events.clone()));
     events
 }

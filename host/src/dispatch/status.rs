@@ -39,6 +39,8 @@ impl PluginState {
 pub struct PluginMeta {
     pub path: std::path::PathBuf,
     pub sha256: String,
+    /// The version of the plugin API it was built for.
+    pub api: crate::wit::ApiVersion,
     pub limits: Limits,
 }
 
@@ -110,6 +112,8 @@ pub struct WorkerView {
     pub id: PluginId,
     pub name: Arc<str>,
     pub info: PluginInfo,
+    /// Which objects of its kinds it is given (0.2.0's filter).
+    pub filter: crate::wit::Filter,
     pub meta: PluginMeta,
     pub state: PluginState,
     pub events: u64,

@@ -88,8 +88,8 @@ impl Worker {
                     self.status.latency.record(since.elapsed());
                 }
                 Job::Replay(replay) => {
-                    if let Some(kinds) = self.instance.as_ref().map(Instance::kinds) {
-                        replay.replay_each(kinds, MAX_EVENTS_PER_CALL, &mut |events| {
+                    if let Some(wanted) = self.instance.as_ref().map(Instance::subscription) {
+                        replay.replay_each(&wanted, MAX_EVENTS_PER_CALL, &mut |events| {
                             self.deliver(events)
                         });
                     }
@@ -133,13 +133,13 @@ impl Worker {
         } else {
             None
         };
-        let kinds = new.kinds();
+        let wanted = new.subscription();
         let was = self.status.state();
         let old = self.instance.replace(new);
         self.status.set_state(PluginState::Live);
         let brought_up = self.restore(state).and_then(|()| {
             let mut failed = None;
-            replay.replay_each(kinds, MAX_EVENTS_PER_CALL, &mut |chunk| match self
+            replay.replay_each(&wanted, MAX_EVENTS_PER_CALL, &mut |chunk| match self
                 .call(|instance| instance.handle(chunk))
             {
                 Some(Ok(())) => {

@@ -181,6 +181,7 @@ impl Engine {
                 let meta = PluginMeta {
                     path: compiled.path.clone(),
                     sha256: compiled.sha256.clone(),
+                    api: compiled.version,
                     limits: spec.limits.clone(),
                 };
                 s.compiled = *compiled;

@@ -359,10 +359,15 @@ impl Engine {
 
     fn count_events(&self, batch: &[Event]) {
         let mut by_case = [0u64; EVENT_NAMES.len()];
+        let mut by_kind = [0u64; ObjectKind::ALL.len()];
         for event in batch {
             by_case[event.case()] += 1;
+            by_kind[event.kind() as usize] += 1;
         }
         for (counter, n) in self.stats.events_by_case.iter().zip(by_case) {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+        for (counter, n) in self.stats.events_by_kind.iter().zip(by_kind) {
             counter.fetch_add(n, Ordering::Relaxed);
         }
         self.stats

@@ -63,6 +63,7 @@ impl PluginSet {
         let meta = PluginMeta {
             path: compiled.path.clone(),
             sha256: compiled.sha256.clone(),
+            api: compiled.version,
             limits: spec.limits.clone(),
         };
         let supervised = Supervised::new(compiled, spec.clone());

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use crate::netlink::kind::Kind;
 use crate::netlink::reader::ReaderCounters;
-use crate::wit::EVENT_NAMES;
+use crate::wit::{EVENT_NAMES, ObjectKind};
 
 /// Where the engine stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +72,10 @@ pub struct EngineStats {
     pub events: AtomicU64,
     /// Events dispatched, per case of the WIT event (see [`EVENT_NAMES`]).
     pub events_by_case: [AtomicU64; EVENT_NAMES.len()],
+    /// Events dispatched, per object kind (sync markers under their kind),
+    /// indexed by the WIT `object-kind` case: what a plugin of some kinds
+    /// (a 0.1.0 plugin: four of the six) is given, outside replays.
+    pub events_by_kind: [AtomicU64; ObjectKind::ALL.len()],
     /// Plugins brought up to date from the mirror (loaded or overflowed).
     pub replays: AtomicU64,
 }

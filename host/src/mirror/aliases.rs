@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 use dphost_lpm::{Route as LpmRoute, RouteKey};
 
-use super::routes::same_hop;
+use super::routes::{left_protocol, same_hop};
 use super::{Mirror, Placement};
 use crate::netlink::route;
 use crate::wit::{Event, Route};
@@ -154,7 +154,7 @@ impl Mirror {
         }
         let gone = route::to_lpm(route, nhid);
         match self.routes.get(&key) {
-            Some(first) if same_route(&first, &gone) => self.promote(&key, out),
+            Some(first) if same_route(&first, &gone) => self.promote(&key, &first, out),
             _ => {
                 self.aliases.remove(&key, &gone);
             }
@@ -170,13 +170,15 @@ impl Mirror {
             self.routes.remove(&key);
             out.push(Event::RouteDel(route::from_lpm(first.as_ref())));
         } else {
-            self.promote(&key, out);
+            self.promote(&key, &first, out);
         }
     }
 
-    fn promote(&mut self, key: &RouteKey, out: &mut Vec<Event>) {
+    /// The next route of `key` takes the place of `first`, which is gone.
+    fn promote(&mut self, key: &RouteKey, first: &LpmRoute, out: &mut Vec<Event>) {
         if let Some(next) = self.aliases.take_next(key) {
             self.routes.upsert(next.as_ref());
+            out.extend(left_protocol(first.as_ref(), next.as_ref()).map(Event::RouteDel));
             out.push(Event::RouteAdd(route::from_lpm(next.as_ref())));
         }
     }

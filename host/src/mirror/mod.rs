@@ -48,9 +48,11 @@ use crate::netlink::change::Change;
 use crate::netlink::kind::Kind;
 use crate::netlink::link;
 use crate::netlink::neighbour::{self, NeighbourKey};
+use crate::netlink::nexthop;
 use crate::netlink::route;
-use crate::netlink::rule::Rule;
-use crate::wit::{Address, Event, Family, KindSet, Link, Neighbour, ObjectKind, Route};
+use crate::netlink::rule::{self, Rule};
+use crate::wit::filter::Subscription;
+use crate::wit::{Address, Event, Family, Link, Neighbour, ObjectKind, Route};
 use aliases::Aliases;
 use nexthops::Nexthops;
 use table::Table;
@@ -129,7 +131,7 @@ impl Mirror {
     /// the plugin API has) and marks every object of that kind stale.
     pub fn sync_begin(&mut self, kind: Kind, out: &mut Vec<Event>) {
         self.mark(kind);
-        out.extend(kind.object_kind().map(Event::SyncBegin));
+        out.push(Event::SyncBegin(kind.object_kind()));
     }
 
     /// One dumped object during a sync: stored (replacing or keeping what the
@@ -141,11 +143,10 @@ impl Mirror {
             Change::NewAddress(a) => out.push(Event::AddressAdd(self.addresses.put(a))),
             Change::NewNeighbour(n) => out.push(Event::NeighbourAdd(self.neighbours.put(n))),
             Change::NewNexthop(nh) => {
+                out.push(Event::NexthopAdd(nexthop::to_wit(&nh)));
                 self.nexthops.put(nh);
             }
-            Change::NewRule(r) => {
-                self.rules.put(r);
-            }
+            Change::NewRule(r) => out.push(Event::RuleAdd(rule::to_wit(&self.rules.put(r)))),
             Change::NewRoute { route, nhid, .. } => {
                 let route = self.resolved(route, nhid);
                 let routes = &mut self.routes;
@@ -182,7 +183,7 @@ impl Mirror {
                 self.routes.end_sweep();
             }
         }
-        out.extend(kind.object_kind().map(Event::SyncEnd));
+        out.push(Event::SyncEnd(kind.object_kind()));
     }
 
     /// Starts reconciling `kind` against a fresh dump, without a sync: marks
@@ -226,12 +227,12 @@ impl Mirror {
     }
 
     /// The mirror's contents for a plugin being brought up to date: for each
-    /// kind in `kinds`, in the order link, address, neighbour, route:
-    /// SyncBegin, every object as an add, SyncEnd; in batches of at most
-    /// `batch` events (at least one).
-    pub fn replay(&self, kinds: KindSet, batch: usize) -> Vec<Arc<[Event]>> {
+    /// kind it wants, in sync order (link, address, neighbour, nexthop,
+    /// rule, route): SyncBegin, every object its filter admits as an add,
+    /// SyncEnd; in batches of at most `batch` events (at least one).
+    pub fn replay(&self, wanted: &Subscription, batch: usize) -> Vec<Arc<[Event]>> {
         let mut batches = Vec::new();
-        self.replay_each(kinds, batch, &mut |events| {
+        self.replay_each(wanted, batch, &mut |events| {
             batches.push(events.into());
             true
         });
@@ -313,9 +314,11 @@ impl Mirror {
         }
     }
 
-    /// `route` with the hops its nexthop object resolves to, when it names
-    /// one the mirror knows; else as the kernel's message gave it.
+    /// `route` with its nexthop object's id and the hops that object
+    /// resolves to, when it names one the mirror knows; else as the
+    /// kernel's message gave it.
     fn resolved(&self, mut route: Route, nhid: u32) -> Route {
+        route.nhid = Some(nhid).filter(|id| *id != 0);
         if nhid != 0
             && let Some(hops) = self.nexthops.resolve(nhid)
         {
@@ -380,6 +383,10 @@ pub fn event_json(event: &Event) -> Value {
         Event::SyncBegin(kind) | Event::SyncEnd(kind) => {
             json!({"event": name, "kind": kind.name()})
         }
+        Event::NexthopAdd(nh) | Event::NexthopDel(nh) => {
+            json!({"event": name, "nexthop": nexthop::wit_json(nh)})
+        }
+        Event::RuleAdd(r) | Event::RuleDel(r) => json!({"event": name, "rule": rule::wit_json(r)}),
     }
 }
 
@@ -390,15 +397,16 @@ impl ReplaySource for Mirror {
     /// false if it did.
     fn replay_each(
         &self,
-        kinds: KindSet,
+        wanted: &Subscription,
         batch: usize,
         deliver: &mut dyn FnMut(&[Event]) -> bool,
     ) -> bool {
         let size = batch.max(1);
         let mut current = Vec::with_capacity(size.min(4096));
         let mut going = true;
+        let filtered = !wanted.filter.is_everything();
         let mut push = |event: Event| {
-            if going {
+            if going && (!filtered || wanted.filter.admits(&event)) {
                 current.push(event);
                 if current.len() == size {
                     going = deliver(&current);
@@ -406,7 +414,7 @@ impl ReplaySource for Mirror {
                 }
             }
         };
-        for kind in kinds.kinds() {
+        for kind in wanted.kinds.kinds() {
             push(Event::SyncBegin(kind));
             match kind {
                 ObjectKind::Link => self.links.each(|l| push(Event::LinkAdd(l.clone()))),
@@ -417,6 +425,10 @@ impl ReplaySource for Mirror {
                 ObjectKind::Route => self
                     .routes
                     .for_each_ref(|r| push(Event::RouteAdd(route::from_lpm(r)))),
+                ObjectKind::Nexthop => self
+                    .nexthops
+                    .each(|nh| push(Event::NexthopAdd(nexthop::to_wit(nh)))),
+                ObjectKind::Rule => self.rules.each(|r| push(Event::RuleAdd(rule::to_wit(r)))),
             }
             push(Event::SyncEnd(kind));
         }

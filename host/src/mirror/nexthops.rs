@@ -132,6 +132,11 @@ impl Nexthops {
     pub(super) fn json(&self) -> Value {
         self.map.values().map(|(nh, _)| nexthop::json(nh)).collect()
     }
+
+    /// Each nexthop, by id.
+    pub(super) fn each(&self, mut f: impl FnMut(&Nexthop)) {
+        self.map.values().for_each(|(nh, _)| f(nh));
+    }
 }
 
 impl Mirror {
@@ -139,7 +144,9 @@ impl Mirror {
     /// group holding it, are delivered again with their new hops.
     pub(super) fn new_nexthop(&mut self, nexthop: Nexthop, out: &mut Vec<Event>) {
         let id = nexthop.id;
+        let event = Event::NexthopAdd(nexthop::to_wit(&nexthop));
         if self.nexthops.put(nexthop) {
+            out.push(event);
             let affected = self.nexthops.affected_by(id);
             self.refresh_routes(&affected, out);
         }
@@ -148,12 +155,13 @@ impl Mirror {
     /// A nexthop deleted, as the kernel does it: the routes through it go,
     /// each group holding it loses it, a group left empty goes too (with
     /// its routes), and the routes through a shrunk group are delivered
-    /// again.
+    /// again. Plugins are told in that order: the routes' dels, the
+    /// nexthops' dels, the shrunk groups, the routes through them.
     pub(super) fn del_nexthop(&mut self, id: u32, out: &mut Vec<Event>) {
-        if self.nexthops.remove(id).is_none() {
+        let Some(removed) = self.nexthops.remove(id) else {
             return;
-        }
-        let mut gone = vec![id];
+        };
+        let mut gone = vec![removed];
         let mut shrunk = Vec::new();
         for group in self.nexthops.groups_with(id) {
             let Some((nexthop, _)) = self.nexthops.map.get_mut(&group) else {
@@ -161,14 +169,17 @@ impl Mirror {
             };
             nexthop.group.retain(|m| m.id != id);
             if nexthop.group.is_empty() {
-                self.nexthops.remove(group);
-                gone.push(group);
+                gone.extend(self.nexthops.remove(group));
             } else {
-                shrunk.push(group);
+                shrunk.push(nexthop::to_wit(nexthop));
             }
         }
-        self.del_routes_through(&gone, out);
-        self.refresh_routes(&shrunk, out);
+        let gone_ids: Vec<u32> = gone.iter().map(|nh| nh.id).collect();
+        self.del_routes_through(&gone_ids, out);
+        out.extend(gone.iter().map(|nh| Event::NexthopDel(nexthop::to_wit(nh))));
+        let shrunk_ids: Vec<u32> = shrunk.iter().map(|nh| nh.id).collect();
+        out.extend(shrunk.into_iter().map(Event::NexthopAdd));
+        self.refresh_routes(&shrunk_ids, out);
     }
 
     /// The nexthops through a link that is gone, deleted as the kernel

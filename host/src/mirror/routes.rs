@@ -1,7 +1,7 @@
 //! The mirror's routes: adds, appends, replaces and dels as the kernel
 //! applies them, multipath included, over the LPM table.
 
-use dphost_lpm::{NextHop as LpmHop, Route as LpmRoute};
+use dphost_lpm::{NextHop as LpmHop, Route as LpmRoute, RouteRef};
 
 use super::{Mirror, Placement};
 use crate::netlink::route;
@@ -63,18 +63,23 @@ impl Mirror {
             let routes = &mut self.routes;
             let dumped = placement == Placement::Dumped;
             let changed = route::with_lpm(route, nhid, |new| {
-                let same = routes.get_ref(&new.key()).is_some_and(|old| old == new);
+                let old = routes.get_ref(&new.key());
+                let same = old.is_some_and(|old| old == new);
+                let left = old.and_then(|old| left_protocol(old, new));
                 let stored = if dumped {
                     routes.upsert_unseen(new).is_some()
                 } else {
                     routes.upsert(new);
                     true
                 };
-                stored.then_some(!same)
+                stored.then_some((!same, left))
             });
             match changed {
-                Some(true) => out.push(Event::RouteAdd(route.clone())),
-                Some(false) => {}
+                Some((true, left)) => {
+                    out.extend(left.map(Event::RouteDel));
+                    out.push(Event::RouteAdd(route.clone()));
+                }
+                Some((false, _)) => {}
                 None if !v6 => self
                     .aliases
                     .push(route::key(route, nhid), route::to_lpm(route, nhid)),
@@ -89,6 +94,7 @@ impl Mirror {
                 self.routes.upsert(new.as_ref());
                 return;
             }
+            out.extend(left_protocol(old, new.as_ref()).map(Event::RouteDel));
         }
         self.routes.upsert(new.as_ref());
         out.push(Event::RouteAdd(route::from_lpm(new.as_ref())));
@@ -127,6 +133,14 @@ impl Mirror {
             }
         }
     }
+}
+
+/// `old` as plugins held it, when `new` takes its place under another
+/// protocol: plugins are given its del before the add, so one that filters
+/// by protocol (0.2.0) drops what left its filter. A del then an add of
+/// one key is what any plugin makes of a replace.
+pub(super) fn left_protocol(old: RouteRef<'_>, new: RouteRef<'_>) -> Option<Route> {
+    (old.protocol != new.protocol).then(|| route::from_lpm(old))
 }
 
 /// The hops of `old` an IPv6 del naming some of them leaves; None when the

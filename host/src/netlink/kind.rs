@@ -45,14 +45,15 @@ impl Kind {
         }
     }
 
-    /// The plugin API's kind, when it has one.
-    pub fn object_kind(self) -> Option<ObjectKind> {
+    /// The plugin API's kind.
+    pub fn object_kind(self) -> ObjectKind {
         match self {
-            Kind::Link => Some(ObjectKind::Link),
-            Kind::Address => Some(ObjectKind::Address),
-            Kind::Neighbour => Some(ObjectKind::Neighbour),
-            Kind::Nexthop | Kind::Rule => None,
-            Kind::Route => Some(ObjectKind::Route),
+            Kind::Link => ObjectKind::Link,
+            Kind::Address => ObjectKind::Address,
+            Kind::Neighbour => ObjectKind::Neighbour,
+            Kind::Nexthop => ObjectKind::Nexthop,
+            Kind::Rule => ObjectKind::Rule,
+            Kind::Route => ObjectKind::Route,
         }
     }
 
@@ -69,6 +70,8 @@ impl From<ObjectKind> for Kind {
             ObjectKind::Address => Kind::Address,
             ObjectKind::Neighbour => Kind::Neighbour,
             ObjectKind::Route => Kind::Route,
+            ObjectKind::Nexthop => Kind::Nexthop,
+            ObjectKind::Rule => Kind::Rule,
         }
     }
 }

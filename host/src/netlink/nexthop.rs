@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::route::family_name;
 use super::route_raw::{address, attributes, u32_of};
-use crate::wit::Family;
+use crate::wit::{self, Family, IpAddress};
 
 /// RTM_NEWNEXTHOP, RTM_DELNEXTHOP, RTM_GETNEXTHOP.
 pub const RTM_NEWNEXTHOP: u16 = 104;
@@ -173,7 +173,40 @@ fn resilient_params(value: &[u8]) -> Resilient {
 }
 
 /// The nexthop as `dphost ctl mirror nexthops` shows it.
+/// The nexthop as plugins are given it.
+pub fn to_wit(nexthop: &Nexthop) -> wit::Nexthop {
+    wit::Nexthop {
+        id: nexthop.id,
+        family: nexthop.family,
+        protocol: nexthop.protocol,
+        flags: nexthop.flags,
+        gateway: nexthop.gateway.map(IpAddress::from),
+        ifindex: nexthop.ifindex,
+        blackhole: nexthop.blackhole,
+        fdb: nexthop.fdb,
+        group: nexthop
+            .group
+            .iter()
+            .map(|m| wit::GroupMember {
+                id: m.id,
+                weight: m.weight,
+            })
+            .collect(),
+        resilient: nexthop.resilient.map(|r| wit::ResilientGroup {
+            buckets: r.buckets,
+            idle_timer: r.idle_timer,
+            unbalanced_timer: r.unbalanced_timer,
+        }),
+    }
+}
+
+/// Its JSON for `dphost ctl mirror nexthops`.
 pub fn json(nexthop: &Nexthop) -> Value {
+    wit_json(&to_wit(nexthop))
+}
+
+/// A plugin's nexthop as JSON (`ctl mirror`, `ctl watch`).
+pub fn wit_json(nexthop: &wit::Nexthop) -> Value {
     json!({
         "id": nexthop.id,
         "family": nexthop.family.map(family_name),

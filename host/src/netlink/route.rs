@@ -97,6 +97,7 @@ pub fn parse(msg: &RouteMessage) -> Option<Route> {
             _ => None,
         }),
         nexthops,
+        nhid: Some(nhid(msg)).filter(|id| *id != 0),
     })
 }
 
@@ -352,6 +353,7 @@ pub fn from_lpm(r: RouteRef<'_>) -> Route {
         metric: r.metric,
         prefsrc: r.prefsrc.map(from_addr),
         nexthops: collapse(r.nexthops.iter().map(from_lpm_hop).collect()),
+        nhid: Some(r.nhid).filter(|id| *id != 0),
     }
 }
 

@@ -138,6 +138,7 @@ pub fn parse(payload: &[u8]) -> Option<(Route, u32)> {
         metric: 0,
         prefsrc: None,
         nexthops: NextHops::None,
+        nhid: None,
     };
     let (mut table, mut dst, mut metric, mut oif) = (None, None, None, None);
     let mut multipath = None;
@@ -166,6 +167,7 @@ pub fn parse(payload: &[u8]) -> Option<(Route, u32)> {
             None => single_hop(gateway(attrs), oif, (flags & RTNH_F_MASK) as u8),
         };
     }
+    route.nhid = Some(nhid).filter(|id| *id != 0);
     Some((route, nhid))
 }
 

@@ -11,7 +11,7 @@ use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleFlags, RuleMessa
 use serde_json::{Value, json};
 
 use super::object::Object;
-use crate::wit::Event;
+use crate::wit::{self, Event, Family, IpAddress, IpPrefix};
 
 /// An interface name as the kernel bounds it (IFNAMSIZ), kept inline so a
 /// rule is `Copy` and can be its own key.
@@ -167,29 +167,90 @@ pub fn parse(msg: &RuleMessage) -> Option<Rule> {
 }
 
 /// The rule as `dphost ctl mirror rules` shows it.
+/// The rule as plugins are given it.
+pub fn to_wit(rule: &Rule) -> wit::Rule {
+    let prefix = |p: Option<(IpAddr, u8)>| {
+        p.map(|(address, length)| IpPrefix {
+            address: IpAddress::from(address),
+            length,
+        })
+    };
+    let range = |r: Option<(u16, u16)>| {
+        r.map(|(start, end)| wit::Range {
+            start: start.into(),
+            end: end.into(),
+        })
+    };
+    wit::Rule {
+        family: if rule.v6 { Family::Ipv6 } else { Family::Ipv4 },
+        priority: rule.priority,
+        action: match rule.action {
+            Action::Table => wit::RuleAction::Lookup,
+            Action::Goto => wit::RuleAction::Goto(rule.goto),
+            Action::Nop => wit::RuleAction::Nop,
+            Action::Blackhole => wit::RuleAction::Blackhole,
+            Action::Unreachable => wit::RuleAction::Unreachable,
+            Action::Prohibit => wit::RuleAction::Prohibit,
+            Action::Other(n) => wit::RuleAction::Other(n),
+        },
+        table: rule.table,
+        src: prefix(rule.src),
+        dst: prefix(rule.dst),
+        tos: rule.tos,
+        invert: rule.invert,
+        iif: rule.iif.get().map(str::to_string),
+        oif: rule.oif.get().map(str::to_string),
+        fwmark: rule.fwmark,
+        fwmask: rule.fwmask,
+        suppress_prefix_length: rule.suppress_prefixlen,
+        suppress_ifgroup: rule.suppress_ifgroup,
+        protocol: rule.protocol,
+        ip_proto: rule.ip_proto,
+        sport: range(rule.sport),
+        dport: range(rule.dport),
+        uid: rule.uid.map(|(start, end)| wit::Range { start, end }),
+        l3mdev: rule.l3mdev,
+    }
+}
+
+/// Its JSON for `dphost ctl mirror rules`.
 pub fn json(rule: &Rule) -> Value {
-    let prefix = |p: Option<(IpAddr, u8)>| p.map(|(a, len)| format!("{a}/{len}"));
+    wit_json(&to_wit(rule))
+}
+
+/// A plugin's rule as JSON (`ctl mirror`, `ctl watch`).
+pub fn wit_json(rule: &wit::Rule) -> Value {
+    let range = |r: Option<wit::Range>| r.map(|r| format!("{}-{}", r.start, r.end));
+    let (action, goto) = match rule.action {
+        wit::RuleAction::Lookup => (Action::Table.name(), 0),
+        wit::RuleAction::Goto(to) => (Action::Goto.name(), to),
+        wit::RuleAction::Nop => (Action::Nop.name(), 0),
+        wit::RuleAction::Blackhole => (Action::Blackhole.name(), 0),
+        wit::RuleAction::Unreachable => (Action::Unreachable.name(), 0),
+        wit::RuleAction::Prohibit => (Action::Prohibit.name(), 0),
+        wit::RuleAction::Other(n) => (Action::Other(n).name(), 0),
+    };
     json!({
-        "family": if rule.v6 { "ipv6" } else { "ipv4" },
+        "family": match rule.family { Family::Ipv4 => "ipv4", Family::Ipv6 => "ipv6" },
         "priority": rule.priority,
-        "action": rule.action.name(),
+        "action": action,
         "table": rule.table,
-        "goto": rule.goto,
-        "src": prefix(rule.src),
-        "dst": prefix(rule.dst),
+        "goto": goto,
+        "src": rule.src.map(|p| p.to_string()),
+        "dst": rule.dst.map(|p| p.to_string()),
         "tos": rule.tos,
         "not": rule.invert,
-        "iif": rule.iif.get(),
-        "oif": rule.oif.get(),
+        "iif": rule.iif,
+        "oif": rule.oif,
         "fwmark": rule.fwmark,
         "fwmask": rule.fwmask,
-        "suppress_prefixlen": rule.suppress_prefixlen,
+        "suppress_prefixlen": rule.suppress_prefix_length,
         "suppress_ifgroup": rule.suppress_ifgroup,
         "protocol": rule.protocol,
         "ip_proto": rule.ip_proto,
-        "sport": rule.sport.map(|(a, b)| format!("{a}-{b}")),
-        "dport": rule.dport.map(|(a, b)| format!("{a}-{b}")),
-        "uid": rule.uid.map(|(a, b)| format!("{a}-{b}")),
+        "sport": range(rule.sport),
+        "dport": range(rule.dport),
+        "uid": range(rule.uid),
         "l3mdev": rule.l3mdev,
     })
 }
@@ -205,10 +266,10 @@ impl Object for Rule {
         self == other
     }
     fn added(self) -> Option<Event> {
-        None
+        Some(Event::RuleAdd(to_wit(&self)))
     }
     fn deleted(self) -> Option<Event> {
-        None
+        Some(Event::RuleDel(to_wit(&self)))
     }
     fn json(&self) -> Value {
         json(self)

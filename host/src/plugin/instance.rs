@@ -12,7 +12,8 @@ use super::image::Image;
 use super::limits;
 use super::lowering::{ImageArg, ImageHandle};
 use super::sandbox::{MemoryCapHit, Sandbox};
-use crate::wit::{Event, KindSet, Plugin, PluginInfo};
+use crate::wit::filter::{self, Subscription};
+use crate::wit::{ApiVersion, Event, Filter, KindSet, Plugin, PluginInfo, v0_1};
 
 /// How a call into a plugin failed. After any of these the instance is
 /// unusable and must be replaced.
@@ -89,15 +90,80 @@ pub(super) struct StateFuncs {
     pub restore: Func,
 }
 
+/// A plugin's typed exports, in the version of the API it was built for.
+pub enum Bindings {
+    V0_1(v0_1::Plugin),
+    V0_2(Plugin),
+}
+
+impl Bindings {
+    pub fn version(&self) -> ApiVersion {
+        match self {
+            Bindings::V0_1(_) => ApiVersion::V0_1,
+            Bindings::V0_2(_) => ApiVersion::V0_2,
+        }
+    }
+
+    /// `describe`, in 0.2.0's terms.
+    pub(super) fn describe(&self, store: &mut Store<Sandbox>) -> wasmtime::Result<PluginInfo> {
+        match self {
+            Bindings::V0_1(b) => b
+                .dataplane_handler_handler()
+                .call_describe(store)
+                .map(v0_1::upgrade_info),
+            Bindings::V0_2(b) => b.dataplane_handler_handler().call_describe(store),
+        }
+    }
+
+    /// `init`, and the filter it returned (0.1.0: everything).
+    pub(super) fn init(
+        &self,
+        store: &mut Store<Sandbox>,
+        config: &str,
+    ) -> wasmtime::Result<Result<Filter, String>> {
+        match self {
+            Bindings::V0_1(b) => Ok(b
+                .dataplane_handler_handler()
+                .call_init(store, config)?
+                .map(|()| filter::everything())),
+            Bindings::V0_2(b) => b.dataplane_handler_handler().call_init(store, config),
+        }
+    }
+
+    /// `handle` through wasmtime's typed lowering; a 0.1.0 plugin is given
+    /// the events in its own types.
+    fn handle(&self, store: &mut Store<Sandbox>, events: &[Event]) -> wasmtime::Result<()> {
+        match self {
+            Bindings::V0_1(b) => {
+                let old: Vec<_> = events.iter().filter_map(v0_1::downgrade).collect();
+                b.dataplane_handler_handler().call_handle(store, &old)
+            }
+            Bindings::V0_2(b) => b.dataplane_handler_handler().call_handle(store, events),
+        }
+    }
+
+    fn query(
+        &self,
+        store: &mut Store<Sandbox>,
+        request: &str,
+    ) -> wasmtime::Result<Result<String, String>> {
+        match self {
+            Bindings::V0_1(b) => b.dataplane_handler_handler().call_query(store, request),
+            Bindings::V0_2(b) => b.dataplane_handler_handler().call_query(store, request),
+        }
+    }
+}
+
 /// A plugin instance: what it said of itself, and its store.
 pub struct Instance {
     name: Arc<str>,
     info: PluginInfo,
     kinds: KindSet,
+    filter: Filter,
     store: Store<Sandbox>,
-    bindings: Plugin,
-    /// `handle`, already type-checked for [`ImageArg`].
-    handle: ImageHandle,
+    bindings: Bindings,
+    /// A 0.1.0 plugin's `handle`, already type-checked for [`ImageArg`].
+    handle: Option<ImageHandle>,
     /// `snapshot` and `restore`, type-checked, when the plugin exports them.
     state: Option<StateFuncs>,
     call_deadline: Duration,
@@ -108,16 +174,16 @@ pub struct Instance {
 impl Instance {
     pub(super) fn new(
         name: Arc<str>,
-        info: PluginInfo,
-        kinds: KindSet,
+        (info, kinds, filter): (PluginInfo, KindSet, Filter),
         store: Store<Sandbox>,
-        (bindings, handle, state): (Plugin, ImageHandle, Option<StateFuncs>),
+        (bindings, handle, state): (Bindings, Option<ImageHandle>, Option<StateFuncs>),
         call_deadline: Duration,
     ) -> Instance {
         Instance {
             name,
             info,
             kinds,
+            filter,
             store,
             bindings,
             handle,
@@ -147,15 +213,33 @@ impl Instance {
         self.kinds
     }
 
+    /// Which objects of those kinds it wants.
+    pub fn filter(&self) -> &Filter {
+        &self.filter
+    }
+
+    /// Its kinds and filter: what it is given.
+    pub fn subscription(&self) -> Subscription {
+        Subscription {
+            kinds: self.kinds,
+            filter: self.filter.clone(),
+        }
+    }
+
+    /// The version of the plugin API it was built for.
+    pub fn version(&self) -> ApiVersion {
+        self.bindings.version()
+    }
+
     /// Bytes of linear memory the instance holds now.
     pub fn memory_bytes(&mut self) -> usize {
         self.store.data().limiter.memory_in_use
     }
 
-    /// Delivers one batch of events: pre-lowered when the batch allows
-    /// it ([`Image`]), else through the typed bindings.
+    /// Delivers one batch of events: pre-lowered when the plugin and the
+    /// batch allow it ([`Image`]), else through the typed bindings.
     pub fn handle(&mut self, events: &[Event]) -> Result<(), CallError> {
-        match Image::encode(events) {
+        match self.handle.and_then(|_| Image::encode(events)) {
             Some(image) => self.handle_image(image.arg(0, events.len())),
             None => self.handle_typed(events),
         }
@@ -163,16 +247,22 @@ impl Instance {
 
     /// Delivers a batch through wasmtime's typed lowering.
     pub fn handle_typed(&mut self, events: &[Event]) -> Result<(), CallError> {
-        self.call(|bindings, store| {
-            bindings
-                .dataplane_handler_handler()
-                .call_handle(store, events)
-        })
+        self.call(|bindings, store| bindings.handle(store, events))
     }
 
-    /// Delivers a pre-lowered batch.
+    /// True when pre-lowered batches ([`Instance::handle_image`]) can be
+    /// delivered: a 0.1.0 plugin.
+    pub fn takes_images(&self) -> bool {
+        self.handle.is_some()
+    }
+
+    /// Delivers a pre-lowered batch (0.1.0's layout); a plugin of another
+    /// version is given nothing and its instance is left unharmed.
     pub fn handle_image(&mut self, arg: ImageArg<'_>) -> Result<(), CallError> {
-        let handle = self.handle;
+        let Some(handle) = self.handle else {
+            debug_assert!(false, "an image for a plugin that takes none");
+            return Ok(());
+        };
         self.call(|_, store| handle.call(&mut *store, arg))
     }
 
@@ -214,17 +304,12 @@ impl Instance {
 
     /// Asks the plugin a query; the inner result is the plugin's own answer.
     pub fn query(&mut self, request: &str) -> Result<Result<String, Refusal>, CallError> {
-        self.call(|bindings, store| {
-            let answer = bindings
-                .dataplane_handler_handler()
-                .call_query(store, request)?;
-            Ok(answer.map_err(Refusal))
-        })
+        self.call(|bindings, store| Ok(bindings.query(store, request)?.map_err(Refusal)))
     }
 
     fn call<R>(
         &mut self,
-        f: impl FnOnce(&Plugin, &mut Store<Sandbox>) -> wasmtime::Result<R>,
+        f: impl FnOnce(&Bindings, &mut Store<Sandbox>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         if self.poisoned {
             return Err(CallError::Poisoned);

@@ -27,7 +27,8 @@ use wasmtime::component::__internal::{
 use wasmtime::component::{ComponentType, Func, Lower, TypedFunc};
 use wasmtime::{AsContextMut, ValRaw};
 
-use crate::wit::Event;
+// The layout is 0.1.0's: only 0.1.0 plugins are given images.
+use crate::wit::v0_1::dataplane::handler::types::Event;
 
 /// Size of one `event` in guest memory (canonical ABI).
 pub const EVENT_SIZE: usize = 136;

@@ -15,13 +15,11 @@ use wasmtime::component::{Component, Linker, types::ComponentItem};
 use wasmtime::{Config, Engine as WasmEngine, Store};
 
 use super::cache::{CacheError, CodeCache};
-use super::instance::{CallError, Instance, StateFuncs};
+use super::instance::{Bindings, CallError, Instance, StateFuncs};
 use super::limits::{self, EPOCH_TICK, Limits, MAX_WASM_STACK};
 use super::lowering::ImageHandle;
 use super::sandbox::Sandbox;
-use crate::wit::{
-    HANDLER_EXPORT, HANDLER_FUNCS, HOST_IMPORTS, KindSet, Plugin, PluginPre, STATE_EXPORT, WORLD,
-};
+use crate::wit::{ApiVersion, HANDLER_FUNCS, KindSet, Plugin, PluginInfo, PluginPre, v0_1};
 
 /// Why a plugin could not be loaded. Each message names the file and what
 /// is wrong with it.
@@ -44,8 +42,10 @@ pub enum LoadError {
     /// The bytes do not parse or validate as a component (truncated, corrupt).
     #[error("{path} is not a valid WebAssembly component: {reason}")]
     Invalid { path: String, reason: String },
-    /// A valid component that does not fit the `plugin` world.
-    #[error("{path} does not implement the world {WORLD}: {reason}")]
+    /// A valid component that fits no `plugin` world the host speaks.
+    #[error(
+        "{path} does not implement a world this host speaks (dataplane:handler/plugin@0.2.0 or @0.1.0): {reason}"
+    )]
     WrongWorld { path: String, reason: String },
     /// `describe` or `init` trapped or ran out of time or memory.
     #[error("{path}: {stage} failed: {source}")]
@@ -53,6 +53,13 @@ pub enum LoadError {
         path: String,
         stage: &'static str,
         source: CallError,
+    },
+    /// `init` returned a filter the host cannot apply.
+    #[error("{path}: plugin {name:?} declared a bad filter: {message}")]
+    BadFilter {
+        path: String,
+        name: String,
+        message: String,
     },
     /// `init` returned an error for the given config.
     #[error("{path}: plugin {name:?} refused its config: {message}")]
@@ -93,7 +100,16 @@ pub struct Compiled {
     pub from_cache: bool,
     /// Time spent compiling or loading from the cache.
     pub compile_time: Duration,
-    pre: PluginPre<Sandbox>,
+    /// The version of the plugin API it was built for.
+    pub version: ApiVersion,
+    pre: Pre,
+}
+
+/// A component linked and checked against its version's world.
+#[derive(Clone)]
+enum Pre {
+    V0_1(v0_1::PluginPre<Sandbox>),
+    V0_2(PluginPre<Sandbox>),
 }
 
 impl std::fmt::Debug for Compiled {
@@ -102,6 +118,7 @@ impl std::fmt::Debug for Compiled {
             .field("path", &self.path)
             .field("sha256", &self.sha256)
             .field("from_cache", &self.from_cache)
+            .field("version", &self.version)
             .finish_non_exhaustive()
     }
 }
@@ -135,6 +152,11 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| RuntimeError::Linker(e.into_boxed_dyn_error()))?;
         Plugin::add_to_linker::<Sandbox, wasmtime::component::HasSelf<Sandbox>>(
+            &mut linker,
+            |state| state,
+        )
+        .map_err(|e| RuntimeError::Linker(e.into_boxed_dyn_error()))?;
+        v0_1::Plugin::add_to_linker::<Sandbox, wasmtime::component::HasSelf<Sandbox>>(
             &mut linker,
             |state| state,
         )
@@ -179,25 +201,26 @@ impl Runtime {
             None => self.compile_fresh(&shown, &bytes, &sha256)?,
         };
         let compile_time = started.elapsed();
-        if let Some(reason) = world_mismatch(&self.engine, &component) {
-            return Err(LoadError::WrongWorld {
+        let version =
+            api_version(&self.engine, &component).map_err(|reason| LoadError::WrongWorld {
                 path: shown.clone(),
                 reason,
-            });
-        }
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .and_then(PluginPre::new)
-            .map_err(|e| LoadError::WrongWorld {
-                path: shown.clone(),
-                reason: format!("{e:#}"),
             })?;
+        let linked = self.linker.instantiate_pre(&component);
+        let pre = match version {
+            ApiVersion::V0_1 => linked.and_then(v0_1::PluginPre::new).map(Pre::V0_1),
+            ApiVersion::V0_2 => linked.and_then(PluginPre::new).map(Pre::V0_2),
+        }
+        .map_err(|e| LoadError::WrongWorld {
+            path: shown.clone(),
+            reason: format!("{e:#}"),
+        })?;
         Ok(Compiled {
             path: path.to_path_buf(),
             sha256,
             from_cache,
             compile_time,
+            version,
             pre,
         })
     }
@@ -246,39 +269,52 @@ impl Runtime {
             stage,
             source: CallError::classify(store, e, limits::LOAD_DEADLINE),
         };
-        let instance = compiled
-            .pre
-            .instance_pre()
-            .instantiate(&mut store)
-            .map_err(|e| call_err("instantiation", &mut store, e))?;
-        let bindings = Plugin::new(&mut store, &instance)
-            .map_err(|e| call_err("instantiation", &mut store, e))?;
+        let version = compiled.version;
+        let instance = match &compiled.pre {
+            Pre::V0_1(pre) => pre.instance_pre().instantiate(&mut store),
+            Pre::V0_2(pre) => pre.instance_pre().instantiate(&mut store),
+        }
+        .map_err(|e| call_err("instantiation", &mut store, e))?;
+        let bindings = match version {
+            ApiVersion::V0_1 => v0_1::Plugin::new(&mut store, &instance).map(Bindings::V0_1),
+            ApiVersion::V0_2 => Plugin::new(&mut store, &instance).map(Bindings::V0_2),
+        }
+        .map_err(|e| call_err("instantiation", &mut store, e))?;
         let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld {
             path: path.clone(),
             reason: format!("{e:#}"),
         };
-        let handle = image_handle(&mut store, &instance).map_err(wrong_world)?;
-        let state = state_funcs(&mut store, &instance).map_err(wrong_world)?;
-        let handler = bindings.dataplane_handler_handler();
-        let info = handler
-            .call_describe(&mut store)
+        // Only 0.1.0 batches are pre-lowered (`image.rs` has its layout).
+        let handle = match version {
+            ApiVersion::V0_1 => Some(image_handle(&mut store, &instance).map_err(wrong_world)?),
+            ApiVersion::V0_2 => None,
+        };
+        let state = state_funcs(&mut store, &instance, version).map_err(wrong_world)?;
+        let info: PluginInfo = bindings
+            .describe(&mut store)
             .map_err(|e| call_err("describe", &mut store, e))?;
         let name: Arc<str> = Arc::from(name.unwrap_or(&info.name));
         store.data_mut().rename(name.clone());
         store.set_epoch_deadline(limits::ticks(limits::LOAD_DEADLINE));
-        handler
-            .call_init(&mut store, config)
+        let filter = bindings
+            .init(&mut store, config)
             .map_err(|e| call_err("init", &mut store, e))?
             .map_err(|message| LoadError::InitRefused {
                 path: path.clone(),
                 name: name.to_string(),
                 message,
             })?;
+        if let Err(message) = filter.check() {
+            return Err(LoadError::BadFilter {
+                path,
+                name: name.to_string(),
+                message,
+            });
+        }
         let kinds: KindSet = info.kinds.iter().copied().collect();
         Ok(Instance::new(
             name,
-            info,
-            kinds,
+            (info, kinds, filter),
             store,
             (bindings, handle, state),
             limits.call_deadline,
@@ -295,15 +331,16 @@ impl Drop for Runtime {
     }
 }
 
-/// The `handle` export, type-checked once for pre-lowered batches
-/// ([`ImageHandle`]) so calls can skip the check.
+/// The `handle` export of a 0.1.0 plugin, type-checked once for
+/// pre-lowered batches ([`ImageHandle`]) so calls can skip the check.
 fn image_handle(
     store: &mut Store<Sandbox>,
     instance: &wasmtime::component::Instance,
 ) -> wasmtime::Result<ImageHandle> {
-    let not_found = || wasmtime::format_err!("`{HANDLER_EXPORT}` has no function `handle`");
+    let export = ApiVersion::V0_1.handler_export();
+    let not_found = || wasmtime::format_err!("`{export}` has no function `handle`");
     let interface = instance
-        .get_export_index(&mut *store, None, HANDLER_EXPORT)
+        .get_export_index(&mut *store, None, &export)
         .ok_or_else(not_found)?;
     let index = instance
         .get_export_index(&mut *store, Some(&interface), "handle")
@@ -319,23 +356,25 @@ fn image_handle(
 fn state_funcs(
     store: &mut Store<Sandbox>,
     instance: &wasmtime::component::Instance,
+    version: ApiVersion,
 ) -> wasmtime::Result<Option<StateFuncs>> {
-    let Some(interface) = instance.get_export_index(&mut *store, None, STATE_EXPORT) else {
+    let export = version.state_export();
+    let Some(interface) = instance.get_export_index(&mut *store, None, &export) else {
         return Ok(None);
     };
     let mut func = |name: &str| {
         instance
             .get_export_index(&mut *store, Some(&interface), name)
             .and_then(|index| instance.get_func(&mut *store, index))
-            .ok_or_else(|| wasmtime::format_err!("`{STATE_EXPORT}` has no function `{name}`"))
+            .ok_or_else(|| wasmtime::format_err!("`{export}` has no function `{name}`"))
     };
     let (snapshot, restore) = (func("snapshot")?, func("restore")?);
     snapshot
         .typed::<(), (Vec<u8>,)>(&*store)
-        .map_err(|e| e.context(format!("`{STATE_EXPORT}`'s `snapshot`")))?;
+        .map_err(|e| e.context(format!("`{export}`'s `snapshot`")))?;
     restore
         .typed::<(&[u8],), (Result<(), String>,)>(&*store)
-        .map_err(|e| e.context(format!("`{STATE_EXPORT}`'s `restore`")))?;
+        .map_err(|e| e.context(format!("`{export}`'s `restore`")))?;
     Ok(Some(StateFuncs { snapshot, restore }))
 }
 
@@ -370,46 +409,59 @@ fn check_header(path: &str, bytes: &[u8]) -> Result<(), LoadError> {
     Ok(())
 }
 
-/// Why the component does not fit the `plugin` world, if it does not:
-/// checked by name, so the reason says which export or import is wrong. Function
-/// signatures are checked afterwards by the typed bindings.
-fn world_mismatch(engine: &WasmEngine, component: &Component) -> Option<String> {
+/// The version of the plugin API the component was built for, from the
+/// handler instance it exports (the newest, if several); else why it fits
+/// no world the host speaks. Checked by name, so the reason says which
+/// export or import is wrong; function signatures are checked afterwards
+/// by the typed bindings.
+fn api_version(engine: &WasmEngine, component: &Component) -> Result<ApiVersion, String> {
     let ty = component.component_type();
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
-    let Some(handler) = ty.get_export(engine, HANDLER_EXPORT) else {
+    let found = ApiVersion::ALL
+        .into_iter()
+        .find_map(|v| Some((v, ty.get_export(engine, &v.handler_export())?)));
+    let spoken = || {
+        ApiVersion::ALL
+            .map(|v| format!("`{}`", v.handler_export()))
+            .join(" or ")
+    };
+    let Some((version, handler)) = found else {
         let other = exports
             .iter()
             .find(|name| name.starts_with("dataplane:handler/handler"));
-        return Some(match other {
+        return Err(match other {
             Some(other) => format!(
-                "it exports `{other}`, a different version of the API; this host speaks `{HANDLER_EXPORT}`"
+                "it exports `{other}`, a version of the API this host does not speak; it speaks {}",
+                spoken()
             ),
             None => format!(
-                "it does not export `{HANDLER_EXPORT}` (its exports: {})",
+                "it does not export {} (its exports: {})",
+                spoken(),
                 list_or_none(&exports)
             ),
         });
     };
+    let export = version.handler_export();
     let ComponentItem::ComponentInstance(instance) = handler.ty else {
-        return Some(format!("its export `{HANDLER_EXPORT}` is not an instance"));
+        return Err(format!("its export `{export}` is not an instance"));
     };
     for func in HANDLER_FUNCS {
         match instance.get_export(engine, func).map(|e| e.ty) {
             Some(ComponentItem::ComponentFunc(_)) => {}
-            Some(_) => return Some(format!("`{HANDLER_EXPORT}`'s `{func}` is not a function")),
-            None => return Some(format!("`{HANDLER_EXPORT}` has no function `{func}`")),
+            Some(_) => return Err(format!("`{export}`'s `{func}` is not a function")),
+            None => return Err(format!("`{export}` has no function `{func}`")),
         }
     }
     for (name, _) in ty.imports(engine) {
-        if !provided(name) {
-            return Some(format!(
-                "it imports `{name}`, which the host does not provide (it provides {} and WASI 0.2's {} packages, with nothing granted; a JavaScript plugin built by componentize-js needs `-d http fetch-event`)",
-                HOST_IMPORTS.join(", "),
+        if !provided(version, name) {
+            return Err(format!(
+                "it imports `{name}`, which the host does not provide to a {version} plugin (it provides {} and WASI 0.2's {} packages, with nothing granted; a JavaScript plugin built by componentize-js needs `-d http fetch-event`)",
+                version.host_imports().join(", "),
                 HOST_WASI.join(", ")
             ));
         }
     }
-    None
+    Ok(version)
 }
 
 /// The WASI 0.2 packages the host links (wasmtime-wasi's p2 set): not
@@ -423,9 +475,10 @@ const HOST_WASI: [&str; 6] = [
     "wasi:sockets",
 ];
 
-/// True when the host links an import of this name.
-fn provided(import: &str) -> bool {
-    HOST_IMPORTS.contains(&import)
+/// True when the host links an import of this name for a plugin of
+/// `version`.
+fn provided(version: ApiVersion, import: &str) -> bool {
+    version.host_imports().iter().any(|i| i == import)
         || HOST_WASI.iter().any(|package| {
             import
                 .strip_prefix(package)
@@ -453,6 +506,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::provided;
+    use crate::wit::ApiVersion;
 
     /// The host's own interfaces and WASI 0.2's linked packages pass;
     /// wasi:http (which componentize-js adds unless told not to) and
@@ -469,8 +523,11 @@ mod tests {
             "wasi:random/random@0.2.0",
             "wasi:sockets/tcp@0.2.0",
         ] {
-            assert!(provided(name), "{name}");
+            assert!(provided(ApiVersion::V0_1, name), "{name}");
         }
+        assert!(provided(ApiVersion::V0_2, "dataplane:handler/host@0.2.0"));
+        assert!(!provided(ApiVersion::V0_2, "dataplane:handler/host@0.1.0"));
+        assert!(!provided(ApiVersion::V0_1, "dataplane:handler/types@0.2.0"));
         for name in [
             "wasi:http/types@0.2.10",
             "wasi:http/outgoing-handler@0.2.0",
@@ -478,7 +535,7 @@ mod tests {
             "wasi:iox/streams@0.2.0",
             "acme:other/thing@1.0.0",
         ] {
-            assert!(!provided(name), "{name}");
+            assert!(!provided(ApiVersion::V0_2, name), "{name}");
         }
     }
 }

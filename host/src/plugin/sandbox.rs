@@ -12,7 +12,7 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::limits::{MAX_INSTANCES, MAX_LOG_LINE, MAX_MEMORIES, MAX_TABLE_ELEMENTS, MAX_TABLES};
-use crate::wit::{LogLevel, dataplane};
+use crate::wit::{LogLevel, dataplane, v0_1};
 
 /// A plugin's name, shared by its store and its output streams. It is set
 /// once `describe` has answered (or from configuration), before any event.
@@ -88,6 +88,22 @@ impl WasiView for Sandbox {
 }
 
 impl dataplane::handler::types::Host for Sandbox {}
+
+impl v0_1::dataplane::handler::types::Host for Sandbox {}
+
+impl v0_1::dataplane::handler::host::Host for Sandbox {
+    fn log(&mut self, level: v0_1::dataplane::handler::types::LogLevel, message: String) {
+        use v0_1::dataplane::handler::types::LogLevel as Old;
+        let level = match level {
+            Old::Trace => LogLevel::Trace,
+            Old::Debug => LogLevel::Debug,
+            Old::Info => LogLevel::Info,
+            Old::Warn => LogLevel::Warn,
+            Old::Error => LogLevel::Error,
+        };
+        emit(&self.name.get(), level, cut(&message));
+    }
+}
 
 impl dataplane::handler::host::Host for Sandbox {
     fn log(&mut self, level: LogLevel, message: String) {

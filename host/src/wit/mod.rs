@@ -1,48 +1,99 @@
-//! The host's side of the WIT world `dataplane:handler/plugin@0.1.0`
-//! (`wit/dataplane.wit`): the generated bindings, and the host's one event
-//! type, which is exactly what plugins receive.
+//! The host's side of the WIT package `dataplane:handler`
+//! (`wit/0.2.0/dataplane.wit`, and the frozen `wit/dataplane.wit` of
+//! 0.1.0 in [`v0_1`]): the generated bindings, and the host's one event
+//! type, which is exactly what a 0.2.0 plugin receives.
 //!
-//! The mirror and the dispatcher speak these types directly, so a batch is
-//! lowered into a plugin without an intermediate copy.
+//! The mirror and the dispatcher speak the 0.2.0 types directly, so a batch
+//! is lowered into a 0.2.0 plugin without an intermediate copy; a 0.1.0
+//! plugin is given the same events in its own types ([`v0_1::downgrade`]),
+//! or pre-lowered in its layout (`plugin::image`).
+
+pub mod filter;
+pub mod v0_1;
 
 wasmtime::component::bindgen!({
-    path: "../wit",
+    path: "../wit/0.2.0",
     world: "plugin",
 });
 
 pub use dataplane::handler::types::{
-    Address, Event, Family, HwAddress, IpAddress, IpPrefix, Link, LogLevel, Neighbour, NextHop,
-    NextHops, NudState, ObjectKind, OperState, PluginInfo, Route, RouteType,
+    Address, Event, Family, Filter, GroupMember, HwAddress, IpAddress, IpPrefix, Link, LogLevel,
+    Neighbour, NextHop, NextHops, Nexthop, NudState, ObjectKind, OperState, PluginInfo, Range,
+    ResilientGroup, Route, RouteType, Rule, RuleAction,
 };
 pub use exports::dataplane::handler::handler::Guest as HandlerExports;
 
-/// The WIT package and version the host speaks.
-pub const PACKAGE: &str = "dataplane:handler@0.1.0";
+/// The versions of the plugin API the host loads, side by side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ApiVersion {
+    /// `dataplane:handler@0.1.0`: links, addresses, neighbours, routes.
+    V0_1,
+    /// `dataplane:handler@0.2.0`: nexthop objects, rules, filters.
+    V0_2,
+}
 
-/// The instance a plugin must export.
-pub const HANDLER_EXPORT: &str = "dataplane:handler/handler@0.1.0";
+impl ApiVersion {
+    /// Newest first: a component exporting both is taken as the newest.
+    pub const ALL: [ApiVersion; 2] = [ApiVersion::V0_2, ApiVersion::V0_1];
 
-/// The optional export of a plugin that hands its state over at a reload.
-pub const STATE_EXPORT: &str = "dataplane:handler/state@0.1.0";
+    /// "0.1.0", "0.2.0".
+    pub fn number(self) -> &'static str {
+        match self {
+            ApiVersion::V0_1 => "0.1.0",
+            ApiVersion::V0_2 => "0.2.0",
+        }
+    }
 
-/// The functions that instance must carry.
+    /// The WIT package: `dataplane:handler@0.2.0`.
+    pub fn package(self) -> String {
+        format!("dataplane:handler@{}", self.number())
+    }
+
+    /// The instance a plugin must export.
+    pub fn handler_export(self) -> String {
+        format!("dataplane:handler/handler@{}", self.number())
+    }
+
+    /// The optional export of a plugin that hands its state over at a reload.
+    pub fn state_export(self) -> String {
+        format!("dataplane:handler/state@{}", self.number())
+    }
+
+    /// The world a plugin implements.
+    pub fn world(self) -> String {
+        format!("dataplane:handler/plugin@{}", self.number())
+    }
+
+    /// The instances the host offers besides WASI.
+    pub fn host_imports(self) -> [String; 2] {
+        [
+            format!("dataplane:handler/types@{}", self.number()),
+            format!("dataplane:handler/host@{}", self.number()),
+        ]
+    }
+}
+
+impl std::fmt::Display for ApiVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.number())
+    }
+}
+
+/// The newest package the host speaks.
+pub const PACKAGE: &str = "dataplane:handler@0.2.0";
+
+/// The functions the handler instance must carry, in every version.
 pub const HANDLER_FUNCS: [&str; 4] = ["describe", "init", "handle", "query"];
 
-/// The world a plugin implements.
-pub const WORLD: &str = "dataplane:handler/plugin@0.1.0";
-
-/// The instances the host offers besides WASI.
-pub const HOST_IMPORTS: [&str; 2] = [
-    "dataplane:handler/types@0.1.0",
-    "dataplane:handler/host@0.1.0",
-];
-
 impl ObjectKind {
-    /// Every kind, in sync order: link, address, neighbour, route.
-    pub const ALL: [ObjectKind; 4] = [
+    /// Every kind, in sync order: link, address, neighbour, nexthop, rule,
+    /// route.
+    pub const ALL: [ObjectKind; 6] = [
         ObjectKind::Link,
         ObjectKind::Address,
         ObjectKind::Neighbour,
+        ObjectKind::Nexthop,
+        ObjectKind::Rule,
         ObjectKind::Route,
     ];
 
@@ -53,6 +104,8 @@ impl ObjectKind {
             ObjectKind::Address => "address",
             ObjectKind::Neighbour => "neighbour",
             ObjectKind::Route => "route",
+            ObjectKind::Nexthop => "nexthop",
+            ObjectKind::Rule => "rule",
         }
     }
 
@@ -66,12 +119,13 @@ impl ObjectKind {
 pub struct KindSet(u8);
 
 impl KindSet {
-    pub const ALL: KindSet = KindSet(0b1111);
+    pub const ALL: KindSet = KindSet(0b11_1111);
 
     pub fn contains(self, kind: ObjectKind) -> bool {
         self.0 & kind.bit() != 0
     }
 
+    /// The kinds in the set, in sync order.
     pub fn kinds(self) -> impl Iterator<Item = ObjectKind> {
         ObjectKind::ALL
             .into_iter()
@@ -93,6 +147,8 @@ impl Event {
             Event::AddressAdd(_) | Event::AddressDel(_) => ObjectKind::Address,
             Event::NeighbourAdd(_) | Event::NeighbourDel(_) => ObjectKind::Neighbour,
             Event::RouteAdd(_) | Event::RouteDel(_) => ObjectKind::Route,
+            Event::NexthopAdd(_) | Event::NexthopDel(_) => ObjectKind::Nexthop,
+            Event::RuleAdd(_) | Event::RuleDel(_) => ObjectKind::Rule,
             Event::SyncBegin(kind) | Event::SyncEnd(kind) => *kind,
         }
     }
@@ -103,7 +159,7 @@ impl Event {
     }
 
     /// The index of the event's case in the WIT variant (link-add 0 ...
-    /// sync-end 9), which indexes [`EVENT_NAMES`].
+    /// rule-del 13), which indexes [`EVENT_NAMES`].
     pub fn case(&self) -> usize {
         match self {
             Event::LinkAdd(_) => 0,
@@ -116,12 +172,16 @@ impl Event {
             Event::RouteDel(_) => 7,
             Event::SyncBegin(_) => 8,
             Event::SyncEnd(_) => 9,
+            Event::NexthopAdd(_) => 10,
+            Event::NexthopDel(_) => 11,
+            Event::RuleAdd(_) => 12,
+            Event::RuleDel(_) => 13,
         }
     }
 }
 
 /// The WIT names of the event cases, in variant order.
-pub const EVENT_NAMES: [&str; 10] = [
+pub const EVENT_NAMES: [&str; 14] = [
     "link-add",
     "link-del",
     "address-add",
@@ -132,6 +192,10 @@ pub const EVENT_NAMES: [&str; 10] = [
     "route-del",
     "sync-begin",
     "sync-end",
+    "nexthop-add",
+    "nexthop-del",
+    "rule-add",
+    "rule-del",
 ];
 
 impl From<std::net::IpAddr> for IpAddress {

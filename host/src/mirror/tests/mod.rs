@@ -10,6 +10,7 @@ use super::Mirror;
 use crate::netlink::change::{Change, from_message};
 use crate::netlink::kind::Kind;
 use crate::netlink::route::hops;
+use crate::wit::filter::Subscription;
 use crate::wit::{
     Address, Event, Family, HwAddress, IpAddress, IpPrefix, KindSet, Link, Neighbour, NextHop,
     NextHops, NudState, ObjectKind, OperState, Route, RouteType,
@@ -26,6 +27,7 @@ macro_rules! fixture {
     };
 }
 
+mod nexthops;
 mod routes;
 
 fn captured(bytes: &[u8]) -> Change {
@@ -96,6 +98,7 @@ fn route(table: u32, dst: &str, metric: u32, nexthops: NextHops) -> Route {
         metric,
         prefsrc: None,
         nexthops,
+        nhid: None,
     }
 }
 
@@ -136,6 +139,8 @@ fn line(e: &Event) -> String {
         Event::NeighbourAdd(n) | Event::NeighbourDel(n) => format!("{} {}", n.ifindex, n.ip),
         Event::RouteAdd(r) | Event::RouteDel(r) => route_line(r),
         Event::SyncBegin(k) | Event::SyncEnd(k) => k.name().to_string(),
+        Event::NexthopAdd(nh) | Event::NexthopDel(nh) => format!("{}", nh.id),
+        Event::RuleAdd(r) | Event::RuleDel(r) => format!("{} table {}", r.priority, r.table),
     };
     format!("{} {what}", e.name())
 }
@@ -502,10 +507,10 @@ fn replay_in_sync_order_and_batches() {
     );
     m.apply(Change::NewLink(link(4, "v1")), &mut out);
     m.apply(Change::NewLink(link(3, "v0")), &mut out);
-    let batches = m.replay(KindSet::ALL, 4);
+    let batches = m.replay(&Subscription::of(KindSet::ALL), 4);
     assert_eq!(
         batches.iter().map(|b| b.len()).collect::<Vec<_>>(),
-        [4, 4, 4, 1]
+        [4, 4, 4, 4, 1]
     );
     let all: Vec<Event> = batches.iter().flat_map(|b| b.iter().cloned()).collect();
     assert_eq!(
@@ -521,13 +526,17 @@ fn replay_in_sync_order_and_batches() {
             "sync-begin neighbour",
             "neighbour-add 3 192.0.2.9",
             "sync-end neighbour",
+            "sync-begin nexthop",
+            "sync-end nexthop",
+            "sync-begin rule",
+            "sync-end rule",
             "sync-begin route",
             "route-add 254 10.0.0.0/8 m0 []",
             "sync-end route",
         ]
     );
     let routes: KindSet = [ObjectKind::Route].into_iter().collect();
-    let only = m.replay(routes, 0);
+    let only = m.replay(&Subscription::of(routes), 0);
     assert_eq!(only.len(), 3, "a batch size of 0 is taken as 1");
     assert!(matches!(only[0][0], Event::SyncBegin(ObjectKind::Route)));
 }
@@ -626,6 +635,7 @@ fn million_routes_fit() {
             metric: 20,
             prefsrc: None,
             nexthops: NextHops::One(one),
+            nhid: None,
         };
         m.apply(add(r), &mut out);
         out.clear();
@@ -636,7 +646,7 @@ fn million_routes_fit() {
     // A snapshot shares the routes: changing the mirror leaves it as it was.
     let snapshot = m.snapshot();
     let routes: KindSet = [ObjectKind::Route].into_iter().collect();
-    let Event::RouteAdd(first) = m.replay(routes, 2)[0][1].clone() else {
+    let Event::RouteAdd(first) = m.replay(&Subscription::of(routes), 2)[0][1].clone() else {
         panic!("a route add follows sync-begin");
     };
     m.apply(

@@ -179,7 +179,7 @@ fn ipv6_append_edge_cases() {
     dead.flags = 1;
     assert_eq!(applied(&mut m, append(NextHops::One(dead))).len(), 1);
     let routes: KindSet = [ObjectKind::Route].into_iter().collect();
-    let Event::RouteAdd(r) = &m.replay(routes, 100)[0][1] else {
+    let Event::RouteAdd(r) = &m.replay(&Subscription::of(routes), 100)[0][1] else {
         panic!("the route");
     };
     let flags: Vec<u8> = hops(&r.nexthops).iter().map(|h| h.flags).collect();
@@ -219,5 +219,41 @@ fn ipv6_multipath_del() {
     assert_eq!(
         applied(&mut m, del("2001:db8::3")),
         ["route-del 254 2001:db8:8::/64 m1024 [2001:db8::3@3*1]"]
+    );
+}
+
+/// A replace under another protocol (zebra taking over a static route) is
+/// a del of the old route, then the add: a plugin filtering by protocol
+/// drops what left its filter. The same protocol is a plain add.
+#[test]
+fn protocol_change_is_a_del_then_an_add() {
+    let mut m = Mirror::new();
+    let static_route = route(254, "10.9.0.0/16", 0, NextHops::One(hop("192.0.2.2", 3)));
+    assert_eq!(
+        applied(&mut m, add(static_route.clone())),
+        ["route-add 254 10.9.0.0/16 m0 [192.0.2.2@3*1]"]
+    );
+    let bgp = Route {
+        protocol: 186,
+        nexthops: NextHops::One(hop("192.0.2.3", 3)),
+        ..static_route.clone()
+    };
+    let mut out = Vec::new();
+    m.apply(replace(bgp.clone()), &mut out);
+    assert_eq!(
+        lines(&out),
+        [
+            "route-del 254 10.9.0.0/16 m0 [192.0.2.2@3*1]",
+            "route-add 254 10.9.0.0/16 m0 [192.0.2.3@3*1]",
+        ]
+    );
+    assert!(matches!(&out[0], Event::RouteDel(r) if r.protocol == 4));
+    let again = Route {
+        nexthops: NextHops::One(hop("192.0.2.4", 3)),
+        ..bgp
+    };
+    assert_eq!(
+        applied(&mut m, replace(again)),
+        ["route-add 254 10.9.0.0/16 m0 [192.0.2.4@3*1]"]
     );
 }
