@@ -275,3 +275,67 @@ fn plugins_of_both_versions_side_by_side() {
         t100["events"]
     );
 }
+
+/// A Python plugin of API 0.2.0 (`plugins/routes-py`) that follows table
+/// 100 is given table 100's routes and nothing of the 3,000 in `main`:
+/// at the sync, and live.
+#[test]
+fn python_plugin_follows_one_table() {
+    let Some(ns) = TestNetns::new("pyfilter") else {
+        return;
+    };
+    ns.two_links();
+    let mut burst = dphost_bench::InjectConfig::new(3000);
+    burst.netns = Some(ns.name.clone());
+    burst.interface = Some(dphost_bench::Interface::Name("v0".into()));
+    let sent = dphost_bench::inject_routes(&burst).expect("injecting routes");
+    assert_eq!(sent.errors, 0, "{sent}");
+    let table_100 = |from: u32, count: u32| {
+        for i in from..from + count {
+            ns.ip(&format!(
+                "route add 10.200.{i}.0/24 via 192.0.2.2 table 100"
+            ));
+        }
+    };
+    table_100(0, 40);
+    ns.ip("-6 route add 2001:db8:100::/48 via 2001:db8::2 table 100");
+    let routes = Spec {
+        config: "100",
+        ..Spec::new(plugin("routes"))
+    };
+    let host = Host::start(&ns, test_config(), &[routes]);
+    let expect = |adds: u64, held: usize| {
+        let held_by_kernel = kernel_routes(&ns, &[100]).len();
+        assert_eq!(held_by_kernel, held, "the kernel's table 100");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let view = host.query_json("routes", "");
+            let done = view["routes"] == held && view["events"]["route-add"] == adds;
+            if done {
+                assert_eq!(view["tables"], serde_json::json!({"100": held}), "{view}");
+                assert_eq!(view["unexpected"], 0, "{view}");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {held} routes by {adds} adds: {view}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // Table 100 holds 41 routes, and the kernel's local and broadcast
+    // routes go to table 255: the sync gives the plugin exactly the 41.
+    expect(41, 41);
+    table_100(40, 10);
+    let mut more = burst.clone();
+    more.count = 500;
+    more.start = Some("11.0.0.0".parse().unwrap());
+    let sent = dphost_bench::inject_routes(&more).expect("injecting routes");
+    assert_eq!(sent.errors, 0, "{sent}");
+    expect(51, 51);
+    let status = host.plugin_status("routes");
+    assert_eq!(
+        status["events"], 53,
+        "41 + 10 adds and the sync's two markers: {status}"
+    );
+}

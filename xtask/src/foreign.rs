@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | `linkstate` | `plugins/linkstate-c` | wit-bindgen's C generator, Debian's clang and lld for wasm32, `wasm-tools component new` |
 //! | `neighbours` | `plugins/neighbours-py` | componentize-py from PyPI |
+//! | `routes` | `plugins/routes-py` | componentize-py from PyPI, on API 0.2.0 (`wit/0.2.0`) |
 //! | `churn` | `plugins/churn-js` | componentize-js from the npm registry |
 //!
 //! Every toolchain but clang goes under `target/tools/`, at the version
@@ -207,7 +208,7 @@ fn clang_ready() -> bool {
         })
 }
 
-/// Builds the three plugins into `out`, each only when its component is
+/// Builds the four plugins into `out`, each only when its component is
 /// older than its sources or the WIT.
 pub fn build(tools: &Tools, target: &Path, out: &Path) -> Result<()> {
     let wit = root().join("wit");
@@ -228,6 +229,22 @@ pub fn build(tools: &Tools, target: &Path, out: &Path) -> Result<()> {
             run(Command::new(tools.componentize_py())
                 .arg("-d")
                 .arg(&wit)
+                .args(["-w", "plugin", "componentize", "-p"])
+                .arg(src)
+                .args(["app", "-o"])
+                .arg(component))
+        },
+    )?;
+    let wit_0_2 = wit.join("0.2.0");
+    rebuild(
+        &wit_0_2,
+        "routes-py",
+        &out.join("routes.wasm"),
+        &format!("Python, componentize-py {COMPONENTIZE_PY}, API 0.2.0"),
+        |src, component| {
+            run(Command::new(tools.componentize_py())
+                .arg("-d")
+                .arg(&wit_0_2)
                 .args(["-w", "plugin", "componentize", "-p"])
                 .arg(src)
                 .args(["app", "-o"])

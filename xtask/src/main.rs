@@ -51,11 +51,11 @@ fn main() -> Result<()> {
         ["demo"] => demo(),
         [
             "bench",
-            name @ ("dispatch" | "sync" | "reload" | "languages" | "nexthops"),
+            name @ ("dispatch" | "sync" | "reload" | "languages" | "nexthops" | "filter"),
         ] => bench(name),
         _ => {
             eprintln!(
-                "usage: cargo xtask <build | tools | test [cargo test args] | demo | bench dispatch|sync|reload|languages|nexthops>"
+                "usage: cargo xtask <build | tools | test [cargo test args] | demo | bench dispatch|sync|reload|languages|nexthops|filter>"
             );
             bail!("unknown command {args:?}")
         }
