@@ -264,6 +264,19 @@ fn plugins_of_both_versions_side_by_side() {
     ns.ip("link set v0 down");
     assert_views(&ns, &host, "a link down");
 
+    // A filtered plugin loaded now is replayed the mirror through its
+    // filter.
+    host.add(&view("late", "tables=100;families=ipv4"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let why = view_difference(&ns, &host, "late", (&[100], true));
+        if why.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the replay: late: {why}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
     // The filtered plugin was given table 100's IPv4 routes and nothing of
     // the others, which outnumber them.
     let (all, t100) = (host.query_json("all", ""), host.query_json("t100", ""));
