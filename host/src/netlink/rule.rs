@@ -167,20 +167,32 @@ pub fn parse(msg: &RuleMessage) -> Option<Rule> {
 }
 
 /// The rule as `dphost ctl mirror rules` shows it.
-/// The rule as plugins are given it.
+/// The rule as plugins are given it: its selectors in the order of the
+/// WIT's `rule-selector` cases.
 pub fn to_wit(rule: &Rule) -> wit::Rule {
-    let prefix = |p: Option<(IpAddr, u8)>| {
-        p.map(|(address, length)| IpPrefix {
-            address: IpAddress::from(address),
-            length,
-        })
+    use wit::RuleSelector as S;
+    let prefix = |(address, length): (IpAddr, u8)| IpPrefix {
+        address: IpAddress::from(address),
+        length,
     };
-    let range = |r: Option<(u16, u16)>| {
-        r.map(|(start, end)| wit::Range {
-            start: start.into(),
-            end: end.into(),
-        })
+    let range = |(start, end): (u16, u16)| wit::Range {
+        start: start.into(),
+        end: end.into(),
     };
+    let selectors = [
+        rule.src.map(|p| S::Src(prefix(p))),
+        rule.dst.map(|p| S::Dst(prefix(p))),
+        (rule.tos != 0).then_some(S::Tos(rule.tos)),
+        rule.iif.get().map(|n| S::Iif(n.to_string())),
+        rule.oif.get().map(|n| S::Oif(n.to_string())),
+        (rule.fwmark != 0 || rule.fwmask != 0).then_some(S::Fwmark((rule.fwmark, rule.fwmask))),
+        (rule.ip_proto != 0).then_some(S::IpProto(rule.ip_proto)),
+        rule.sport.map(|r| S::Sport(range(r))),
+        rule.dport.map(|r| S::Dport(range(r))),
+        rule.uid
+            .map(|(start, end)| S::Uid(wit::Range { start, end })),
+        rule.l3mdev.then_some(S::L3mdev),
+    ];
     wit::Rule {
         family: if rule.v6 { Family::Ipv6 } else { Family::Ipv4 },
         priority: rule.priority,
@@ -194,22 +206,11 @@ pub fn to_wit(rule: &Rule) -> wit::Rule {
             Action::Other(n) => wit::RuleAction::Other(n),
         },
         table: rule.table,
-        src: prefix(rule.src),
-        dst: prefix(rule.dst),
-        tos: rule.tos,
         invert: rule.invert,
-        iif: rule.iif.get().map(str::to_string),
-        oif: rule.oif.get().map(str::to_string),
-        fwmark: rule.fwmark,
-        fwmask: rule.fwmask,
+        selectors: selectors.into_iter().flatten().collect(),
         suppress_prefix_length: rule.suppress_prefixlen,
         suppress_ifgroup: rule.suppress_ifgroup,
         protocol: rule.protocol,
-        ip_proto: rule.ip_proto,
-        sport: range(rule.sport),
-        dport: range(rule.dport),
-        uid: rule.uid.map(|(start, end)| wit::Range { start, end }),
-        l3mdev: rule.l3mdev,
     }
 }
 
@@ -218,9 +219,11 @@ pub fn json(rule: &Rule) -> Value {
     wit_json(&to_wit(rule))
 }
 
-/// A plugin's rule as JSON (`ctl mirror`, `ctl watch`).
+/// A plugin's rule as JSON (`ctl mirror`, `ctl watch`): a field per
+/// selector, null when the rule has none of it.
 pub fn wit_json(rule: &wit::Rule) -> Value {
-    let range = |r: Option<wit::Range>| r.map(|r| format!("{}-{}", r.start, r.end));
+    use wit::RuleSelector as S;
+    let range = |r: &wit::Range| format!("{}-{}", r.start, r.end);
     let (action, goto) = match rule.action {
         wit::RuleAction::Lookup => (Action::Table.name(), 0),
         wit::RuleAction::Goto(to) => (Action::Goto.name(), to),
@@ -230,29 +233,39 @@ pub fn wit_json(rule: &wit::Rule) -> Value {
         wit::RuleAction::Prohibit => (Action::Prohibit.name(), 0),
         wit::RuleAction::Other(n) => (Action::Other(n).name(), 0),
     };
-    json!({
+    let mut out = json!({
         "family": match rule.family { Family::Ipv4 => "ipv4", Family::Ipv6 => "ipv6" },
         "priority": rule.priority,
         "action": action,
         "table": rule.table,
         "goto": goto,
-        "src": rule.src.map(|p| p.to_string()),
-        "dst": rule.dst.map(|p| p.to_string()),
-        "tos": rule.tos,
-        "not": rule.invert,
-        "iif": rule.iif,
-        "oif": rule.oif,
-        "fwmark": rule.fwmark,
-        "fwmask": rule.fwmask,
+        "src": null, "dst": null, "tos": 0, "not": rule.invert, "iif": null, "oif": null,
+        "fwmark": 0, "fwmask": 0,
         "suppress_prefixlen": rule.suppress_prefix_length,
         "suppress_ifgroup": rule.suppress_ifgroup,
         "protocol": rule.protocol,
-        "ip_proto": rule.ip_proto,
-        "sport": range(rule.sport),
-        "dport": range(rule.dport),
-        "uid": range(rule.uid),
-        "l3mdev": rule.l3mdev,
-    })
+        "ip_proto": 0, "sport": null, "dport": null, "uid": null, "l3mdev": false,
+    });
+    for selector in &rule.selectors {
+        let (key, value) = match selector {
+            S::Src(p) => ("src", json!(p.to_string())),
+            S::Dst(p) => ("dst", json!(p.to_string())),
+            S::Tos(t) => ("tos", json!(t)),
+            S::Iif(n) => ("iif", json!(n)),
+            S::Oif(n) => ("oif", json!(n)),
+            S::Fwmark((mark, mask)) => {
+                out["fwmask"] = json!(mask);
+                ("fwmark", json!(mark))
+            }
+            S::IpProto(p) => ("ip_proto", json!(p)),
+            S::Sport(r) => ("sport", json!(range(r))),
+            S::Dport(r) => ("dport", json!(range(r))),
+            S::Uid(r) => ("uid", json!(range(r))),
+            S::L3mdev => ("l3mdev", json!(true)),
+        };
+        out[key] = value;
+    }
+    out
 }
 
 /// A rule is kept by the mirror under itself; API 0.1.0 has no rule

@@ -135,4 +135,15 @@ mod tests {
         assert_eq!(<Event as ComponentType>::SIZE32, EVENT_SIZE);
         assert_eq!(<Event as ComponentType>::ALIGN32, EVENT_ALIGN);
     }
+
+    /// 0.2.0's `event` is its route case and the tag, no more: a rule or a
+    /// nexthop (rare) must not make every event of a batch larger.
+    #[test]
+    fn no_case_is_larger_than_a_route() {
+        use crate::wit;
+        let route = <wit::Route as ComponentType>::SIZE32;
+        assert_eq!(<wit::Event as ComponentType>::SIZE32, route + 8);
+        assert!(<wit::Rule as ComponentType>::SIZE32 < route);
+        assert!(<wit::Nexthop as ComponentType>::SIZE32 < route);
+    }
 }

@@ -19,7 +19,7 @@ wasmtime::component::bindgen!({
 pub use dataplane::handler::types::{
     Address, Event, Family, Filter, GroupMember, HwAddress, IpAddress, IpPrefix, Link, LogLevel,
     Neighbour, NextHop, NextHops, Nexthop, NudState, ObjectKind, OperState, PluginInfo, Range,
-    ResilientGroup, Route, RouteType, Rule, RuleAction,
+    ResilientGroup, Route, RouteType, Rule, RuleAction, RuleSelector,
 };
 pub use exports::dataplane::handler::handler::Guest as HandlerExports;
 
