@@ -7,7 +7,7 @@ use crate::util::*;
 use dphost::plugin::Limits;
 use dphost::plugin::image::Image;
 use dphost::wit::{
-    Event, Family, IpAddress, IpPrefix, NextHop, NextHops, ObjectKind, Route, RouteType,
+    ApiVersion, Event, Family, IpAddress, IpPrefix, NextHop, NextHops, ObjectKind, Route, RouteType,
 };
 
 fn address(rng: &mut Rng, v6: bool) -> IpAddress {
@@ -26,7 +26,7 @@ const OLD_KINDS: [ObjectKind; 4] = [
     ObjectKind::Route,
 ];
 
-fn random_event(rng: &mut Rng) -> Event {
+fn random_event(rng: &mut Rng, version: ApiVersion) -> Event {
     let v6 = rng.next().is_multiple_of(2);
     let hop = |rng: &mut Rng| NextHop {
         gateway: (rng.next().is_multiple_of(2)).then(|| address(rng, v6)),
@@ -60,19 +60,25 @@ fn random_event(rng: &mut Rng) -> Event {
         // A 0.1.0 plugin never sees it, by either lowering.
         nhid: rng.next().is_multiple_of(2).then(|| rng.next() as u32),
     };
+    let kinds: &[ObjectKind] = match version {
+        ApiVersion::V0_1 => &OLD_KINDS,
+        ApiVersion::V0_2 => &ObjectKind::ALL,
+    };
+    let kind = kinds[(rng.next() % kinds.len() as u64) as usize];
     match rng.next() % 10 {
-        0 => Event::SyncBegin(OLD_KINDS[(rng.next() % 4) as usize]),
-        1 => Event::SyncEnd(OLD_KINDS[(rng.next() % 4) as usize]),
+        0 => Event::SyncBegin(kind),
+        1 => Event::SyncEnd(kind),
         2..=3 => Event::RouteDel(route),
         _ => Event::RouteAdd(route),
     }
 }
 
-/// 5000 random events, in batches of up to 300, lowered both ways.
-#[test]
-fn image_lowering_equals_typed_lowering() {
+/// 5000 random events, in batches of up to 300, lowered both ways into
+/// `fixture` (of API `version`); the guest must see the same.
+fn both_lowerings_agree(fixture_name: &str, version: ApiVersion) {
     let rt = runtime();
-    let compiled = rt.compile(&fixture("echo")).unwrap();
+    let compiled = rt.compile(&fixture(fixture_name)).unwrap();
+    assert_eq!(compiled.version, version);
     let mut typed = rt
         .instantiate(&compiled, None, "", &Limits::default())
         .unwrap();
@@ -83,10 +89,10 @@ fn image_lowering_equals_typed_lowering() {
     let mut delivered = 0;
     while delivered < 5000 {
         let n = 1 + (rng.next() % 300) as usize;
-        let events: Vec<Event> = (0..n).map(|_| random_event(&mut rng)).collect();
+        let events: Vec<Event> = (0..n).map(|_| random_event(&mut rng, version)).collect();
         typed.handle_typed(&events).unwrap();
-        let encoded = Image::encode(&events).expect("route and sync events encode");
-        image.handle_image(encoded.arg(0, events.len())).unwrap();
+        let encoded = Image::encode(&events, version).expect("route and sync events encode");
+        image.handle_image(&encoded).unwrap();
         delivered += n;
     }
     let a = typed.query("").unwrap().unwrap();
@@ -95,6 +101,17 @@ fn image_lowering_equals_typed_lowering() {
     for (x, y) in a.lines().zip(b.lines()) {
         assert_eq!(x, y);
     }
+}
+
+#[test]
+fn image_lowering_equals_typed_lowering() {
+    both_lowerings_agree("echo", ApiVersion::V0_1);
+}
+
+/// 0.2.0's layout: the route's `nhid`, and six kinds.
+#[test]
+fn image_lowering_equals_typed_lowering_0_2() {
+    both_lowerings_agree("echo2", ApiVersion::V0_2);
 }
 
 /// A batch with a multipath route (a list) or any other kind of event has
@@ -107,14 +124,14 @@ fn batches_with_lists_have_no_image() {
         0,
         vec![hop(Some("192.0.2.1"), 2, 1), hop(Some("192.0.2.2"), 3, 1)],
     );
-    assert!(Image::encode(&[Event::RouteAdd(multipath)]).is_none());
-    assert!(
-        Image::encode(&[Event::RouteAdd(route(
-            254,
-            "10.0.0.0/8",
-            0,
-            vec![hop(None, 2, 1)]
-        ))])
-        .is_some()
-    );
+    for version in [ApiVersion::V0_1, ApiVersion::V0_2] {
+        assert!(Image::encode(&[Event::RouteAdd(multipath.clone())], version).is_none());
+        let single = route(254, "10.0.0.0/8", 0, vec![hop(None, 2, 1)]);
+        assert!(Image::encode(&[Event::RouteAdd(single)], version).is_some());
+    }
+    // 0.1.0 has no nexthop kind: its sync markers take the typed path
+    // (where a 0.1.0 plugin is never given them).
+    let marker = [Event::SyncBegin(ObjectKind::Nexthop)];
+    assert!(Image::encode(&marker, ApiVersion::V0_1).is_none());
+    assert!(Image::encode(&marker, ApiVersion::V0_2).is_some());
 }

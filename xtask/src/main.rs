@@ -24,7 +24,7 @@ mod foreign;
 const PLUGINS: [(&str, &str); 2] = [("dphost-fib", "fib"), ("logger", "logger")];
 
 /// The test fixtures, built to target/plugins/fixtures.
-const FIXTURES: [&str; 12] = [
+const FIXTURES: [&str; 13] = [
     "noop",
     "echo",
     "slowfib",
@@ -37,6 +37,7 @@ const FIXTURES: [&str; 12] = [
     "otherworld",
     "stateful",
     "view2",
+    "echo2",
 ];
 
 const WASM_TARGET: &str = "wasm32-wasip2";

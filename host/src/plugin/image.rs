@@ -5,15 +5,16 @@
 //! sync markers) holds no pointer, so its canonical-ABI image can be built
 //! on the host and copied into the guest in one `memcpy`.
 //!
-//! [`Image::encode`] builds the image of such a batch (None for any other);
-//! `lowering::ImageArg` lowers it as the `list<event>` parameter of `handle`. The
-//! layout below follows the canonical ABI for 0.1.0's `wit/dataplane.wit`
-//! (only 0.1.0 plugins are given images; a 0.2.0 route's `nhid` has no
-//! place in it); the tests check it against wasmtime's own lowering, event
-//! by event.
+//! [`Image::encode`] builds the image of such a batch (None for any other)
+//! in the layout of a version of the API; `lowering::ImageArg` lowers it
+//! as the `list<event>` parameter of `handle`. The layout below follows
+//! the canonical ABI for `wit/dataplane.wit` (0.1.0) and
+//! `wit/0.2.0/dataplane.wit`, which differ in two things: a 0.2.0 route
+//! ends with its `nhid`, and an `object-kind` has six cases; the tests
+//! check both against wasmtime's own lowering, event by event.
 
-use super::lowering::{EVENT_SIZE, ImageArg};
-use crate::wit::{Event, Family, IpAddress, NextHop, NextHops, ObjectKind, Route};
+use super::lowering::{ImageArg, Layout, V0_1, V0_2};
+use crate::wit::{ApiVersion, Event, Family, IpAddress, NextHop, NextHops, ObjectKind, Route};
 /// Where a case's payload starts within an `event`.
 const PAYLOAD: usize = 8;
 
@@ -23,47 +24,87 @@ const ROUTE_DEL: u8 = 7;
 const SYNC_BEGIN: u8 = 8;
 const SYNC_END: u8 = 9;
 
-/// The canonical-ABI bytes of a batch of events.
+/// Where a 0.2.0 route's `nhid` (an `option<u32>`) starts: after the
+/// route of 0.1.0.
+const NHID: usize = 128;
+
+/// The canonical-ABI bytes of a batch of events, in one version's layout.
 pub struct Image {
     bytes: Vec<u8>,
+    version: ApiVersion,
 }
 
 impl Image {
-    /// The image of `events`, when every one is a route add or del with no
-    /// next-hop list, or a sync marker; None otherwise (the typed lowering
-    /// handles those batches).
-    pub fn encode(events: &[Event]) -> Option<Image> {
-        let mut bytes = vec![0u8; events.len() * EVENT_SIZE];
-        for (event, slot) in events.iter().zip(bytes.chunks_exact_mut(EVENT_SIZE)) {
-            encode_event(event, slot)?;
+    /// The image of `events` for a plugin of `version`, when every one is a
+    /// route add or del with no next-hop list, or a sync marker of a kind
+    /// that version has; None otherwise (the typed lowering handles those
+    /// batches).
+    pub fn encode(events: &[Event], version: ApiVersion) -> Option<Image> {
+        let size = match version {
+            ApiVersion::V0_1 => V0_1::EVENT_SIZE,
+            ApiVersion::V0_2 => V0_2::EVENT_SIZE,
+        };
+        let mut bytes = vec![0u8; events.len() * size];
+        for (event, slot) in events.iter().zip(bytes.chunks_exact_mut(size)) {
+            encode_event(event, slot, version)?;
         }
-        Some(Image { bytes })
+        Some(Image { bytes, version })
     }
 
-    /// The events from `start` to `end` (indexes), as a `handle` argument.
-    pub fn arg(&self, start: usize, end: usize) -> ImageArg<'_> {
-        ImageArg::new(&self.bytes[start * EVENT_SIZE..end * EVENT_SIZE])
+    /// The version whose layout it has.
+    pub fn version(&self) -> ApiVersion {
+        self.version
+    }
+
+    /// How many events it holds.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+            / match self.version {
+                ApiVersion::V0_1 => V0_1::EVENT_SIZE,
+                ApiVersion::V0_2 => V0_2::EVENT_SIZE,
+            }
+    }
+
+    /// True when it holds no event.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// The events from `start` to `end` (indexes), as a `handle` argument
+    /// of layout `L`, which must be the image's.
+    pub fn arg<L: Layout>(&self, start: usize, end: usize) -> ImageArg<'_, L> {
+        assert_eq!(
+            self.bytes.len() % L::EVENT_SIZE,
+            0,
+            "an image of {} as another layout",
+            self.version
+        );
+        ImageArg::new(&self.bytes[start * L::EVENT_SIZE..end * L::EVENT_SIZE])
     }
 }
 
-fn encode_event(event: &Event, out: &mut [u8]) -> Option<()> {
+fn encode_event(event: &Event, out: &mut [u8], version: ApiVersion) -> Option<()> {
+    let case_of = |kind: ObjectKind| match version {
+        ApiVersion::V0_1 => v0_1_kind(kind),
+        ApiVersion::V0_2 => Some(kind as u8),
+    };
     match event {
         Event::RouteAdd(r) => {
             out[0] = ROUTE_ADD;
-            encode_route(r, &mut out[PAYLOAD..])
+            encode_route(r, &mut out[PAYLOAD..], version)
         }
         Event::RouteDel(r) => {
             out[0] = ROUTE_DEL;
-            encode_route(r, &mut out[PAYLOAD..])
+            encode_route(r, &mut out[PAYLOAD..], version)
         }
         Event::SyncBegin(kind) => {
             out[0] = SYNC_BEGIN;
-            out[PAYLOAD] = kind_index(*kind)?;
+            out[PAYLOAD] = case_of(*kind)?;
             Some(())
         }
         Event::SyncEnd(kind) => {
             out[0] = SYNC_END;
-            out[PAYLOAD] = kind_index(*kind)?;
+            out[PAYLOAD] = case_of(*kind)?;
             Some(())
         }
         _ => None,
@@ -72,7 +113,7 @@ fn encode_event(event: &Event, out: &mut [u8]) -> Option<()> {
 
 /// A kind's case in 0.1.0's `object-kind`; none for the kinds 0.1.0 does
 /// not have.
-fn kind_index(kind: ObjectKind) -> Option<u8> {
+fn v0_1_kind(kind: ObjectKind) -> Option<u8> {
     match kind {
         ObjectKind::Link => Some(0),
         ObjectKind::Address => Some(1),
@@ -109,9 +150,9 @@ fn put_option_ip(out: &mut [u8], at: usize, ip: Option<IpAddress>) {
     }
 }
 
-/// A `route` (128 bytes); None for a multipath route, whose hop list holds
-/// a pointer.
-fn encode_route(r: &Route, out: &mut [u8]) -> Option<()> {
+/// A `route` (128 bytes in 0.1.0; 136 in 0.2.0, with its `nhid`); None for
+/// a multipath route, whose hop list holds a pointer.
+fn encode_route(r: &Route, out: &mut [u8], version: ApiVersion) -> Option<()> {
     put_u32(out, 0, r.table);
     out[4] = match r.family {
         Family::Ipv4 => 0,
@@ -132,6 +173,10 @@ fn encode_route(r: &Route, out: &mut [u8]) -> Option<()> {
             put_hop(out, 88, hop);
         }
         NextHops::Many(_) => return None,
+    }
+    if let (ApiVersion::V0_2, Some(nhid)) = (version, r.nhid) {
+        out[NHID] = 1;
+        put_u32(out, NHID + 4, nhid);
     }
     Some(())
 }

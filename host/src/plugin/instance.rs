@@ -10,7 +10,7 @@ use wasmtime::{Store, Trap};
 
 use super::image::Image;
 use super::limits;
-use super::lowering::{ImageArg, ImageHandle};
+use super::lowering::{ImageHandle, V0_1, V0_2};
 use super::sandbox::{MemoryCapHit, Sandbox};
 use crate::wit::filter::{self, Subscription};
 use crate::wit::{ApiVersion, Event, Filter, KindSet, Plugin, PluginInfo, v0_1};
@@ -154,6 +154,14 @@ impl Bindings {
     }
 }
 
+/// A plugin's `handle`, type-checked for pre-lowered batches of its
+/// version.
+#[derive(Clone, Copy)]
+pub enum ImageHandles {
+    V0_1(ImageHandle<V0_1>),
+    V0_2(ImageHandle<V0_2>),
+}
+
 /// A plugin instance: what it said of itself, and its store.
 pub struct Instance {
     name: Arc<str>,
@@ -162,8 +170,8 @@ pub struct Instance {
     filter: Filter,
     store: Store<Sandbox>,
     bindings: Bindings,
-    /// A 0.1.0 plugin's `handle`, already type-checked for [`ImageArg`].
-    handle: Option<ImageHandle>,
+    /// `handle`, already type-checked for pre-lowered batches.
+    handle: ImageHandles,
     /// `snapshot` and `restore`, type-checked, when the plugin exports them.
     state: Option<StateFuncs>,
     call_deadline: Duration,
@@ -176,7 +184,7 @@ impl Instance {
         name: Arc<str>,
         (info, kinds, filter): (PluginInfo, KindSet, Filter),
         store: Store<Sandbox>,
-        (bindings, handle, state): (Bindings, Option<ImageHandle>, Option<StateFuncs>),
+        (bindings, handle, state): (Bindings, ImageHandles, Option<StateFuncs>),
         call_deadline: Duration,
     ) -> Instance {
         Instance {
@@ -236,11 +244,11 @@ impl Instance {
         self.store.data().limiter.memory_in_use
     }
 
-    /// Delivers one batch of events: pre-lowered when the plugin and the
-    /// batch allow it ([`Image`]), else through the typed bindings.
+    /// Delivers one batch of events: pre-lowered when the batch allows it
+    /// ([`Image`]), else through the typed bindings.
     pub fn handle(&mut self, events: &[Event]) -> Result<(), CallError> {
-        match self.handle.and_then(|_| Image::encode(events)) {
-            Some(image) => self.handle_image(image.arg(0, events.len())),
+        match Image::encode(events, self.version()) {
+            Some(image) => self.handle_image(&image),
             None => self.handle_typed(events),
         }
     }
@@ -250,20 +258,19 @@ impl Instance {
         self.call(|bindings, store| bindings.handle(store, events))
     }
 
-    /// True when pre-lowered batches ([`Instance::handle_image`]) can be
-    /// delivered: a 0.1.0 plugin.
-    pub fn takes_images(&self) -> bool {
-        self.handle.is_some()
-    }
-
-    /// Delivers a pre-lowered batch (0.1.0's layout); a plugin of another
-    /// version is given nothing and its instance is left unharmed.
-    pub fn handle_image(&mut self, arg: ImageArg<'_>) -> Result<(), CallError> {
-        let Some(handle) = self.handle else {
-            debug_assert!(false, "an image for a plugin that takes none");
-            return Ok(());
-        };
-        self.call(|_, store| handle.call(&mut *store, arg))
+    /// Delivers a pre-lowered batch, which must be in the plugin's
+    /// version's layout.
+    pub fn handle_image(&mut self, image: &Image) -> Result<(), CallError> {
+        assert_eq!(
+            image.version(),
+            self.version(),
+            "an image of another version"
+        );
+        let handle = self.handle;
+        self.call(|_, store| match handle {
+            ImageHandles::V0_1(h) => h.call(&mut *store, image.arg(0, image.len())),
+            ImageHandles::V0_2(h) => h.call(&mut *store, image.arg(0, image.len())),
+        })
     }
 
     /// True when the plugin exports `snapshot` and `restore`.

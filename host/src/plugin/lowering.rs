@@ -14,11 +14,13 @@
 //!
 //! What catches a change: `image::image_lowering_equals_typed_lowering`
 //! (tests/image.rs) delivers random batches both ways, through this file
-//! and through wasmtime's typed lowering, into the `echo` fixture and
-//! compares what the guest received field by field;
+//! and through wasmtime's typed lowering, into the `echo` fixture (0.1.0)
+//! and the `echo2` fixture (0.2.0) and compares what the guest received
+//! field by field;
 //! `event_layout_matches_wasmtime` below checks the size and alignment.
 //! Run both after any wasmtime update before trusting this file.
 
+use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 
 use wasmtime::component::__internal::{
@@ -27,37 +29,63 @@ use wasmtime::component::__internal::{
 use wasmtime::component::{ComponentType, Func, Lower, TypedFunc};
 use wasmtime::{AsContextMut, ValRaw};
 
-// The layout is 0.1.0's: only 0.1.0 plugins are given images.
-use crate::wit::v0_1::dataplane::handler::types::Event;
+use crate::wit;
 
-/// Size of one `event` in guest memory (canonical ABI).
-pub const EVENT_SIZE: usize = 136;
-/// Alignment of one `event` in guest memory (canonical ABI).
-pub const EVENT_ALIGN: u32 = 8;
-
-/// A run of an [`Image`], lowered as a `list<event>`: one `realloc` in the
-/// guest and one copy.
-#[derive(Clone, Copy)]
-pub struct ImageArg<'a> {
-    bytes: &'a [u8],
+/// A version's `event`, as images lay it out.
+pub trait Layout: Copy + Send + Sync + 'static {
+    /// The version's `event` type, whose `list` an image stands for.
+    type Event: ComponentType;
+    /// Size of one `event` in guest memory (canonical ABI).
+    const EVENT_SIZE: usize;
+    /// Alignment of one `event` in guest memory (canonical ABI).
+    const EVENT_ALIGN: u32 = 8;
 }
 
-impl<'a> ImageArg<'a> {
+/// 0.1.0's `event`.
+#[derive(Clone, Copy, Debug)]
+pub struct V0_1;
+
+impl Layout for V0_1 {
+    type Event = wit::v0_1::dataplane::handler::types::Event;
+    const EVENT_SIZE: usize = 136;
+}
+
+/// 0.2.0's `event`: 0.1.0's route, then its `nhid`.
+#[derive(Clone, Copy, Debug)]
+pub struct V0_2;
+
+impl Layout for V0_2 {
+    type Event = wit::Event;
+    const EVENT_SIZE: usize = 144;
+}
+
+/// A run of an [`Image`], lowered as a `list<event>` of layout `L`: one
+/// `realloc` in the guest and one copy.
+#[derive(Clone, Copy)]
+pub struct ImageArg<'a, L> {
+    bytes: &'a [u8],
+    layout: PhantomData<L>,
+}
+
+impl<'a, L: Layout> ImageArg<'a, L> {
     /// Whole `event`s in their canonical-ABI layout (what
     /// `Image` builds).
-    pub fn new(bytes: &'a [u8]) -> ImageArg<'a> {
-        debug_assert_eq!(bytes.len() % EVENT_SIZE, 0);
-        ImageArg { bytes }
+    pub fn new(bytes: &'a [u8]) -> ImageArg<'a, L> {
+        debug_assert_eq!(bytes.len() % L::EVENT_SIZE, 0);
+        ImageArg {
+            bytes,
+            layout: PhantomData,
+        }
     }
 
     fn store<T>(&self, cx: &mut LowerContext<'_, T>) -> wasmtime::Result<(usize, usize)> {
-        let ptr = cx.realloc(0, 0, EVENT_ALIGN, self.bytes.len())?;
+        let ptr = cx.realloc(0, 0, L::EVENT_ALIGN, self.bytes.len())?;
         let memory = cx.as_slice_mut();
         let Some(dst) = memory.get_mut(ptr..ptr + self.bytes.len()) else {
             wasmtime::bail!("realloc returned memory out of bounds");
         };
         dst.copy_from_slice(self.bytes);
-        Ok((ptr, self.bytes.len() / EVENT_SIZE))
+        Ok((ptr, self.bytes.len() / L::EVENT_SIZE))
     }
 }
 
@@ -66,19 +94,19 @@ impl<'a> ImageArg<'a> {
 // list. The layout is checked against wasmtime's own lowering by
 // `image::image_lowering_equals_typed_lowering` (tests/image.rs) and
 // `event_layout_matches_wasmtime` below.
-unsafe impl ComponentType for ImageArg<'_> {
+unsafe impl<L: Layout> ComponentType for ImageArg<'_, L> {
     type Lower = [ValRaw; 2];
 
     const ABI: CanonicalAbiInfo = CanonicalAbiInfo::POINTER_PAIR;
 
     fn typecheck(ty: &InterfaceType, types: &InstanceType<'_>) -> wasmtime::Result<()> {
-        <[Event] as ComponentType>::typecheck(ty, types)
+        <[L::Event] as ComponentType>::typecheck(ty, types)
     }
 }
 
 // SAFETY: see `ComponentType` above; memory is written only through the
 // bounds-checked slice of the guest's memory.
-unsafe impl Lower for ImageArg<'_> {
+unsafe impl<L: Layout> Lower for ImageArg<'_, L> {
     fn linear_lower_to_flat<T>(
         &self,
         cx: &mut LowerContext<'_, T>,
@@ -103,24 +131,31 @@ unsafe impl Lower for ImageArg<'_> {
     }
 }
 
-/// A plugin's `handle` export, type-checked once for [`ImageArg`], so
-/// each call skips the check.
+/// A plugin's `handle` export, type-checked once for [`ImageArg`] of
+/// layout `L`, so each call skips the check.
 #[derive(Clone, Copy)]
-pub struct ImageHandle(Func);
+pub struct ImageHandle<L> {
+    func: Func,
+    layout: PhantomData<L>,
+}
 
-impl ImageHandle {
-    /// Checks `handle` takes a `list<event>` and returns nothing.
-    pub fn check(func: Func, store: impl wasmtime::AsContext) -> wasmtime::Result<ImageHandle> {
-        func.typed::<(ImageArg<'_>,), ()>(store)?;
-        Ok(ImageHandle(func))
+impl<L: Layout> ImageHandle<L> {
+    /// Checks `handle` takes a `list<event>` of layout `L` and returns
+    /// nothing.
+    pub fn check(func: Func, store: impl wasmtime::AsContext) -> wasmtime::Result<ImageHandle<L>> {
+        func.typed::<(ImageArg<'_, L>,), ()>(store)?;
+        Ok(ImageHandle {
+            func,
+            layout: PhantomData,
+        })
     }
 
     /// Calls `handle` with a pre-lowered batch.
-    pub fn call(&self, store: impl AsContextMut, arg: ImageArg<'_>) -> wasmtime::Result<()> {
+    pub fn call(&self, store: impl AsContextMut, arg: ImageArg<'_, L>) -> wasmtime::Result<()> {
         // SAFETY: `check` type-checked this function for exactly these
         // parameter and result types when the instance was made; the
         // lowering itself is what the tests named in the module doc check.
-        let typed = unsafe { TypedFunc::<(ImageArg<'_>,), ()>::new_unchecked(self.0) };
+        let typed = unsafe { TypedFunc::<(ImageArg<'_, L>,), ()>::new_unchecked(self.func) };
         typed.call(store, (arg,))
     }
 }
@@ -129,11 +164,16 @@ impl ImageHandle {
 mod tests {
     use super::*;
 
-    /// The layout constants are wasmtime's own for `event`.
+    /// The layout constants are wasmtime's own for `event`, in both
+    /// versions.
     #[test]
     fn event_layout_matches_wasmtime() {
-        assert_eq!(<Event as ComponentType>::SIZE32, EVENT_SIZE);
-        assert_eq!(<Event as ComponentType>::ALIGN32, EVENT_ALIGN);
+        fn check<L: Layout>() {
+            assert_eq!(<L::Event as ComponentType>::SIZE32, L::EVENT_SIZE);
+            assert_eq!(<L::Event as ComponentType>::ALIGN32, L::EVENT_ALIGN);
+        }
+        check::<V0_1>();
+        check::<V0_2>();
     }
 
     /// 0.2.0's `event` is its route case and the tag, no more: a rule or a

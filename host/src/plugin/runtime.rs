@@ -15,7 +15,7 @@ use wasmtime::component::{Component, Linker, types::ComponentItem};
 use wasmtime::{Config, Engine as WasmEngine, Store};
 
 use super::cache::{CacheError, CodeCache};
-use super::instance::{Bindings, CallError, Instance, StateFuncs};
+use super::instance::{Bindings, CallError, ImageHandles, Instance, StateFuncs};
 use super::limits::{self, EPOCH_TICK, Limits, MAX_WASM_STACK};
 use super::lowering::ImageHandle;
 use super::sandbox::Sandbox;
@@ -284,11 +284,7 @@ impl Runtime {
             path: path.clone(),
             reason: format!("{e:#}"),
         };
-        // Only 0.1.0 batches are pre-lowered (`image.rs` has its layout).
-        let handle = match version {
-            ApiVersion::V0_1 => Some(image_handle(&mut store, &instance).map_err(wrong_world)?),
-            ApiVersion::V0_2 => None,
-        };
+        let handle = image_handle(&mut store, &instance, version).map_err(wrong_world)?;
         let state = state_funcs(&mut store, &instance, version).map_err(wrong_world)?;
         let info: PluginInfo = bindings
             .describe(&mut store)
@@ -331,13 +327,14 @@ impl Drop for Runtime {
     }
 }
 
-/// The `handle` export of a 0.1.0 plugin, type-checked once for
-/// pre-lowered batches ([`ImageHandle`]) so calls can skip the check.
+/// The `handle` export, type-checked once for pre-lowered batches of its
+/// version ([`ImageHandle`]) so calls can skip the check.
 fn image_handle(
     store: &mut Store<Sandbox>,
     instance: &wasmtime::component::Instance,
-) -> wasmtime::Result<ImageHandle> {
-    let export = ApiVersion::V0_1.handler_export();
+    version: ApiVersion,
+) -> wasmtime::Result<ImageHandles> {
+    let export = version.handler_export();
     let not_found = || wasmtime::format_err!("`{export}` has no function `handle`");
     let interface = instance
         .get_export_index(&mut *store, None, &export)
@@ -348,7 +345,10 @@ fn image_handle(
     let func = instance
         .get_func(&mut *store, index)
         .ok_or_else(not_found)?;
-    ImageHandle::check(func, &*store)
+    Ok(match version {
+        ApiVersion::V0_1 => ImageHandles::V0_1(ImageHandle::check(func, &*store)?),
+        ApiVersion::V0_2 => ImageHandles::V0_2(ImageHandle::check(func, &*store)?),
+    })
 }
 
 /// The optional `state` export, type-checked: `None` when the plugin does
