@@ -225,15 +225,7 @@ pub fn build(tools: &Tools, target: &Path, out: &Path) -> Result<()> {
         "neighbours-py",
         &out.join("neighbours.wasm"),
         &format!("Python, componentize-py {COMPONENTIZE_PY}"),
-        |src, component| {
-            run(Command::new(tools.componentize_py())
-                .arg("-d")
-                .arg(&wit)
-                .args(["-w", "plugin", "componentize", "-p"])
-                .arg(src)
-                .args(["app", "-o"])
-                .arg(component))
-        },
+        |src, component| componentize_py(tools, &wit, src, component),
     )?;
     let wit_0_2 = wit.join("0.2.0");
     rebuild(
@@ -241,15 +233,7 @@ pub fn build(tools: &Tools, target: &Path, out: &Path) -> Result<()> {
         "routes-py",
         &out.join("routes.wasm"),
         &format!("Python, componentize-py {COMPONENTIZE_PY}, API 0.2.0"),
-        |src, component| {
-            run(Command::new(tools.componentize_py())
-                .arg("-d")
-                .arg(&wit_0_2)
-                .args(["-w", "plugin", "componentize", "-p"])
-                .arg(src)
-                .args(["app", "-o"])
-                .arg(component))
-        },
+        |src, component| componentize_py(tools, &wit_0_2, src, component),
     )?;
     rebuild(
         &wit,
@@ -265,6 +249,17 @@ pub fn build(tools: &Tools, target: &Path, out: &Path) -> Result<()> {
                 .arg(component))
         },
     )
+}
+
+/// A Python plugin (`app.py` in `src`) of the world `plugin` in `wit`.
+fn componentize_py(tools: &Tools, wit: &Path, src: &Path, component: &Path) -> Result<()> {
+    run(Command::new(tools.componentize_py())
+        .arg("-d")
+        .arg(wit)
+        .args(["-w", "plugin", "componentize", "-p"])
+        .arg(src)
+        .args(["app", "-o"])
+        .arg(component))
 }
 
 /// Runs `make(source dir, component)` for `plugins/DIR` when the component
