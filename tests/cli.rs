@@ -183,8 +183,19 @@ fn check_good_and_bad() {
         text.contains("name:     logger") && text.contains("mp-safe:  false"),
         "{text}"
     );
-    assert!(text.contains("wit:      dataplane:handler@0.1.0"), "{text}");
+    assert!(text.contains("wit:      dataplane:handler@0.2.0"), "{text}");
+    assert!(text.contains("filter:   everything"), "{text}");
     assert!(text.contains("state:    no"), "{text}");
+    let old = Command::new(DPHOST)
+        .args(["check", "--no-cache"])
+        .arg(fixture("echo"))
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&old).contains("wit:      dataplane:handler@0.1.0"),
+        "{}",
+        stdout(&old)
+    );
     let stateful = Command::new(DPHOST)
         .args(["check", "--no-cache"])
         .arg(fixture("stateful"))

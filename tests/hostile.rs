@@ -83,7 +83,7 @@ fn hostile(mode: &'static str, limits: Limits, reason: &str) {
 fn assert_logger_missed_nothing(host: &Host) {
     // (engine events, logger events, logger counts summed)
     let tally = |h: &Host| {
-        let engine = h.events_of_v0_1_kinds();
+        let engine = h.counter("events");
         let counts = h.query_json("logger", r#"{"op":"stats"}"#);
         let counted: u64 = counts
             .as_object()

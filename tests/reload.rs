@@ -34,20 +34,12 @@ fn assert_logger_saw_everything(host: &Host) {
             .sum::<u64>()
     };
     let caught_up = host.wait(Duration::from_secs(30), |h| {
-        total(&h.query_json("logger", r#"{"op":"stats"}"#)) == h.events_of_v0_1_kinds()
+        total(&h.query_json("logger", r#"{"op":"stats"}"#)) == h.counter("events")
     });
     let logged = host.query_json("logger", r#"{"op":"stats"}"#);
     let status = host.status();
     assert!(caught_up, "logger {logged} against {status}");
-    // The logger (0.1.0) is given no nexthop or rule events, and sync
-    // markers only of its four kinds: the engine counts them per case for
-    // every kind, so those are compared per kind above.
-    let v0_1_cases = EVENT_NAMES
-        .iter()
-        .filter(|name| !name.starts_with("sync-") && !name.starts_with("nexthop-"))
-        .filter(|name| !name.starts_with("rule-"));
-    assert_eq!(count(&logged, "sync-begin"), count(&logged, "sync-end"));
-    for name in v0_1_cases {
+    for name in EVENT_NAMES {
         assert_eq!(
             count(&logged, name),
             count(&status["events_by_case"], name),

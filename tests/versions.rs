@@ -1,8 +1,10 @@
 //! Plugins of the API's two versions side by side on one host: the 0.1.0
-//! FIB plugin sees what it always saw and converges with the kernel, while
-//! the 0.2.0 `view2` fixture holds the kernel's nexthop objects, rules and
-//! routes (with their nexthop ids), and a filtered `view2` only the one
-//! table it asked for, across nexthop, rule and route changes.
+//! `echo` fixture is given what a 0.1.0 plugin always was (no nexthop or
+//! rule events, no `nhid`), while the FIB plugin (0.2.0, through the SDK)
+//! converges with the kernel, the 0.2.0 `view2` fixture holds the kernel's
+//! nexthop objects, rules and routes (with their nexthop ids), and a
+//! filtered `view2` only the one table it asked for, across nexthop, rule
+//! and route changes.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -220,6 +222,7 @@ fn plugins_of_both_versions_side_by_side() {
         test_config(),
         &[
             Spec::new(plugin("fib")),
+            Spec::new(fixture("echo")),
             view("all", ""),
             view("t100", "tables=100;families=ipv4"),
         ],
@@ -232,7 +235,8 @@ fn plugins_of_both_versions_side_by_side() {
     assert_eq!(
         apis,
         [
-            ("fib".to_string(), "0.1.0"),
+            ("fib".to_string(), "0.2.0"),
+            ("echo".to_string(), "0.1.0"),
             ("all".to_string(), "0.2.0"),
             ("t100".to_string(), "0.2.0"),
         ]
@@ -276,6 +280,31 @@ fn plugins_of_both_versions_side_by_side() {
         assert!(Instant::now() < deadline, "the replay: late: {why}");
         std::thread::sleep(Duration::from_millis(50));
     }
+
+    // The 0.1.0 plugin was given every event of its four kinds, sync
+    // markers included, in its own types, and nothing else.
+    let old_kinds = |h: &Host| -> u64 {
+        let by_kind = &h.status()["events_by_kind"];
+        ["link", "address", "neighbour", "route"]
+            .iter()
+            .map(|k| by_kind[k].as_u64().expect("events_by_kind"))
+            .sum()
+    };
+    let echoed = |h: &Host| h.query("echo", "").expect("echo answers");
+    let caught_up = host.wait(Duration::from_secs(20), |h| {
+        echoed(h).lines().count() as u64 == old_kinds(h)
+    });
+    let echo = echoed(&host);
+    assert!(
+        caught_up,
+        "echo took {} events, the engine dispatched {} of its kinds",
+        echo.lines().count(),
+        old_kinds(&host)
+    );
+    for word in ["Nexthop", "Rule", "nhid"] {
+        assert!(!echo.contains(word), "a 0.1.0 plugin was given {word}");
+    }
+    assert!(echo.contains("RouteDel("), "no route was deleted");
 
     // The filtered plugin was given table 100's IPv4 routes and nothing of
     // the others, which outnumber them.

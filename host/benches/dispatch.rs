@@ -74,6 +74,7 @@ fn guest_route(i: u32) -> dphost_sdk::Event {
             weight: 1,
             flags: 0,
         }),
+        nhid: None,
     })
 }
 

@@ -134,17 +134,6 @@ impl Host {
             .unwrap_or_else(|| panic!("no plugin {name:?} in the status"))
     }
 
-    /// Events the engine dispatched of the kinds a 0.1.0 plugin has (link,
-    /// address, neighbour, route, their sync markers included): all that a
-    /// 0.1.0 plugin of every kind is given, outside replays.
-    pub fn events_of_v0_1_kinds(&self) -> u64 {
-        let by_kind = &self.status()["events_by_kind"];
-        ["link", "address", "neighbour", "route"]
-            .iter()
-            .map(|k| by_kind[k].as_u64().expect("events_by_kind"))
-            .sum()
-    }
-
     pub fn counter(&self, name: &str) -> u64 {
         self.status()[name].as_u64().unwrap_or(0)
     }

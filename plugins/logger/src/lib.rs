@@ -63,7 +63,36 @@ fn kind_name(kind: ObjectKind) -> &'static str {
         ObjectKind::Address => "address",
         ObjectKind::Neighbour => "neighbour",
         ObjectKind::Route => "route",
+        ObjectKind::Nexthop => "nexthop",
+        ObjectKind::Rule => "rule",
     }
+}
+
+fn nexthop_line(nh: &dphost_sdk::Nexthop) -> String {
+    let via = nh
+        .gateway
+        .map(|g| format!(" via {}", to_std(g)))
+        .unwrap_or_default();
+    let group: Vec<String> = nh
+        .group
+        .iter()
+        .map(|m| format!("{}/{}", m.id, m.weight))
+        .collect();
+    format!(
+        "id {}{via} if {} group [{}]",
+        nh.id,
+        nh.ifindex,
+        group.join(",")
+    )
+}
+
+fn rule_line(r: &dphost_sdk::Rule) -> String {
+    format!(
+        "priority {} table {} selectors {}",
+        r.priority,
+        r.table,
+        r.selectors.len()
+    )
 }
 
 impl Plugin for Logger {
@@ -115,6 +144,18 @@ impl Plugin for Logger {
     }
     fn route_del(&mut self, r: Route) {
         self.record("route-del", || route_line(&r));
+    }
+    fn nexthop_add(&mut self, nh: dphost_sdk::Nexthop) {
+        self.record("nexthop-add", || nexthop_line(&nh));
+    }
+    fn nexthop_del(&mut self, nh: dphost_sdk::Nexthop) {
+        self.record("nexthop-del", || nexthop_line(&nh));
+    }
+    fn rule_add(&mut self, r: dphost_sdk::Rule) {
+        self.record("rule-add", || rule_line(&r));
+    }
+    fn rule_del(&mut self, r: dphost_sdk::Rule) {
+        self.record("rule-del", || rule_line(&r));
     }
     fn sync_begin(&mut self, kind: ObjectKind) {
         self.record("sync-begin", || kind_name(kind).to_string());

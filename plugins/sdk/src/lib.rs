@@ -2,8 +2,10 @@
 //!
 //! A plugin implements [`Plugin`]: one method per event, each a no-op by
 //! default, so an author writes only what the plugin needs. [`export_plugin!`]
-//! exports it as a component of the `dataplane:handler@0.1.0` world. The batch
-//! loop ([`dispatch`]) lives here, not in every plugin.
+//! exports it as a component of the `dataplane:handler@0.2.0` world
+//! (`wit/0.2.0`); a plugin's [`Plugin::filter`] says which objects of its
+//! kinds it wants. The batch loop ([`dispatch`]) lives here, not in every
+//! plugin.
 //!
 //! ```ignore
 //! #[derive(Default)]
@@ -28,7 +30,7 @@ pub mod addr;
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "../../wit/0.2.0",
         world: "plugin",
         pub_export_macro: true,
         export_macro_name: "export_handler",
@@ -37,12 +39,13 @@ pub mod bindings {
 }
 
 pub use bindings::dataplane::handler::types::{
-    Address, Event, Family, HwAddress, IpAddress, IpPrefix, Link, LogLevel, Neighbour, NextHop,
-    NextHops, NudState, ObjectKind, OperState, PluginInfo, Route, RouteType,
+    Address, Event, Family, Filter, GroupMember, HwAddress, IpAddress, IpPrefix, Link, LogLevel,
+    Neighbour, NextHop, NextHops, Nexthop, NudState, ObjectKind, OperState, PluginInfo, Range,
+    ResilientGroup, Route, RouteType, Rule, RuleAction, RuleSelector,
 };
 
 /// The WIT package version this SDK speaks.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.2.0";
 
 /// A dphost plugin. The host calls `describe`, then `init`, then delivers
 /// every event through one method each, in order; `query` answers
@@ -59,6 +62,13 @@ pub trait Plugin: Default + 'static {
         Ok(())
     }
 
+    /// Which objects of its kinds the plugin wants, asked once after a
+    /// successful [`Plugin::init`] (so the config can choose); the host drops
+    /// the rest before delivery. By default, everything ([`everything`]).
+    fn filter(&self) -> Filter {
+        everything()
+    }
+
     fn link_add(&mut self, _link: Link) {}
     fn link_del(&mut self, _link: Link) {}
     fn address_add(&mut self, _address: Address) {}
@@ -67,6 +77,10 @@ pub trait Plugin: Default + 'static {
     fn neighbour_del(&mut self, _neighbour: Neighbour) {}
     fn route_add(&mut self, _route: Route) {}
     fn route_del(&mut self, _route: Route) {}
+    fn nexthop_add(&mut self, _nexthop: Nexthop) {}
+    fn nexthop_del(&mut self, _nexthop: Nexthop) {}
+    fn rule_add(&mut self, _rule: Rule) {}
+    fn rule_del(&mut self, _rule: Rule) {}
     /// A full set of `kind` follows as adds; whatever is not re-added before
     /// [`Plugin::sync_end`] is gone.
     fn sync_begin(&mut self, _kind: ObjectKind) {}
@@ -92,6 +106,10 @@ pub fn dispatch<P: Plugin>(plugin: &mut P, events: Vec<Event>) {
             Event::RouteDel(route) => plugin.route_del(route),
             Event::SyncBegin(kind) => plugin.sync_begin(kind),
             Event::SyncEnd(kind) => plugin.sync_end(kind),
+            Event::NexthopAdd(nexthop) => plugin.nexthop_add(nexthop),
+            Event::NexthopDel(nexthop) => plugin.nexthop_del(nexthop),
+            Event::RuleAdd(rule) => plugin.rule_add(rule),
+            Event::RuleDel(rule) => plugin.rule_del(rule),
         }
     }
 }
@@ -124,12 +142,32 @@ pub fn is_usable(state: NudState) -> bool {
 }
 
 /// Every object kind, in sync order.
-pub const ALL_KINDS: [ObjectKind; 4] = [
+pub const ALL_KINDS: [ObjectKind; 6] = [
+    ObjectKind::Link,
+    ObjectKind::Address,
+    ObjectKind::Neighbour,
+    ObjectKind::Nexthop,
+    ObjectKind::Rule,
+    ObjectKind::Route,
+];
+
+/// The kinds API 0.1.0 had: links, addresses, neighbours, routes.
+pub const KINDS_OF_0_1: [ObjectKind; 4] = [
     ObjectKind::Link,
     ObjectKind::Address,
     ObjectKind::Neighbour,
     ObjectKind::Route,
 ];
+
+/// The filter that admits everything of a plugin's kinds.
+pub fn everything() -> Filter {
+    Filter {
+        families: Vec::new(),
+        tables: Vec::new(),
+        protocols: Vec::new(),
+        prefixes: Vec::new(),
+    }
+}
 
 /// Writes a line to the host's log, tagged with the plugin's name.
 pub fn log(level: LogLevel, message: &str) {
@@ -164,8 +202,11 @@ macro_rules! export_plugin {
                 fn describe() -> $crate::PluginInfo {
                     <$plugin as $crate::Plugin>::describe()
                 }
-                fn init(config: String) -> Result<(), String> {
-                    with(|p| $crate::Plugin::init(p, &config))
+                fn init(config: String) -> Result<$crate::Filter, String> {
+                    with(|p| {
+                        $crate::Plugin::init(p, &config)?;
+                        Ok($crate::Plugin::filter(p))
+                    })
                 }
                 fn handle(events: Vec<$crate::Event>) {
                     with(|p| $crate::dispatch(p, events))
