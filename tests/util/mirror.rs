@@ -252,9 +252,13 @@ fn kernel_rules(ns: &TestNetns) -> BTreeSet<String> {
     let mut all = BTreeSet::new();
     for (flag, family) in [("-4", "ipv4"), ("-6", "ipv6")] {
         all.extend(lines(&ns.json(&format!("{flag} rule show")), |r| {
+            // `ip -j rule` leaves out the length of a host prefix.
             let prefix = |addr: &str, len: &str| match r[addr].as_str() {
                 None | Some("all") => "-".to_string(),
-                Some(a) => format!("{a}/{}", r[len].as_u64().unwrap_or(0)),
+                Some(a) => {
+                    let host = if a.contains(':') { 128 } else { 32 };
+                    format!("{a}/{}", r[len].as_u64().unwrap_or(host))
+                }
             };
             let mark = match hex(&r["fwmark"]) {
                 0 => "-".to_string(),

@@ -6,17 +6,52 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use dphost_lpm::{Addr, Family, Fib, Route};
 use serde_json::{Value, json};
 
+use crate::rules::{self, Rules, Verdict};
+
 /// Answers one request; see the crate doc for the operations.
-pub fn answer(fib: &Fib, request: &str) -> Result<String, String> {
+pub fn answer(fib: &Fib, rules: &Rules, request: &str) -> Result<String, String> {
     let request: Value =
         serde_json::from_str(request).map_err(|e| format!("request is not JSON: {e}"))?;
     let answer = match request.get("op").and_then(Value::as_str) {
+        Some("lookup") if request.get("rules") == Some(&Value::Bool(true)) => {
+            lookup_by_rules(fib, rules, &request)?
+        }
         Some("lookup") => lookup(fib, &request)?,
         Some("dump") => dump(fib),
-        Some("stats") => stats(fib),
+        Some("stats") => stats(fib, rules),
         _ => return Err(r#"unknown op: expected "lookup", "dump" or "stats""#.to_string()),
     };
     Ok(answer.to_string())
+}
+
+fn address(request: &Value) -> Result<IpAddr, String> {
+    request
+        .get("addr")
+        .and_then(Value::as_str)
+        .ok_or("\"addr\" must be an IPv4 or IPv6 address string")?
+        .parse()
+        .map_err(|e| format!("\"addr\": {e}"))
+}
+
+fn lookup_by_rules(fib: &Fib, rules: &Rules, request: &Value) -> Result<Value, String> {
+    if request.get("table").is_some() {
+        return Err("a lookup by rules takes no \"table\": the rules choose it".to_string());
+    }
+    let packet = rules::packet(from_std(address(request)?), request)?;
+    Ok(match rules.lookup(fib, &packet) {
+        Verdict::Route {
+            route: r,
+            table,
+            priority,
+        } => {
+            let mut answer = route(&r);
+            answer["table"] = json!(table);
+            answer["rule"] = json!(priority);
+            answer
+        }
+        Verdict::Reject { action, priority } => json!({"reject": action, "rule": priority}),
+        Verdict::Nothing => Value::Null,
+    })
 }
 
 fn lookup(fib: &Fib, request: &Value) -> Result<Value, String> {
@@ -27,12 +62,7 @@ fn lookup(fib: &Fib, request: &Value) -> Result<Value, String> {
             .and_then(|t| u32::try_from(t).ok())
             .ok_or("\"table\" must be a table id (0-4294967295)")?,
     };
-    let addr: IpAddr = request
-        .get("addr")
-        .and_then(Value::as_str)
-        .ok_or("\"addr\" must be an IPv4 or IPv6 address string")?
-        .parse()
-        .map_err(|e| format!("\"addr\": {e}"))?;
+    let addr = address(request)?;
     Ok(fib
         .lookup(table, from_std(addr))
         .map_or(Value::Null, |r| route(&r)))
@@ -44,7 +74,7 @@ fn dump(fib: &Fib) -> Value {
     Value::Array(routes)
 }
 
-fn stats(fib: &Fib) -> Value {
+fn stats(fib: &Fib, rules: &Rules) -> Value {
     let tables: Vec<Value> = fib
         .counts()
         .into_iter()
@@ -52,7 +82,7 @@ fn stats(fib: &Fib) -> Value {
             json!({"table": table, "family": family_name(family), "routes": routes})
         })
         .collect();
-    json!({"routes": fib.len(), "tables": tables})
+    json!({"routes": fib.len(), "tables": tables, "rules": rules.len()})
 }
 
 fn route(r: &Route) -> Value {

@@ -8,8 +8,13 @@
 //! Queries (JSON in, JSON out):
 //! - `{"op":"lookup","table":254,"addr":"198.51.100.7"}`: the best matching
 //!   route in that table, or `null`;
+//! - `{"op":"lookup","addr":"198.51.100.7","rules":true}`, with `"src"`,
+//!   `"iif"`, `"oif"` and `"fwmark"` where given: the route the kernel's
+//!   policy rules lead to (as `ip route get ... from ... iif ... mark ...`),
+//!   with the `table` and the rule's `priority`; a rule's own verdict
+//!   (`{"reject":"blackhole","priority":P}`); or `null`;
 //! - `{"op":"dump"}`: every route;
-//! - `{"op":"stats"}`: route counts per table and family.
+//! - `{"op":"stats"}`: route counts per table and family, and the rules.
 //!
 //! The table itself lives in `dphost-lpm`; this crate converts events to it
 //! and answers queries. It builds natively too, which is how the dispatch
@@ -18,9 +23,11 @@
 //! Build with: `cargo xtask build` (writes `target/plugins/fib.wasm`).
 
 mod json;
+pub mod rules;
 
 use dphost_lpm::{Addr, Fib, NextHop as LpmHop, RouteKey, RouteRef};
-use dphost_sdk::{IpAddress, NextHop, NextHops, ObjectKind, Plugin, PluginInfo, Route};
+use dphost_sdk::{IpAddress, NextHop, NextHops, ObjectKind, Plugin, PluginInfo, Route, Rule};
+use rules::Rules;
 
 /// The FIB plugin's state.
 #[derive(Default)]
@@ -28,6 +35,7 @@ pub struct FibPlugin {
     fib: Fib,
     /// Reused for multipath routes, so an add allocates nothing.
     hops: Vec<LpmHop>,
+    rules: Rules,
 }
 
 impl FibPlugin {
@@ -71,7 +79,12 @@ fn key(r: &Route) -> RouteKey {
 
 impl Plugin for FibPlugin {
     fn describe() -> PluginInfo {
-        dphost_sdk::info("fib", env!("CARGO_PKG_VERSION"), true, &[ObjectKind::Route])
+        dphost_sdk::info(
+            "fib",
+            env!("CARGO_PKG_VERSION"),
+            true,
+            &[ObjectKind::Rule, ObjectKind::Route],
+        )
     }
 
     fn route_add(&mut self, r: Route) {
@@ -107,13 +120,26 @@ impl Plugin for FibPlugin {
         self.fib.remove(&key(&r));
     }
 
+    fn rule_add(&mut self, rule: Rule) {
+        self.rules.add(rule);
+    }
+
+    fn rule_del(&mut self, rule: Rule) {
+        self.rules.del(&rule);
+    }
+
     fn sync_begin(&mut self, kind: ObjectKind) {
-        if kind == ObjectKind::Route {
-            self.fib.begin_sweep();
+        match kind {
+            ObjectKind::Route => self.fib.begin_sweep(),
+            ObjectKind::Rule => self.rules.sync_begin(),
+            _ => {}
         }
     }
 
     fn sync_end(&mut self, kind: ObjectKind) {
+        if kind == ObjectKind::Rule {
+            self.rules.sync_end();
+        }
         if kind == ObjectKind::Route {
             let removed = self.fib.end_sweep();
             if removed > 0 {
@@ -126,7 +152,7 @@ impl Plugin for FibPlugin {
     }
 
     fn query(&mut self, request: &str) -> Result<String, String> {
-        json::answer(&self.fib, request)
+        json::answer(&self.fib, &self.rules, request)
     }
 }
 
