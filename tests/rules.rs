@@ -48,9 +48,9 @@ fn rules_follow_the_kernel() {
 
 /// The FIB plugin's lookups by rules (`"rules": true`, with a source, an
 /// input interface and a mark) agree with `ip route get fibmatch` for
-/// every combination, through source, mark, destination, input-interface,
-/// inverted, suppressing, goto and blackhole rules, before and after rules
-/// change.
+/// every combination, IPv4 and IPv6, through source, mark, destination,
+/// input-interface, inverted, suppressing, goto, blackhole and unreachable
+/// rules, before and after rules change.
 #[test]
 fn fib_lookups_by_rules_agree_with_ip_route_get() {
     let Some(ns) = TestNetns::new("rulelookup") else {
@@ -74,6 +74,27 @@ fn fib_lookups_by_rules_agree_with_ip_route_get() {
     ns.ip("route add 172.16.0.0/12 via 192.0.2.60 table 600");
     ns.ip("route add default via 192.0.2.61 table 600");
     ns.ip("route add throw 10.77.0.0/16 table 100");
+    ns.sysctl("net.ipv6.conf.all.forwarding", "1");
+    for (table, gw) in [
+        (100, "2001:db8::10"),
+        (200, "2001:db8::20"),
+        (400, "2001:db8:1::40"),
+        (254, "2001:db8::fe"),
+    ] {
+        ns.ip(&format!(
+            "-6 route add 2001:db8:50::/48 via {gw} table {table}"
+        ));
+    }
+    ns.ip("-6 route add 2001:db8:60::/48 via 2001:db8::61 table 600");
+    for rule in [
+        "from 2001:db8::1 lookup 100 prio 100",
+        "fwmark 7 lookup 200 prio 110",
+        "iif v1 lookup 400 prio 130",
+        "to 2001:db8:99::/48 unreachable prio 160",
+        "lookup 600 prio 170",
+    ] {
+        ns.ip(&format!("-6 rule add {rule}"));
+    }
     for rule in [
         "from 192.0.2.1 lookup 100 prio 100",
         "fwmark 7 lookup 200 prio 110",
@@ -88,22 +109,40 @@ fn fib_lookups_by_rules_agree_with_ip_route_get() {
     }
     let host = Host::start(&ns, test_config(), &[Spec::new(plugin("fib"))]);
     assert_converges(&ns, &host, "fib");
+    let v4_packets = [
+        (None, None),
+        (Some("192.0.2.1"), None),
+        (Some("198.51.100.1"), None),
+        (Some("198.51.100.77"), Some("v1")),
+        (Some("192.0.2.77"), Some("v0")),
+    ];
+    let v6_packets = [
+        (None, None),
+        (Some("2001:db8::1"), None),
+        (Some("2001:db8:1::1"), None),
+        (Some("2001:db8:1::77"), Some("v1")),
+    ];
+    let v4_dsts = [
+        "10.1.2.3",
+        "10.50.1.1",
+        "10.77.1.1",
+        "10.99.1.1",
+        "172.16.1.1",
+        "8.8.8.8",
+    ];
+    let v6_dsts = ["2001:db8:50::1", "2001:db8:60::1", "2001:db8:99::1"];
+    let cases = v4_dsts
+        .iter()
+        .flat_map(|d| v4_packets.iter().map(move |p| (*d, *p)))
+        .chain(
+            v6_dsts
+                .iter()
+                .flat_map(|d| v6_packets.iter().map(move |p| (*d, *p))),
+        )
+        .collect::<Vec<_>>();
     let compare = |step: &str| {
-        for dst in [
-            "10.1.2.3",
-            "10.50.1.1",
-            "10.77.1.1",
-            "10.99.1.1",
-            "172.16.1.1",
-            "8.8.8.8",
-        ] {
-            for (src, iif) in [
-                (None, None),
-                (Some("192.0.2.1"), None),
-                (Some("198.51.100.1"), None),
-                (Some("198.51.100.77"), Some("v1")),
-                (Some("192.0.2.77"), Some("v0")),
-            ] {
+        for &(dst, (src, iif)) in &cases {
+            {
                 for mark in [None, Some(3), Some(7), Some(9)] {
                     let mut args = format!("route get fibmatch {dst}");
                     let mut request = format!(r#"{{"op":"lookup","rules":true,"addr":"{dst}""#);
@@ -139,7 +178,8 @@ fn fib_lookups_by_rules_agree_with_ip_route_get() {
                         r => Some(said(r)),
                     };
                     let kernel_said = kernel.as_ref().map(|k| {
-                        let dst = crate::util::kernel::full_prefix_of(&k["dst"], false);
+                        let v6 = dst.contains(':');
+                        let dst = crate::util::kernel::full_prefix_of(&k["dst"], v6);
                         let gw = k["gateway"].as_str().unwrap_or("-");
                         format!("{dst} via {gw}")
                     });
