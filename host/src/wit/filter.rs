@@ -48,10 +48,10 @@ impl Subscription {
             && a.tables == b.tables
             && a.protocols == b.protocols
             && a.prefixes.len() == b.prefixes.len()
-            && a.prefixes
-                .iter()
-                .zip(&b.prefixes)
-                .all(|(x, y)| x.to_string() == y.to_string())
+            && a.prefixes.iter().zip(&b.prefixes).all(|(x, y)| {
+                x.length == y.length
+                    && std::net::IpAddr::from(x.address) == std::net::IpAddr::from(y.address)
+            })
     }
 }
 
@@ -201,6 +201,24 @@ mod tests {
 
     fn p(s: &str) -> IpPrefix {
         s.parse().unwrap()
+    }
+
+    /// Two plugins of one filter share a batch's filtered copy; a
+    /// prefix of another length or address is another filter.
+    #[test]
+    fn same_subscriptions() {
+        let of = |prefixes: &[&str]| Subscription {
+            kinds: KindSet::ALL,
+            filter: Filter {
+                prefixes: prefixes.iter().map(|s| p(s)).collect(),
+                ..everything()
+            },
+        };
+        assert!(of(&["10.0.0.0/8"]).same(&of(&["10.0.0.0/8"])));
+        assert!(!of(&["10.0.0.0/8"]).same(&of(&["10.0.0.0/9"])));
+        assert!(!of(&["10.0.0.0/8"]).same(&of(&["11.0.0.0/8"])));
+        assert!(!of(&["10.0.0.0/8"]).same(&of(&[])));
+        assert!(of(&[]).is_everything());
     }
 
     #[test]
