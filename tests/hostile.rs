@@ -33,7 +33,7 @@ fn hostile(mode: &'static str, limits: Limits, reason: &str) {
     let recovers = Spec {
         name: Some("recovers"),
         config: config(250),
-        limits: limits.clone(),
+        limits,
         ..Spec::new(fixture("slowfib"))
     };
     let doomed = Spec {

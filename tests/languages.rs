@@ -370,7 +370,7 @@ fn plugins_in_every_language_match_the_kernel_after_churn() {
         ..Limits::default()
     };
     let spec = |name: &str| Spec {
-        limits: slow.clone(),
+        limits: slow,
         ..Spec::new(plugin(name))
     };
     let mut logger = Spec::new(plugin("logger"));

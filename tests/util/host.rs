@@ -44,7 +44,7 @@ impl Spec {
             path: self.path.clone(),
             name: self.name.map(str::to_string),
             config: self.config.to_string(),
-            limits: self.limits.clone(),
+            limits: self.limits,
             watch: self.watch,
         }
     }

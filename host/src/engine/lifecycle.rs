@@ -182,7 +182,7 @@ impl Engine {
                     path: compiled.path.clone(),
                     sha256: compiled.sha256.clone(),
                     api: compiled.version,
-                    limits: spec.limits.clone(),
+                    limits: spec.limits,
                 };
                 s.compiled = *compiled;
                 s.spec = *spec;

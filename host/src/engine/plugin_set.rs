@@ -64,7 +64,7 @@ impl PluginSet {
             path: compiled.path.clone(),
             sha256: compiled.sha256.clone(),
             api: compiled.version,
-            limits: spec.limits.clone(),
+            limits: spec.limits,
         };
         let supervised = Supervised::new(compiled, spec.clone());
         Ok(Prepared {

@@ -45,7 +45,7 @@ pub const MAX_LOG_LINE: usize = 4096;
 pub const DEFAULT_QUEUE_BATCHES: usize = 1024;
 
 /// The limits of one plugin, from its configuration.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     pub memory_cap: usize,
     pub call_deadline: Duration,
