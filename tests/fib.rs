@@ -199,7 +199,8 @@ fn dump_has_every_documented_field() {
         json!([{
             "table": 254, "family": "ipv6", "dst": "2001:db8:7::/48", "type": "unicast",
             "protocol": 4, "scope": 0, "metric": 1024, "prefsrc": "2001:db8::1",
-            "nexthops": [{"gateway": "fe80::1", "ifindex": 5, "weight": 1}]
+            "nexthops": [{"gateway": "fe80::1", "ifindex": 5, "weight": 1}],
+            "position": 0
         }])
     );
 }
@@ -222,4 +223,69 @@ fn bad_queries_are_refused() {
         assert!(err.to_string().contains("refused"), "{bad}: {err}");
     }
     assert_eq!(query(&d, json!({"op": "stats"}))["routes"], 0);
+}
+
+/// IPv4 routes behind the one in use on their key (position 1 and up) are
+/// listed but never looked up; a del at a position removes that one only,
+/// and a sync that does not give them again sweeps them.
+#[test]
+fn waiting_routes_are_listed_not_used() {
+    let (_rt, mut d) = setup();
+    let via = |gw: &str, position| {
+        let mut r = route(254, "10.90.0.0/16", 0, vec![hop(Some(gw), 2, 1)]);
+        r.position = position;
+        r
+    };
+    d.dispatch(&batch(vec![
+        Event::RouteAdd(via("192.0.2.1", 0)),
+        Event::RouteAdd(via("192.0.2.2", 1)),
+        Event::RouteAdd(via("192.0.2.3", 2)),
+    ]));
+    flush(&d);
+    let gateways = |d: &Dispatcher| -> Vec<(String, u64)> {
+        let dump = query(d, json!({"op": "dump"}));
+        dump.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let gw = r["nexthops"][0]["gateway"].as_str().unwrap().to_string();
+                (gw, r["position"].as_u64().unwrap())
+            })
+            .collect()
+    };
+    let order = |list: &[(&str, u64)]| -> Vec<(String, u64)> {
+        list.iter().map(|(g, p)| (g.to_string(), *p)).collect()
+    };
+    assert_eq!(
+        gateways(&d),
+        order(&[("192.0.2.1", 0), ("192.0.2.2", 1), ("192.0.2.3", 2)])
+    );
+    let used = lookup(&d, 254, "10.90.1.1");
+    assert_eq!(used["nexthops"][0]["gateway"], "192.0.2.1");
+    let stats = query(&d, json!({"op": "stats"}));
+    assert_eq!(
+        (stats["routes"].clone(), stats["waiting"].clone()),
+        (json!(3), json!(2))
+    );
+
+    // The first goes: the host moves the others up and drops the last.
+    d.dispatch(&batch(vec![
+        Event::RouteAdd(via("192.0.2.2", 0)),
+        Event::RouteAdd(via("192.0.2.3", 1)),
+        Event::RouteDel(via("192.0.2.3", 2)),
+    ]));
+    flush(&d);
+    assert_eq!(gateways(&d), order(&[("192.0.2.2", 0), ("192.0.2.3", 1)]));
+    assert_eq!(
+        lookup(&d, 254, "10.90.1.1")["nexthops"][0]["gateway"],
+        "192.0.2.2"
+    );
+
+    // A sync that gives only the first sweeps the one behind it.
+    d.dispatch(&batch(sync(
+        ObjectKind::Route,
+        vec![Event::RouteAdd(via("192.0.2.2", 0))],
+    )));
+    flush(&d);
+    assert_eq!(gateways(&d), order(&[("192.0.2.2", 0)]));
 }

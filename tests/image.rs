@@ -59,6 +59,12 @@ fn random_event(rng: &mut Rng, version: ApiVersion) -> Event {
         },
         // A 0.1.0 plugin never sees it, by either lowering.
         nhid: rng.next().is_multiple_of(2).then(|| rng.next() as u32),
+        // A 0.1.0 plugin is never given one past 0 (its subscription
+        // drops them).
+        position: match (version, rng.next() % 4) {
+            (ApiVersion::V0_2, 0) => rng.next() as u32,
+            _ => 0,
+        },
     };
     let kinds: &[ObjectKind] = match version {
         ApiVersion::V0_1 => &OLD_KINDS,

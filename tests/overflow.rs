@@ -67,6 +67,6 @@ fn overflow_then_resync_converges() {
         .unwrap();
     assert_eq!(
         stats,
-        r#"{"routes":1000,"rules":0,"tables":[{"family":"ipv4","routes":999,"table":254},{"family":"ipv6","routes":1,"table":254}]}"#
+        r#"{"routes":1000,"rules":0,"tables":[{"family":"ipv4","routes":999,"table":254},{"family":"ipv6","routes":1,"table":254}],"waiting":0}"#
     );
 }

@@ -50,6 +50,7 @@ fn host_route(i: u32) -> wit::Event {
             flags: 0,
         }),
         nhid: None,
+        position: 0,
     })
 }
 
@@ -75,6 +76,7 @@ fn guest_route(i: u32) -> dphost_sdk::Event {
             flags: 0,
         }),
         nhid: None,
+        position: 0,
     })
 }
 

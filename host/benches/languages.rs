@@ -45,6 +45,7 @@ fn route(i: u32) -> Route {
             flags: 0,
         }),
         nhid: None,
+        position: 0,
     }
 }
 

@@ -33,6 +33,7 @@ fn route(table: u32, dst: &str, metric: u32, gateway: &str, ifindex: u32) -> Rou
             flags: 0,
         }),
         nhid: None,
+        position: 0,
     }
 }
 

@@ -33,8 +33,10 @@ from wit_world.imports.types import (
 
 
 def route_key(r):
-    """The kernel's key of a route (table, family, dst, tos, metric)."""
-    return (r.table, type(r.dst.address).__name__, r.dst.address.value, r.dst.length, r.tos, r.metric)
+    """The kernel's key of a route (table, family, dst, tos, metric), and its
+    position among the IPv4 routes of that key (`ip route append`)."""
+    return (r.table, type(r.dst.address).__name__, r.dst.address.value, r.dst.length, r.tos, r.metric,
+            r.position)
 
 
 class Follower:

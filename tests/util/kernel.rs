@@ -46,18 +46,21 @@ fn full_prefix(dst: &str, v6: bool) -> String {
 }
 
 /// One route as a comparable line: table, family, prefix, metric, type,
-/// and the sorted next hops (gateway, ifindex, weight).
+/// the sorted next hops (gateway, ifindex, weight), and its position among
+/// the IPv4 routes of its key when it is not the first.
 fn route_line(
-    table: u64,
-    family: &str,
-    dst: &str,
-    metric: u64,
+    (table, family, dst, metric): (u64, &str, &str, u64),
     kind: &str,
     mut hops: Vec<String>,
+    position: u64,
 ) -> String {
     hops.sort();
+    let behind = match position {
+        0 => String::new(),
+        p => format!(" #{p}"),
+    };
     format!(
-        "{table} {family} {dst} metric {metric} {kind} [{}]",
+        "{table} {family} {dst} metric {metric} {kind} [{}]{behind}",
         hops.join(", ")
     )
 }
@@ -111,24 +114,14 @@ fn kernel_nexthops(ns: &TestNetns, dev: impl Fn(&Value) -> u64) -> BTreeMap<u64,
 /// Every route of both families in every table, per the kernel. A route
 /// through a nexthop object (`nhid`) has the hops the object resolves to,
 /// whatever the route's own listing shows (nothing with the kernel's
-/// `nexthop_compat_mode` off).
+/// `nexthop_compat_mode` off). IPv4 routes of one key (`ip route append`)
+/// each have their position.
 pub fn kernel_routes(ns: &TestNetns) -> BTreeSet<String> {
-    routes(ns, false)
-}
-
-/// The routes the kernel forwards by: [`kernel_routes`], keeping of IPv4
-/// routes that share a key (`ip route append`) only the first listed,
-/// which is what plugins hold.
-pub fn kernel_routes_in_use(ns: &TestNetns) -> BTreeSet<String> {
-    routes(ns, true)
-}
-
-fn routes(ns: &TestNetns, in_use: bool) -> BTreeSet<String> {
     let index = ifindexes(ns);
     let dev = |v: &Value| v.as_str().and_then(|d| index.get(d)).copied().unwrap_or(0);
     let nexthops = kernel_nexthops(ns, dev);
     let mut lines = BTreeSet::new();
-    let mut keys = BTreeSet::new();
+    let mut positions = BTreeMap::new();
     for (flag, family, v6) in [("-4", "ipv4", false), ("-6", "ipv6", true)] {
         for r in ns
             .json(&format!("{flag} route show table all"))
@@ -158,16 +151,26 @@ fn routes(ns: &TestNetns, in_use: bool) -> BTreeSet<String> {
                 r["tos"].to_string(),
                 r["metric"].as_u64().unwrap_or(0),
             );
-            if in_use && !v6 && !keys.insert(key) {
-                continue;
-            }
+            // `ip route show` lists IPv4 routes of one key in the kernel's
+            // order, the one in use first.
+            let position = match v6 {
+                true => 0,
+                false => {
+                    let next = positions.entry(key).or_insert(0);
+                    *next += 1;
+                    *next - 1
+                }
+            };
             lines.insert(route_line(
-                table_id(&r["table"]),
-                family,
-                &full_prefix(r["dst"].as_str().unwrap_or("default"), v6),
-                r["metric"].as_u64().unwrap_or(0),
+                (
+                    table_id(&r["table"]),
+                    family,
+                    &full_prefix(r["dst"].as_str().unwrap_or("default"), v6),
+                    r["metric"].as_u64().unwrap_or(0),
+                ),
                 r["type"].as_str().unwrap_or("unicast"),
                 hops,
+                position,
             ));
         }
     }
@@ -194,12 +197,15 @@ pub fn dumped_routes(dump: &Value) -> BTreeSet<String> {
                 })
                 .collect();
             route_line(
-                r["table"].as_u64().unwrap_or(0),
-                r["family"].as_str().unwrap_or("?"),
-                r["dst"].as_str().unwrap_or("?"),
-                r["metric"].as_u64().unwrap_or(0),
+                (
+                    r["table"].as_u64().unwrap_or(0),
+                    r["family"].as_str().unwrap_or("?"),
+                    r["dst"].as_str().unwrap_or("?"),
+                    r["metric"].as_u64().unwrap_or(0),
+                ),
                 r["type"].as_str().unwrap_or("?"),
                 hops,
+                r["position"].as_u64().unwrap_or(0),
             )
         })
         .collect()

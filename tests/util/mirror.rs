@@ -11,7 +11,7 @@ use dphost::wit::ObjectKind;
 use serde_json::Value;
 
 use super::host::Host;
-use super::kernel::{difference, dumped_routes, ifindexes, kernel_routes, kernel_routes_in_use};
+use super::kernel::{difference, dumped_routes, ifindexes, kernel_routes};
 use super::netns::TestNetns;
 
 fn lines(v: &Value, f: impl Fn(&Value) -> String) -> BTreeSet<String> {
@@ -380,13 +380,13 @@ pub fn mirror_difference(ns: &TestNetns, host: &Host) -> String {
     out
 }
 
-/// Waits until the mirror equals the kernel and the FIB plugin (loaded as
-/// `fib`) the routes the kernel forwards by, nexthops resolved; panics with
-/// the differences after 30 s.
+/// Waits until the mirror and the FIB plugin (loaded as `fib`) equal the
+/// kernel, nexthops resolved, appended IPv4 routes at their positions;
+/// panics with the differences after 30 s.
 pub fn assert_converges(ns: &TestNetns, host: &Host, step: &str) {
     let fib_difference = |h: &Host| match h.query("fib", r#"{"op":"dump"}"#) {
         Ok(dump) => difference(
-            &kernel_routes_in_use(ns),
+            &kernel_routes(ns),
             &dumped_routes(&serde_json::from_str(&dump).unwrap()),
         ),
         Err(e) => format!("fib did not answer: {e}\n"),

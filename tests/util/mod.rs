@@ -172,6 +172,7 @@ pub fn route(table: u32, dst: &str, metric: u32, hops: Vec<NextHop>) -> Route {
         prefsrc: None,
         nexthops,
         nhid: None,
+        position: 0,
     }
 }
 

@@ -1,9 +1,13 @@
 //! IPv4 routes that share a key: `ip route append P via B` after
 //! `ip route add P via A` gives the kernel two routes under one (table,
 //! dst, tos, metric), in that order, and it forwards by the first. The LPM
-//! table holds the first of each key, the one in use, which is what plugins
-//! see; the ones after it wait here, in the kernel's order, to take its
-//! place when it goes.
+//! table holds the first of each key, the one in use; the ones after it
+//! wait here, in the kernel's order, to move up when one ahead goes.
+//! Plugins are given each with its `position` (0 the first); any change
+//! to a key's routes gives them an add for every position whose route
+//! changed and a del for every position past the new last
+//! ([`position_changes`]), so a plugin keyed by key and position holds
+//! `ip route show`.
 //!
 //! Observed on Linux 6.18 (`ip monitor route` in a namespace):
 //! - `ip route append`: an RTM_NEWROUTE with NLM_F_APPEND, placed last;
@@ -16,7 +20,7 @@
 //! IPv6 has no such thing: an IPv6 append merges hops into one multipath
 //! route (see `routes.rs`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use dphost_lpm::{Route as LpmRoute, RouteKey};
 
@@ -46,47 +50,30 @@ impl Aliases {
         self.map.get(key).map_or(&[], Vec::as_slice)
     }
 
-    pub(super) fn push(&mut self, key: RouteKey, route: LpmRoute) {
-        self.map.entry(key).or_default().push(route);
+    /// Puts `route` last behind the first of `key`; returns its position.
+    pub(super) fn push(&mut self, key: RouteKey, route: LpmRoute) -> usize {
+        let list = self.map.entry(key).or_default();
+        list.push(route);
+        list.len()
     }
 
-    /// The next route of `key`, taken out to become its first.
-    fn take_next(&mut self, key: &RouteKey) -> Option<LpmRoute> {
-        let list = self.map.get_mut(key)?;
-        let next = list.remove(0);
-        if list.is_empty() {
-            self.map.remove(key);
+    /// The keys with a waiting route `doomed` picks.
+    fn keys_where(&self, doomed: impl Fn(&LpmRoute) -> bool) -> BTreeSet<RouteKey> {
+        self.map
+            .iter()
+            .filter(|(_, list)| list.iter().any(&doomed))
+            .map(|(key, _)| *key)
+            .collect()
+    }
+
+    /// Every waiting route with its position, to change in place (its hops
+    /// after a nexthop object changed).
+    pub(super) fn each_mut(&mut self, mut f: impl FnMut(&mut LpmRoute, usize)) {
+        for list in self.map.values_mut() {
+            for (at, route) in list.iter_mut().enumerate() {
+                f(route, at + 1);
+            }
         }
-        Some(next)
-    }
-
-    /// Removes the waiting route `gone` names; false when none does.
-    fn remove(&mut self, key: &RouteKey, gone: &LpmRoute) -> bool {
-        let Some(list) = self.map.get_mut(key) else {
-            return false;
-        };
-        let Some(at) = list.iter().position(|r| same_route(r, gone)) else {
-            return false;
-        };
-        list.remove(at);
-        if list.is_empty() {
-            self.map.remove(key);
-        }
-        true
-    }
-
-    /// Keeps only the waiting routes `keep` accepts.
-    pub(super) fn retain(&mut self, mut keep: impl FnMut(&LpmRoute) -> bool) {
-        self.map.retain(|_, list| {
-            list.retain(&mut keep);
-            !list.is_empty()
-        });
-    }
-
-    /// Every waiting route, to change in place (their hops after a nexthop
-    /// object changed).
-    pub(super) fn each_mut(&mut self, f: impl FnMut(&mut LpmRoute)) {
-        self.map.values_mut().flatten().for_each(f);
     }
 }
 
@@ -107,79 +94,164 @@ fn same_route(a: &LpmRoute, b: &LpmRoute) -> bool {
 
 impl Mirror {
     /// A new IPv4 route on a key that holds one already, placed as the
-    /// kernel placed it. True when that is all there is to do; false when
-    /// the caller stores it as the first (a new key, a replace, a prepend,
-    /// a dump, or the first written back).
-    pub(super) fn place_ipv4(&mut self, route: &Route, nhid: u32, placement: Placement) -> bool {
+    /// kernel placed it (an append last, a prepend first), its events given.
+    /// True when that is all there is to do; false when the caller stores it
+    /// as the first (a new key, a replace, a dump).
+    pub(super) fn place_ipv4(
+        &mut self,
+        route: &Route,
+        nhid: u32,
+        placement: Placement,
+        out: &mut Vec<Event>,
+    ) -> bool {
         if !matches!(placement, Placement::Append | Placement::Prepend) {
             return false;
         }
         let key = route::key(route, nhid);
-        let Some(first) = self.routes.get(&key) else {
+        if self.routes.get_ref(&key).is_none() {
             return false;
-        };
+        }
         let new = route::to_lpm(route, nhid);
-        if same_route(&first, &new) {
-            return false;
+        let before = self.routes_of(&key);
+        let mut after = before.clone();
+        match after.iter().position(|r| same_route(r, &new)) {
+            // The kernel refuses a second copy (EEXIST); a notice of one it
+            // holds updates it where it stands.
+            Some(at) => after[at] = new,
+            None if placement == Placement::Append => after.push(new),
+            None => after.insert(0, new),
         }
-        if self
-            .aliases
-            .behind(&key)
-            .iter()
-            .any(|r| same_route(r, &new))
-        {
-            return true;
-        }
-        match placement {
-            Placement::Append => self.aliases.push(key, new),
-            _ => {
-                // In front: the old first waits behind the new one, which
-                // the caller stores.
-                let mut list = vec![first];
-                list.extend(self.aliases.map.remove(&key).unwrap_or_default());
-                self.aliases.map.insert(key, list);
-                return false;
-            }
-        }
+        self.set_routes_of(&key, &before, after, out);
         true
     }
 
     /// An IPv4 del on a key with routes waiting behind its first: removes
-    /// the one it names; when that is the first, the next takes its place
-    /// (plugins see it as an add). False when the key has none waiting.
+    /// the one it names, and those behind it move up. False when the key
+    /// has none waiting (the caller removes the first).
     pub(super) fn del_ipv4(&mut self, route: &Route, nhid: u32, out: &mut Vec<Event>) -> bool {
         let key = route::key(route, nhid);
         if self.aliases.behind(&key).is_empty() {
             return false;
         }
         let gone = route::to_lpm(route, nhid);
-        match self.routes.get(&key) {
-            Some(first) if same_route(&first, &gone) => self.promote(&key, &first, out),
-            _ => {
-                self.aliases.remove(&key, &gone);
-            }
+        let before = self.routes_of(&key);
+        let mut after = before.clone();
+        if let Some(at) = after.iter().position(|r| same_route(r, &gone)) {
+            after.remove(at);
+            self.set_routes_of(&key, &before, after, out);
         }
         true
     }
 
-    /// The first of `key` is gone: the next takes its place (an add for
-    /// plugins), or the key goes (a del).
-    pub(super) fn drop_first(&mut self, first: LpmRoute, out: &mut Vec<Event>) {
-        let key = first.key();
-        if self.aliases.behind(&key).is_empty() {
-            self.routes.remove(&key);
-            out.push(Event::RouteDel(route::from_lpm(first.as_ref())));
-        } else {
-            self.promote(&key, &first, out);
+    /// Removes every route `doomed` picks, of each key with none behind it
+    /// a del; of a key with several, those left move up.
+    pub(super) fn del_routes_where(
+        &mut self,
+        doomed: impl Fn(&LpmRoute) -> bool,
+        out: &mut Vec<Event>,
+    ) {
+        let mut keys = self.aliases.keys_where(&doomed);
+        self.routes.for_each_ref(|r| {
+            let r = r.to_route();
+            if doomed(&r) {
+                keys.insert(r.key());
+            }
+        });
+        for key in keys {
+            if self.aliases.behind(&key).is_empty()
+                && let Some(first) = self.routes.get(&key)
+            {
+                self.routes.remove(&key);
+                out.push(Event::RouteDel(route::from_lpm(first.as_ref())));
+                continue;
+            }
+            let before = self.routes_of(&key);
+            let after = before.iter().filter(|r| !doomed(r)).cloned().collect();
+            self.set_routes_of(&key, &before, after, out);
         }
     }
 
-    /// The next route of `key` takes the place of `first`, which is gone.
-    fn promote(&mut self, key: &RouteKey, first: &LpmRoute, out: &mut Vec<Event>) {
-        if let Some(next) = self.aliases.take_next(key) {
-            self.routes.upsert(next.as_ref());
-            out.extend(left_protocol(first.as_ref(), next.as_ref()).map(Event::RouteDel));
-            out.push(Event::RouteAdd(route::from_lpm(next.as_ref())));
+    /// Every route of `key`, in the kernel's order: the first, then those
+    /// waiting behind it.
+    fn routes_of(&self, key: &RouteKey) -> Vec<LpmRoute> {
+        let mut all: Vec<LpmRoute> = self.routes.get(key).into_iter().collect();
+        all.extend_from_slice(self.aliases.behind(key));
+        all
+    }
+
+    /// Makes `after` the routes of `key`, which were `before`, and gives
+    /// plugins the difference, position by position.
+    fn set_routes_of(
+        &mut self,
+        key: &RouteKey,
+        before: &[LpmRoute],
+        mut after: Vec<LpmRoute>,
+        out: &mut Vec<Event>,
+    ) {
+        position_changes(before, &after, 0, out);
+        if after.is_empty() {
+            self.routes.remove(key);
+            self.aliases.map.remove(key);
+            return;
+        }
+        let rest = after.split_off(1);
+        if before.first() != after.first() {
+            self.routes.upsert(after[0].as_ref());
+        }
+        if rest.is_empty() {
+            self.aliases.map.remove(key);
+        } else {
+            self.aliases.map.insert(*key, rest);
         }
     }
+
+    /// Ends a reconcile of routes: plugins are given the difference
+    /// between the routes that waited behind a first before it (`before`)
+    /// and those the dump put there. (The firsts' own changes were given
+    /// as the dump went.)
+    pub(super) fn reconcile_aliases(&self, before: &Aliases, out: &mut Vec<Event>) {
+        let keys: BTreeSet<&RouteKey> = before.map.keys().chain(self.aliases.map.keys()).collect();
+        for key in keys {
+            position_changes(before.behind(key), self.aliases.behind(key), 1, out);
+        }
+    }
+}
+
+/// The events that take a plugin from `before` to `after`, the routes of
+/// one key from `first` (their position) on: an add for every position
+/// whose route changed (after the del of the one it replaces, when that
+/// was under another protocol: see `left_protocol`), a del for every
+/// position past the new last.
+pub(super) fn position_changes(
+    before: &[LpmRoute],
+    after: &[LpmRoute],
+    first: usize,
+    out: &mut Vec<Event>,
+) {
+    for (at, new) in after.iter().enumerate() {
+        let old = before.get(at);
+        if old == Some(new) {
+            continue;
+        }
+        let position = first + at;
+        if let Some(left) = old.and_then(|old| left_protocol(old.as_ref(), new.as_ref())) {
+            out.push(Event::RouteDel(at_position(left, position)));
+        }
+        out.push(Event::RouteAdd(at_position(
+            route::from_lpm(new.as_ref()),
+            position,
+        )));
+    }
+    for (at, old) in before.iter().enumerate().skip(after.len()) {
+        out.push(Event::RouteDel(at_position(
+            route::from_lpm(old.as_ref()),
+            first + at,
+        )));
+    }
+}
+
+/// `route` at `position` among the routes of its key.
+pub(super) fn at_position(mut route: Route, position: usize) -> Route {
+    route.position = u32::try_from(position).unwrap_or(u32::MAX);
+    route
 }

@@ -89,6 +89,9 @@ pub struct Mirror {
     routes: Fib,
     /// ...and these the others, in the kernel's order.
     aliases: Aliases,
+    /// During a reconcile of routes, the others as they were before it,
+    /// for the events it ends with.
+    aliases_before: Aliases,
 }
 
 impl Mirror {
@@ -155,8 +158,9 @@ impl Mirror {
                 } else if route.family == Family::Ipv4 {
                     // A later route of a key this dump gave: it waits
                     // behind the first (`aliases.rs`).
-                    self.aliases
-                        .push(route::key(&route, nhid), route::to_lpm(&route, nhid));
+                    let key = route::key(&route, nhid);
+                    let position = self.aliases.push(key, route::to_lpm(&route, nhid));
+                    out.push(Event::RouteAdd(aliases::at_position(route, position)));
                 }
             }
             Change::DelLink(_)
@@ -189,6 +193,9 @@ impl Mirror {
     /// Starts reconciling `kind` against a fresh dump, without a sync: marks
     /// every object of that kind stale.
     pub fn reconcile_begin(&mut self, kind: Kind) {
+        if kind == Kind::Route {
+            self.aliases_before = std::mem::take(&mut self.aliases);
+        }
         self.mark(kind);
     }
 
@@ -222,6 +229,8 @@ impl Mirror {
             Kind::Route => {
                 self.routes
                     .end_sweep_with(|r| out.push(Event::RouteDel(route::from_lpm(r.as_ref()))));
+                let before = std::mem::take(&mut self.aliases_before);
+                self.reconcile_aliases(&before, out);
             }
         }
     }
@@ -251,6 +260,7 @@ impl Mirror {
             rules: self.rules.clone(),
             routes: self.routes.share(),
             aliases: self.aliases.clone(),
+            aliases_before: Aliases::default(),
         })
     }
 
@@ -291,8 +301,9 @@ impl Mirror {
         self.routes.for_each_ref(|r| {
             let key = r.key();
             routes.push((key, route::from_lpm(r)));
-            for alias in self.aliases.behind(&key) {
-                routes.push((key, route::from_lpm(alias.as_ref())));
+            for (at, alias) in self.aliases.behind(&key).iter().enumerate() {
+                let alias = route::from_lpm(alias.as_ref());
+                routes.push((key, aliases::at_position(alias, at + 1)));
             }
         });
         routes.sort_by_key(|(key, _)| *key);
@@ -345,27 +356,6 @@ impl Mirror {
     fn del_routes_via(&mut self, ifindex: u32, out: &mut Vec<Event>) {
         self.del_routes_where(|r| r.nexthops.iter().any(|h| h.ifindex == ifindex), out);
     }
-
-    /// Removes every route `doomed` picks: a del for each first of its key
-    /// with none behind it; the next one behind takes the place of the
-    /// others (an add).
-    fn del_routes_where(
-        &mut self,
-        doomed: impl Fn(&dphost_lpm::Route) -> bool,
-        out: &mut Vec<Event>,
-    ) {
-        self.aliases.retain(|r| !doomed(r));
-        let mut firsts = Vec::new();
-        self.routes.for_each_ref(|r| {
-            let r = r.to_route();
-            if doomed(&r) {
-                firsts.push(r);
-            }
-        });
-        for first in firsts {
-            self.drop_first(first, out);
-        }
-    }
 }
 
 /// One event as a line of JSON (without the newline).
@@ -404,9 +394,9 @@ impl ReplaySource for Mirror {
         let size = batch.max(1);
         let mut current = Vec::with_capacity(size.min(4096));
         let mut going = true;
-        let filtered = !wanted.filter.is_everything();
+        let filtered = !wanted.filter.is_everything() || !wanted.waiting;
         let mut push = |event: Event| {
-            if going && (!filtered || wanted.filter.admits(&event)) {
+            if going && (!filtered || wanted.admits(&event)) {
                 current.push(event);
                 if current.len() == size {
                     going = deliver(&current);
@@ -422,9 +412,13 @@ impl ReplaySource for Mirror {
                 ObjectKind::Neighbour => self
                     .neighbours
                     .each(|n| push(Event::NeighbourAdd(n.clone()))),
-                ObjectKind::Route => self
-                    .routes
-                    .for_each_ref(|r| push(Event::RouteAdd(route::from_lpm(r)))),
+                ObjectKind::Route => self.routes.for_each_ref(|r| {
+                    push(Event::RouteAdd(route::from_lpm(r)));
+                    for (at, alias) in self.aliases.behind(&r.key()).iter().enumerate() {
+                        let alias = route::from_lpm(alias.as_ref());
+                        push(Event::RouteAdd(aliases::at_position(alias, at + 1)));
+                    }
+                }),
                 ObjectKind::Nexthop => self
                     .nexthops
                     .each(|nh| push(Event::NexthopAdd(nexthop::to_wit(nh)))),

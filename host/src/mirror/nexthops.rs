@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::Mirror;
+use super::{Mirror, aliases};
 use crate::netlink::nexthop::{self, Nexthop};
 use crate::netlink::route;
 use crate::wit::{Event, IpAddress, NextHop, NextHops};
@@ -205,12 +205,18 @@ impl Mirror {
             return;
         }
         let nexthops = &self.nexthops;
-        self.aliases.each_mut(|r| {
+        self.aliases.each_mut(|r, position| {
             if r.nhid != 0
                 && ids.contains(&r.nhid)
                 && let Some(hops) = nexthops.resolve(r.nhid)
             {
-                r.nexthops = route::hops(&hops).iter().map(route::to_lpm_hop).collect();
+                let hops: Vec<dphost_lpm::NextHop> =
+                    route::hops(&hops).iter().map(route::to_lpm_hop).collect();
+                if hops != r.nexthops {
+                    r.nexthops = hops;
+                    let route = route::from_lpm(r.as_ref());
+                    out.push(Event::RouteAdd(aliases::at_position(route, position)));
+                }
             }
         });
         let mut stale = Vec::new();

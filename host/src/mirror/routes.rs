@@ -52,7 +52,7 @@ impl Mirror {
             &resolved
         };
         let v6 = route.family == Family::Ipv6;
-        if !v6 && self.place_ipv4(route, nhid, placement) {
+        if !v6 && self.place_ipv4(route, nhid, placement, out) {
             return;
         }
         let merge = v6 && placement == Placement::Append;
@@ -80,9 +80,11 @@ impl Mirror {
                     out.push(Event::RouteAdd(route.clone()));
                 }
                 Some((false, _)) => {}
-                None if !v6 => self
-                    .aliases
-                    .push(route::key(route, nhid), route::to_lpm(route, nhid)),
+                // Its events come at the reconcile's end.
+                None if !v6 => {
+                    let key = route::key(route, nhid);
+                    self.aliases.push(key, route::to_lpm(route, nhid));
+                }
                 None => {}
             }
             return;

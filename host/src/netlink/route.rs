@@ -98,6 +98,7 @@ pub fn parse(msg: &RouteMessage) -> Option<Route> {
         }),
         nexthops,
         nhid: Some(nhid(msg)).filter(|id| *id != 0),
+        position: 0,
     })
 }
 
@@ -265,6 +266,8 @@ pub fn json(route: &Route) -> Value {
         "metric": route.metric,
         "prefsrc": route.prefsrc.map(|p| p.to_string()),
         "nexthops": hops,
+        "nhid": route.nhid,
+        "position": route.position,
     })
 }
 
@@ -354,6 +357,7 @@ pub fn from_lpm(r: RouteRef<'_>) -> Route {
         prefsrc: r.prefsrc.map(from_addr),
         nexthops: collapse(r.nexthops.iter().map(from_lpm_hop).collect()),
         nhid: Some(r.nhid).filter(|id| *id != 0),
+        position: 0,
     }
 }
 

@@ -139,6 +139,7 @@ pub fn parse(payload: &[u8]) -> Option<(Route, u32)> {
         prefsrc: None,
         nexthops: NextHops::None,
         nhid: None,
+        position: 0,
     };
     let (mut table, mut dst, mut metric, mut oif) = (None, None, None, None);
     let mut multipath = None;

@@ -10,8 +10,9 @@
 //! as the `list<event>` parameter of `handle`. The layout below follows
 //! the canonical ABI for `wit/dataplane.wit` (0.1.0) and
 //! `wit/0.2.0/dataplane.wit`, which differ in two things: a 0.2.0 route
-//! ends with its `nhid`, and an `object-kind` has six cases; the tests
-//! check both against wasmtime's own lowering, event by event.
+//! ends with its `nhid` and `position`, and an `object-kind` has six
+//! cases; the tests check both against wasmtime's own lowering, event by
+//! event.
 
 use super::lowering::{ImageArg, Layout, V0_1, V0_2};
 use crate::wit::{ApiVersion, Event, Family, IpAddress, NextHop, NextHops, ObjectKind, Route};
@@ -25,8 +26,9 @@ const SYNC_BEGIN: u8 = 8;
 const SYNC_END: u8 = 9;
 
 /// Where a 0.2.0 route's `nhid` (an `option<u32>`) starts: after the
-/// route of 0.1.0.
+/// route of 0.1.0; its `position` (a `u32`) follows.
 const NHID: usize = 128;
+const POSITION: usize = 136;
 
 /// The canonical-ABI bytes of a batch of events, in one version's layout.
 pub struct Image {
@@ -150,9 +152,13 @@ fn put_option_ip(out: &mut [u8], at: usize, ip: Option<IpAddress>) {
     }
 }
 
-/// A `route` (128 bytes in 0.1.0; 136 in 0.2.0, with its `nhid`); None for
-/// a multipath route, whose hop list holds a pointer.
+/// A `route` (128 bytes in 0.1.0; 144 in 0.2.0, with its `nhid` and
+/// `position`); None for a multipath route, whose hop list holds a pointer.
 fn encode_route(r: &Route, out: &mut [u8], version: ApiVersion) -> Option<()> {
+    if version == ApiVersion::V0_1 && r.position > 0 {
+        // Not a 0.1.0 event (`v0_1::downgrade` drops it).
+        return None;
+    }
     put_u32(out, 0, r.table);
     out[4] = match r.family {
         Family::Ipv4 => 0,
@@ -177,6 +183,9 @@ fn encode_route(r: &Route, out: &mut [u8], version: ApiVersion) -> Option<()> {
     if let (ApiVersion::V0_2, Some(nhid)) = (version, r.nhid) {
         out[NHID] = 1;
         put_u32(out, NHID + 4, nhid);
+    }
+    if version == ApiVersion::V0_2 {
+        put_u32(out, POSITION, r.position);
     }
     Some(())
 }

@@ -231,6 +231,7 @@ impl Instance {
         Subscription {
             kinds: self.kinds,
             filter: self.filter.clone(),
+            waiting: self.version() == ApiVersion::V0_2,
         }
     }
 

@@ -50,13 +50,13 @@ impl Layout for V0_1 {
     const EVENT_SIZE: usize = 136;
 }
 
-/// 0.2.0's `event`: 0.1.0's route, then its `nhid`.
+/// 0.2.0's `event`: 0.1.0's route, then its `nhid` and `position`.
 #[derive(Clone, Copy, Debug)]
 pub struct V0_2;
 
 impl Layout for V0_2 {
     type Event = wit::Event;
-    const EVENT_SIZE: usize = 144;
+    const EVENT_SIZE: usize = 152;
 }
 
 /// A run of an [`Image`], lowered as a `list<event>` of layout `L`: one

@@ -11,6 +11,10 @@ use super::{Event, Family, Filter, IpAddress, IpPrefix, KindSet, Route};
 pub struct Subscription {
     pub kinds: KindSet,
     pub filter: Filter,
+    /// Whether it is given the IPv4 routes that wait behind the first of
+    /// their key (position 1 and up): 0.2.0 plugins are, 0.1.0 ones see
+    /// the route in use only, as they always did.
+    pub waiting: bool,
 }
 
 impl Subscription {
@@ -19,6 +23,7 @@ impl Subscription {
         Subscription {
             kinds: KindSet::ALL,
             filter: everything(),
+            waiting: true,
         }
     }
 
@@ -27,23 +32,27 @@ impl Subscription {
         Subscription {
             kinds,
             filter: everything(),
+            waiting: true,
         }
     }
 
     /// True when it admits every event.
     pub fn is_everything(&self) -> bool {
-        self.kinds == KindSet::ALL && self.filter.is_everything()
+        self.kinds == KindSet::ALL && self.filter.is_everything() && self.waiting
     }
 
     /// True when `event` is for the plugin.
     pub fn admits(&self, event: &Event) -> bool {
-        self.kinds.contains(event.kind()) && self.filter.admits(event)
+        self.kinds.contains(event.kind())
+            && self.filter.admits(event)
+            && (self.waiting || !waits(event))
     }
 
     /// True when both admit exactly the same events.
     pub fn same(&self, other: &Subscription) -> bool {
         let (a, b) = (&self.filter, &other.filter);
         self.kinds == other.kinds
+            && self.waiting == other.waiting
             && a.families == b.families
             && a.tables == b.tables
             && a.protocols == b.protocols
@@ -53,6 +62,11 @@ impl Subscription {
                     && std::net::IpAddr::from(x.address) == std::net::IpAddr::from(y.address)
             })
     }
+}
+
+/// True for a route that waits behind the first of its key.
+fn waits(event: &Event) -> bool {
+    matches!(event, Event::RouteAdd(r) | Event::RouteDel(r) if r.position > 0)
 }
 
 /// The filter that admits everything (every list empty).
@@ -213,12 +227,48 @@ mod tests {
                 prefixes: prefixes.iter().map(|s| p(s)).collect(),
                 ..everything()
             },
+            waiting: true,
         };
         assert!(of(&["10.0.0.0/8"]).same(&of(&["10.0.0.0/8"])));
         assert!(!of(&["10.0.0.0/8"]).same(&of(&["10.0.0.0/9"])));
         assert!(!of(&["10.0.0.0/8"]).same(&of(&["11.0.0.0/8"])));
         assert!(!of(&["10.0.0.0/8"]).same(&of(&[])));
         assert!(of(&[]).is_everything());
+        let first_only = Subscription {
+            waiting: false,
+            ..of(&[])
+        };
+        assert!(!first_only.same(&of(&[])));
+        assert!(!first_only.is_everything());
+    }
+
+    /// A subscription without the waiting routes (0.1.0's) drops every
+    /// route past position 0, add or del, and nothing else.
+    #[test]
+    fn first_only() {
+        let route = |position| Route {
+            table: 254,
+            family: Family::Ipv4,
+            dst: p("10.90.0.0/16"),
+            tos: 0,
+            kind: super::super::RouteType::Unicast,
+            protocol: 4,
+            scope: 0,
+            metric: 0,
+            prefsrc: None,
+            nexthops: super::super::NextHops::None,
+            nhid: None,
+            position,
+        };
+        let first_only = Subscription {
+            waiting: false,
+            ..Subscription::everything()
+        };
+        assert!(first_only.admits(&Event::RouteAdd(route(0))));
+        assert!(first_only.admits(&Event::RouteDel(route(0))));
+        assert!(!first_only.admits(&Event::RouteAdd(route(1))));
+        assert!(!first_only.admits(&Event::RouteDel(route(2))));
+        assert!(Subscription::everything().admits(&Event::RouteAdd(route(1))));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The frozen `dataplane:handler@0.1.0` (`wit/dataplane.wit`): its
 //! bindings, and the host's 0.2.0 events in its types. A 0.1.0 plugin sees
-//! what it always saw: the kinds it knows, routes without `nhid`.
+//! what it always saw: the kinds it knows, routes without `nhid`, of IPv4
+//! routes that share a key only the one in use.
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -11,7 +12,7 @@ use dataplane::handler::types as old;
 
 /// The event a 0.1.0 plugin is given for `event`; none for a kind 0.1.0
 /// does not have (nexthop objects, rules), which a 0.1.0 plugin cannot
-/// have subscribed to anyway.
+/// have subscribed to anyway, or for a route behind the one in use.
 pub fn downgrade(event: &super::Event) -> Option<old::Event> {
     use super::Event as E;
     Some(match event {
@@ -21,6 +22,9 @@ pub fn downgrade(event: &super::Event) -> Option<old::Event> {
         E::AddressDel(a) => old::Event::AddressDel(address(a)),
         E::NeighbourAdd(n) => old::Event::NeighbourAdd(neighbour(n)),
         E::NeighbourDel(n) => old::Event::NeighbourDel(neighbour(n)),
+        // 0.1.0 knows the route in use only (its subscription drops the
+        // others before they get here).
+        E::RouteAdd(r) | E::RouteDel(r) if r.position > 0 => return None,
         E::RouteAdd(r) => old::Event::RouteAdd(route(r)),
         E::RouteDel(r) => old::Event::RouteDel(route(r)),
         E::SyncBegin(k) => old::Event::SyncBegin(object_kind(*k)?),

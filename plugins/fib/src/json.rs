@@ -6,10 +6,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use dphost_lpm::{Addr, Family, Fib, Route};
 use serde_json::{Value, json};
 
+use crate::FibPlugin;
 use crate::rules::{self, Rules, Verdict};
+use crate::waiting::Waiting;
 
 /// Answers one request; see the crate doc for the operations.
-pub fn answer(fib: &Fib, rules: &Rules, request: &str) -> Result<String, String> {
+pub fn answer(plugin: &FibPlugin, request: &str) -> Result<String, String> {
+    let (fib, rules) = (&plugin.fib, &plugin.rules);
     let request: Value =
         serde_json::from_str(request).map_err(|e| format!("request is not JSON: {e}"))?;
     let answer = match request.get("op").and_then(Value::as_str) {
@@ -17,8 +20,8 @@ pub fn answer(fib: &Fib, rules: &Rules, request: &str) -> Result<String, String>
             lookup_by_rules(fib, rules, &request)?
         }
         Some("lookup") => lookup(fib, &request)?,
-        Some("dump") => dump(fib),
-        Some("stats") => stats(fib, rules),
+        Some("dump") => dump(fib, &plugin.waiting),
+        Some("stats") => stats(fib, &plugin.waiting, rules),
         _ => return Err(r#"unknown op: expected "lookup", "dump" or "stats""#.to_string()),
     };
     Ok(answer.to_string())
@@ -68,13 +71,30 @@ fn lookup(fib: &Fib, request: &Value) -> Result<Value, String> {
         .map_or(Value::Null, |r| route(&r)))
 }
 
-fn dump(fib: &Fib) -> Value {
-    let mut routes = Vec::with_capacity(fib.len());
-    fib.for_each(|r| routes.push(route(&r)));
+/// Every route, each key's in order of position: the one in use, then
+/// those waiting behind it.
+fn dump(fib: &Fib, waiting: &Waiting) -> Value {
+    let mut routes = Vec::with_capacity(fib.len() + waiting.len());
+    fib.for_each(|r| {
+        routes.push(route(&r));
+        for (position, behind) in waiting.behind(r.key()) {
+            routes.push(at(route(behind), position));
+        }
+    });
+    // A plugin that filters by protocol may hold routes behind one it was
+    // not given.
+    for (position, behind) in waiting.orphans(fib) {
+        routes.push(at(route(behind), position));
+    }
     Value::Array(routes)
 }
 
-fn stats(fib: &Fib, rules: &Rules) -> Value {
+fn at(mut route: Value, position: u32) -> Value {
+    route["position"] = json!(position);
+    route
+}
+
+fn stats(fib: &Fib, waiting: &Waiting, rules: &Rules) -> Value {
     let tables: Vec<Value> = fib
         .counts()
         .into_iter()
@@ -82,7 +102,12 @@ fn stats(fib: &Fib, rules: &Rules) -> Value {
             json!({"table": table, "family": family_name(family), "routes": routes})
         })
         .collect();
-    json!({"routes": fib.len(), "tables": tables, "rules": rules.len()})
+    json!({
+        "routes": fib.len() + waiting.len(),
+        "waiting": waiting.len(),
+        "tables": tables,
+        "rules": rules.len(),
+    })
 }
 
 fn route(r: &Route) -> Value {
@@ -101,6 +126,7 @@ fn route(r: &Route) -> Value {
         "metric": r.metric,
         "prefsrc": r.prefsrc.map(to_string),
         "nexthops": hops,
+        "position": 0,
     })
 }
 

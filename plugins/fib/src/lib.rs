@@ -5,6 +5,10 @@
 //! A resync is mark-and-sweep: `sync-begin(route)` marks every route stale,
 //! each re-added route is fresh again, `sync-end(route)` removes the rest.
 //!
+//! Of IPv4 routes that share a key (`ip route append`), the one at
+//! position 0 is in the table and forwards; the others wait beside it
+//! (`waiting.rs`), listed by `dump` with their `position`.
+//!
 //! Queries (JSON in, JSON out):
 //! - `{"op":"lookup","table":254,"addr":"198.51.100.7"}`: the best matching
 //!   route in that table, or `null`;
@@ -13,8 +17,9 @@
 //!   policy rules lead to (as `ip route get ... from ... iif ... mark ...`),
 //!   with the `table` and the rule's `priority`; a rule's own verdict
 //!   (`{"reject":"blackhole","priority":P}`); or `null`;
-//! - `{"op":"dump"}`: every route;
-//! - `{"op":"stats"}`: route counts per table and family, and the rules.
+//! - `{"op":"dump"}`: every route, as `ip route show table all` lists them;
+//! - `{"op":"stats"}`: route counts (all, and `waiting` behind the one in
+//!   use), per table and family (those in use), and the rules.
 //!
 //! The table itself lives in `dphost-lpm`; this crate converts events to it
 //! and answers queries. It builds natively too, which is how the dispatch
@@ -24,10 +29,12 @@
 
 mod json;
 pub mod rules;
+mod waiting;
 
 use dphost_lpm::{Addr, Fib, NextHop as LpmHop, RouteKey, RouteRef};
 use dphost_sdk::{IpAddress, NextHop, NextHops, ObjectKind, Plugin, PluginInfo, Route, Rule};
 use rules::Rules;
+use waiting::Waiting;
 
 /// The FIB plugin's state.
 #[derive(Default)]
@@ -36,6 +43,8 @@ pub struct FibPlugin {
     /// Reused for multipath routes, so an add allocates nothing.
     hops: Vec<LpmHop>,
     rules: Rules,
+    /// IPv4 routes behind the one in use on their key.
+    waiting: Waiting,
 }
 
 impl FibPlugin {
@@ -101,7 +110,7 @@ impl Plugin for FibPlugin {
                 &self.hops
             }
         };
-        self.fib.upsert(RouteRef {
+        let route = RouteRef {
             table: r.table,
             dst: addr(r.dst.address),
             len: r.dst.length,
@@ -113,11 +122,20 @@ impl Plugin for FibPlugin {
             prefsrc: r.prefsrc.map(addr),
             nhid: 0,
             nexthops: hops,
-        });
+        };
+        if r.position == 0 {
+            self.fib.upsert(route);
+        } else {
+            self.waiting.put(r.position, route.to_route());
+        }
     }
 
     fn route_del(&mut self, r: Route) {
-        self.fib.remove(&key(&r));
+        if r.position == 0 {
+            self.fib.remove(&key(&r));
+        } else {
+            self.waiting.remove(key(&r), r.position);
+        }
     }
 
     fn rule_add(&mut self, rule: Rule) {
@@ -130,7 +148,10 @@ impl Plugin for FibPlugin {
 
     fn sync_begin(&mut self, kind: ObjectKind) {
         match kind {
-            ObjectKind::Route => self.fib.begin_sweep(),
+            ObjectKind::Route => {
+                self.fib.begin_sweep();
+                self.waiting.mark();
+            }
             ObjectKind::Rule => self.rules.sync_begin(),
             _ => {}
         }
@@ -141,7 +162,7 @@ impl Plugin for FibPlugin {
             self.rules.sync_end();
         }
         if kind == ObjectKind::Route {
-            let removed = self.fib.end_sweep();
+            let removed = self.fib.end_sweep() + self.waiting.sweep();
             if removed > 0 {
                 dphost_sdk::log(
                     dphost_sdk::LogLevel::Info,
@@ -152,7 +173,7 @@ impl Plugin for FibPlugin {
     }
 
     fn query(&mut self, request: &str) -> Result<String, String> {
-        json::answer(&self.fib, &self.rules, request)
+        json::answer(self, request)
     }
 }
 

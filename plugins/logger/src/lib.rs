@@ -48,8 +48,12 @@ fn neighbour_line(n: &Neighbour) -> String {
 }
 
 fn route_line(r: &Route) -> String {
+    let behind = match r.position {
+        0 => String::new(),
+        p => format!(" position {p}"),
+    };
     format!(
-        "table {} {} metric {} proto {}",
+        "table {} {} metric {} proto {}{behind}",
         r.table,
         prefix_to_string(&r.dst),
         r.metric,

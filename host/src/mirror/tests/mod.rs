@@ -99,6 +99,7 @@ fn route(table: u32, dst: &str, metric: u32, nexthops: NextHops) -> Route {
         prefsrc: None,
         nexthops,
         nhid: None,
+        position: 0,
     }
 }
 
@@ -153,7 +154,17 @@ fn route_line(r: &Route) -> String {
             format!("{gw}@{}*{}", h.ifindex, h.weight)
         })
         .collect();
-    format!("{} {} m{} [{}]", r.table, r.dst, r.metric, hops.join(" "))
+    let at = match r.position {
+        0 => String::new(),
+        p => format!(" #{p}"),
+    };
+    format!(
+        "{} {} m{} [{}]{at}",
+        r.table,
+        r.dst,
+        r.metric,
+        hops.join(" ")
+    )
 }
 
 fn applied(mirror: &mut Mirror, change: Change) -> Vec<String> {
@@ -588,6 +599,7 @@ fn json_sorted_by_key() {
             "table": 254, "family": "ipv4", "dst": "10.0.0.0/8", "tos": 0, "type": "unicast",
             "protocol": 4, "scope": 0, "metric": 0, "prefsrc": null,
             "nexthops": [{"gateway": "192.0.2.1", "ifindex": 3, "weight": 1, "flags": 0}],
+            "nhid": null, "position": 0,
         })
     );
     let links = m.to_json(Kind::Link);
@@ -636,6 +648,7 @@ fn million_routes_fit() {
             prefsrc: None,
             nexthops: NextHops::One(one),
             nhid: None,
+            position: 0,
         };
         m.apply(add(r), &mut out);
         out.clear();

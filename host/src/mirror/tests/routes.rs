@@ -4,20 +4,28 @@
 use super::*;
 use crate::netlink::kind::Kind;
 
-/// IPv4 routes of one key follow the kernel: a replace takes the first's
-/// place, an append waits behind it unseen by plugins, a del of the first
-/// hands its place to the next (an add), and a del of one behind it changes
-/// nothing plugins hold.
+/// IPv4 routes of one key follow the kernel, and plugins are given each
+/// with its position (`#n` below; none is 0, the one in use): a replace
+/// takes the first's place, an append goes last, a prepend first (the
+/// others move down), a del of any one moves those behind it up, and a
+/// position past the new last gets a del.
 #[test]
 fn ipv4_routes_of_one_key_follow_the_kernel() {
     let mut m = Mirror::new();
-    assert_eq!(
-        applied(&mut m, fixture!("route_ipv4_new")),
-        ["route-add 254 198.51.100.0/24 m10 [192.0.2.2@3*1]"]
+    let p = "254 198.51.100.0/24 m10";
+    let each = |m: &mut Mirror, change, events: &[&str]| {
+        let want: Vec<String> = events.iter().map(|e| e.replace("P", p)).collect();
+        assert_eq!(applied(m, change), want);
+    };
+    each(
+        &mut m,
+        fixture!("route_ipv4_new"),
+        &["route-add P [192.0.2.2@3*1]"],
     );
-    assert_eq!(
-        applied(&mut m, fixture!("route_ipv4_replace")),
-        ["route-add 254 198.51.100.0/24 m10 [192.0.2.3@3*1]"]
+    each(
+        &mut m,
+        fixture!("route_ipv4_replace"),
+        &["route-add P [192.0.2.3@3*1]"],
     );
     let Change::NewRoute { route: via2, .. } = fixture!("route_ipv4_new") else {
         panic!("a route");
@@ -28,77 +36,94 @@ fn ipv4_routes_of_one_key_follow_the_kernel() {
         replace: false,
         append: true,
     };
-    assert_eq!(applied(&mut m, append(via2.clone())), Vec::<String>::new());
-    assert_eq!(
-        applied(&mut m, append(via2.clone())),
-        Vec::<String>::new(),
-        "once"
+    let del = |route| Change::DelRoute { route, nhid: 0 };
+    each(
+        &mut m,
+        append(via2.clone()),
+        &["route-add P [192.0.2.2@3*1] #1"],
     );
+    each(&mut m, append(via2.clone()), &[]);
     assert_eq!(m.counts(), [0, 0, 0, 0, 0, 2]);
-    // The captured del names the first (through .3): the one behind, through
-    // .2, takes its place.
-    assert_eq!(
-        applied(&mut m, fixture!("route_ipv4_del")),
-        ["route-add 254 198.51.100.0/24 m10 [192.0.2.2@3*1]"]
+    // The captured del names the first (through .3): the one behind,
+    // through .2, takes its place, and position 1 is no more.
+    each(
+        &mut m,
+        fixture!("route_ipv4_del"),
+        &[
+            "route-add P [192.0.2.2@3*1]",
+            "route-del P [192.0.2.2@3*1] #1",
+        ],
     );
     assert_eq!(m.counts(), [0, 0, 0, 0, 0, 1]);
     let mut via3 = via2.clone();
     via3.nexthops = NextHops::One(hop("192.0.2.3", 3));
-    // Behind, then the one behind goes: nothing plugins hold changes.
-    applied(&mut m, append(via3.clone()));
-    assert_eq!(
-        applied(
-            &mut m,
-            Change::DelRoute {
-                route: via3.clone(),
-                nhid: 0
-            }
-        ),
-        Vec::<String>::new()
+    each(
+        &mut m,
+        append(via3.clone()),
+        &["route-add P [192.0.2.3@3*1] #1"],
     );
-    // A prepend (no flag) goes in front.
-    applied(&mut m, append(via3.clone()));
+    each(
+        &mut m,
+        del(via3.clone()),
+        &["route-del P [192.0.2.3@3*1] #1"],
+    );
+    // A prepend (no flag) goes in front; the others move down.
+    each(
+        &mut m,
+        append(via3.clone()),
+        &["route-add P [192.0.2.3@3*1] #1"],
+    );
     let mut via4 = via2.clone();
     via4.nexthops = NextHops::One(hop("192.0.2.4", 3));
-    assert_eq!(
-        applied(&mut m, add(via4.clone())),
-        ["route-add 254 198.51.100.0/24 m10 [192.0.2.4@3*1]"]
+    each(
+        &mut m,
+        add(via4.clone()),
+        &[
+            "route-add P [192.0.2.4@3*1]",
+            "route-add P [192.0.2.2@3*1] #1",
+            "route-add P [192.0.2.3@3*1] #2",
+        ],
     );
     assert_eq!(m.counts(), [0, 0, 0, 0, 0, 3]);
     let json = m.to_json(Kind::Route);
-    let gateways: Vec<&str> = json
+    let listed: Vec<(&str, u64)> = json
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| r["nexthops"][0]["gateway"].as_str().unwrap())
+        .map(|r| {
+            let gateway = r["nexthops"][0]["gateway"].as_str().unwrap();
+            (gateway, r["position"].as_u64().unwrap())
+        })
         .collect();
     assert_eq!(
-        gateways,
-        ["192.0.2.4", "192.0.2.2", "192.0.2.3"],
+        listed,
+        [("192.0.2.4", 0), ("192.0.2.2", 1), ("192.0.2.3", 2)],
         "in the kernel's order"
     );
-    for (gone, event) in [
-        (via4, "route-add 254 198.51.100.0/24 m10 [192.0.2.2@3*1]"),
-        (via2, "route-add 254 198.51.100.0/24 m10 [192.0.2.3@3*1]"),
-        (via3, "route-del 254 198.51.100.0/24 m10 [192.0.2.3@3*1]"),
-    ] {
-        assert_eq!(
-            applied(
-                &mut m,
-                Change::DelRoute {
-                    route: gone,
-                    nhid: 0
-                }
-            ),
-            [event]
-        );
-    }
+    // The one in the middle goes: the last moves up.
+    each(
+        &mut m,
+        del(via2.clone()),
+        &[
+            "route-add P [192.0.2.3@3*1] #1",
+            "route-del P [192.0.2.3@3*1] #2",
+        ],
+    );
+    each(
+        &mut m,
+        del(via4),
+        &[
+            "route-add P [192.0.2.3@3*1]",
+            "route-del P [192.0.2.3@3*1] #1",
+        ],
+    );
+    each(&mut m, del(via3), &["route-del P [192.0.2.3@3*1]"]);
     assert_eq!(m.counts(), [0, 0, 0, 0, 0, 0]);
 }
 
-/// A sync's dump gives IPv4 routes of one key in the kernel's order: the
-/// first is delivered, the others wait behind it; a reconcile's dump
-/// rebuilds them without an event for plugins.
+/// A sync's dump gives IPv4 routes of one key in the kernel's order, each
+/// delivered at its position; a reconcile's dump that finds them changed
+/// gives plugins the difference, position by position.
 #[test]
 fn dumped_routes_of_one_key() {
     let mut m = Mirror::new();
@@ -114,11 +139,31 @@ fn dumped_routes_of_one_key() {
         [
             "sync-begin route",
             "route-add 254 10.90.0.0/16 m0 [192.0.2.2@3*1]",
+            "route-add 254 10.90.0.0/16 m0 [192.0.2.3@3*1] #1",
+            "route-add 254 10.90.0.0/16 m0 [192.0.2.4@3*1] #2",
             "sync-end route"
         ]
     );
     assert_eq!(m.counts(), [0, 0, 0, 0, 0, 3]);
+    let replayed: Vec<String> = m
+        .replay(
+            &Subscription::of([ObjectKind::Route].into_iter().collect()),
+            10,
+        )
+        .concat()
+        .iter()
+        .map(line)
+        .collect();
+    assert_eq!(replayed, lines(&out), "a replay gives what the sync gave");
+    // Unchanged: no event.
     out.clear();
+    m.reconcile_begin(Kind::Route);
+    for gw in ["192.0.2.2", "192.0.2.3", "192.0.2.4"] {
+        m.reconcile_add(add(one(gw)), &mut out);
+    }
+    m.reconcile_end(Kind::Route, &mut out);
+    assert_eq!(lines(&out), Vec::<String>::new());
+    // The first went silently.
     m.reconcile_begin(Kind::Route);
     for gw in ["192.0.2.3", "192.0.2.4"] {
         m.reconcile_add(add(one(gw)), &mut out);
@@ -126,7 +171,11 @@ fn dumped_routes_of_one_key() {
     m.reconcile_end(Kind::Route, &mut out);
     assert_eq!(
         lines(&out),
-        ["route-add 254 10.90.0.0/16 m0 [192.0.2.3@3*1]"]
+        [
+            "route-add 254 10.90.0.0/16 m0 [192.0.2.3@3*1]",
+            "route-add 254 10.90.0.0/16 m0 [192.0.2.4@3*1] #1",
+            "route-del 254 10.90.0.0/16 m0 [192.0.2.4@3*1] #2",
+        ]
     );
     assert_eq!(m.counts(), [0, 0, 0, 0, 0, 2]);
 }
