@@ -50,4 +50,5 @@ mod recovery;
 mod rejection;
 mod reload;
 mod rules;
+mod silent;
 mod versions;

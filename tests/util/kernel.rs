@@ -46,21 +46,23 @@ fn full_prefix(dst: &str, v6: bool) -> String {
 }
 
 /// One route as a comparable line: table, family, prefix, metric, type,
-/// the sorted next hops (gateway, ifindex, weight), and its position among
-/// the IPv4 routes of its key when it is not the first.
+/// the sorted next hops (gateway, ifindex, weight), the preferred source,
+/// and its position among the IPv4 routes of its key when it is not the
+/// first.
 fn route_line(
     (table, family, dst, metric): (u64, &str, &str, u64),
     kind: &str,
     mut hops: Vec<String>,
-    position: u64,
+    (prefsrc, position): (Option<&str>, u64),
 ) -> String {
     hops.sort();
+    let src = prefsrc.map(|p| format!(" src {p}")).unwrap_or_default();
     let behind = match position {
         0 => String::new(),
         p => format!(" #{p}"),
     };
     format!(
-        "{table} {family} {dst} metric {metric} {kind} [{}]{behind}",
+        "{table} {family} {dst} metric {metric} {kind} [{}]{src}{behind}",
         hops.join(", ")
     )
 }
@@ -170,7 +172,7 @@ pub fn kernel_routes(ns: &TestNetns) -> BTreeSet<String> {
                 ),
                 r["type"].as_str().unwrap_or("unicast"),
                 hops,
-                position,
+                (r["prefsrc"].as_str(), position),
             ));
         }
     }
@@ -205,7 +207,7 @@ pub fn dumped_routes(dump: &Value) -> BTreeSet<String> {
                 ),
                 r["type"].as_str().unwrap_or("?"),
                 hops,
-                r["position"].as_u64().unwrap_or(0),
+                (r["prefsrc"].as_str(), r["position"].as_u64().unwrap_or(0)),
             )
         })
         .collect()

@@ -287,6 +287,25 @@ impl Fib {
         self.stale_live = self.len;
     }
 
+    /// Like [`Fib::begin_sweep`], for the routes `pick` picks only: the
+    /// others are neither removed by [`Fib::end_sweep`] nor kept from a
+    /// later [`Fib::upsert_unseen`] of their key (they count as upserted).
+    /// For reconciling one part of the table (a family, a table, the
+    /// routes through one link) against a dump of that part.
+    pub fn begin_sweep_where(&mut self, mut pick: impl FnMut(RouteRef<'_>) -> bool) {
+        self.stale.fill(0);
+        let mut picked = Vec::new();
+        self.for_each_entry(|_, r, idx| {
+            if pick(r) {
+                picked.push(idx);
+            }
+        });
+        self.stale_live = picked.len();
+        for idx in picked {
+            self.stale[idx as usize / 64] |= 1 << (idx % 64);
+        }
+    }
+
     /// Removes every route still stale since [`Fib::begin_sweep`]; returns how
     /// many. Without a `begin_sweep` it removes nothing.
     pub fn end_sweep(&mut self) -> usize {

@@ -193,6 +193,28 @@ fn mark_and_sweep() {
     assert_eq!(fib.end_sweep(), 0, "nothing stale without begin_sweep");
 }
 
+/// A sweep of the routes one pick picks (table 100 here) removes only
+/// those not upserted again; the others stay, and count as upserted.
+#[test]
+fn sweep_of_a_part() {
+    let mut fib = Fib::new();
+    let main = route(254, v4("10.0.0.0"), 8, 0, &[]);
+    let kept = route(100, v4("10.0.0.0"), 8, 0, &[]);
+    let gone = route(100, v4("11.0.0.0"), 8, 0, &[]);
+    for r in [&main, &kept, &gone] {
+        fib.upsert(r.as_ref());
+    }
+    fib.begin_sweep_where(|r| r.table == 100);
+    fib.upsert(kept.as_ref());
+    let second = route(254, v4("10.0.0.0"), 8, 0, &[hop(v4("192.0.2.9"))]);
+    assert_eq!(fib.upsert_unseen(second.as_ref()), None, "not picked: seen");
+    let mut removed = Vec::new();
+    assert_eq!(fib.end_sweep_with(|r| removed.push(r)), 1);
+    assert_eq!(removed, vec![gone]);
+    assert_eq!(fib.get(&main.key()), Some(main));
+    assert_eq!(fib.len(), 2);
+}
+
 /// `end_sweep_with` removes the same routes as `end_sweep` and hands over
 /// each removed route whole, so a caller can report exactly what went.
 #[test]

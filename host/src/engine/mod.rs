@@ -13,10 +13,11 @@
 //! a sync.
 //!
 //! Beyond the seed: a dump whose replies carry NLM_F_DUMP_INTR is redone as
-//! a reconciliation (a fresh dump diffed against the mirror); and after any
-//! link change the engine reconciles addresses, neighbours, nexthops and routes,
-//! because the kernel removes or flags those without notifying when a link
-//! goes down or away.
+//! a reconciliation (a fresh dump diffed against the mirror); and after a
+//! change the kernel may follow with changes it does not notify (a link
+//! going down or away, an address going), the engine reconciles exactly the
+//! part of the mirror those can touch ([`Mirror::silent_scopes`]) against
+//! dumps filtered to it.
 //!
 //! The engine is the only writer of the mirror and the only caller of the
 //! dispatcher; control requests reach it through a bounded channel and are
@@ -48,6 +49,7 @@ use crate::mirror::Mirror;
 use crate::netlink::change::Change;
 use crate::netlink::dump::Dump;
 use crate::netlink::reader::{Loss, Notice, Reader};
+use crate::netlink::scope::Scope;
 use crate::netlink::socket::Netns;
 use crate::plugin::Runtime;
 use crate::plugin::files::FileWatcher;
@@ -163,7 +165,9 @@ pub struct Engine {
     /// a plugin's latency counts the time they waited in the engine.
     out_since: Option<Instant>,
     sequence: u32,
-    /// A link changed: the kernel may have changed other kinds silently.
+    /// The parts of the mirror the kernel may have changed silently, to
+    /// reconcile once the notifications pause, and by when at the latest.
+    silent: Vec<Scope>,
     reconcile_due: Option<Instant>,
     /// Plugins to load once the sync in progress is complete: a plugin
     /// must not join in the middle of a sync-begin/sync-end.
@@ -226,6 +230,7 @@ impl Engine {
             out: Vec::new(),
             out_since: None,
             sequence: 0,
+            silent: Vec::new(),
             reconcile_due: None,
             deferred: Vec::new(),
             watcher,
@@ -279,7 +284,7 @@ impl Engine {
             && (idle || Instant::now() >= due)
         {
             self.reconcile_due = None;
-            self.reconcile_after_link_change();
+            self.reconcile_silent();
         }
         self.supervise();
     }
@@ -302,14 +307,9 @@ impl Engine {
     fn apply(&mut self, changes: Vec<Change>, read: Instant) {
         self.out_since.get_or_insert(read);
         for change in changes {
-            let before = self.out.len();
+            let silent = self.mirror.silent_scopes(&change);
+            self.schedule(silent);
             self.mirror.apply(change, &mut self.out);
-            let link_event = self.out[before..]
-                .iter()
-                .any(|e| e.kind() == ObjectKind::Link);
-            if link_event && self.reconcile_due.is_none() {
-                self.reconcile_due = Some(Instant::now() + RECONCILE_LATENCY);
-            }
             if self.out.len() >= self.config.batch_size {
                 self.flush(self.config.batch_delay);
             }
@@ -392,6 +392,9 @@ impl Engine {
     /// Resynchronises until a sync completes (or the engine is stopped).
     fn resync(&mut self, startup: bool) {
         self.stats.set_state(EngineState::Syncing);
+        // The sync covers whatever was waiting to be reconciled.
+        self.silent.clear();
+        self.reconcile_due = None;
         let started = Instant::now();
         let mut first = startup;
         while !self.stop.load(Ordering::Acquire) {
@@ -461,9 +464,13 @@ impl Engine {
         Ok(())
     }
 
-    fn open_dump(&mut self, kind: Kind) -> std::io::Result<Dump> {
+    fn open_scoped_dump(&mut self, scope: &Scope) -> std::io::Result<Dump> {
         self.sequence = self.sequence.wrapping_add(1);
-        Dump::start(&self.netns, kind, self.sequence)
+        if scope.is_all() {
+            Dump::start(&self.netns, scope.kind, self.sequence)
+        } else {
+            Dump::start_scoped(&self.netns, scope, self.sequence)
+        }
     }
 
     /// One kind of a sync: sync-begin, the dump as adds in bounded steps,
@@ -519,13 +526,27 @@ impl Engine {
 
     /// Reconciles a kind against fresh dumps until one is not interrupted.
     fn redump(&mut self, kind: Kind) -> Result<(), SyncError> {
+        self.reconcile(Scope::all(kind))
+    }
+
+    /// Reconciles the objects of `scope` against fresh dumps of them until
+    /// one is not interrupted.
+    fn reconcile(&mut self, scope: Scope) -> Result<(), SyncError> {
+        let scope = self.mirror.reconcilable(scope);
+        let kind = scope.kind;
         for attempt in 1..=MAX_REDUMPS {
-            let mut dump = self.open_dump(kind)?;
-            self.mirror.reconcile_begin(kind);
-            self.read_dump(&mut dump, |mirror, change, out| {
+            let mut dump = self.open_scoped_dump(&scope)?;
+            self.mirror.reconcile_begin(scope);
+            let read = self.read_dump(&mut dump, |mirror, change, out| {
                 mirror.reconcile_add(change, out)
-            })?;
-            self.mirror.reconcile_end(kind, &mut self.out);
+            });
+            if let Err(e) = read {
+                // The mirror stays as the dump left it; the resync the
+                // error leads to marks everything again.
+                self.mirror.reconcile_abandon();
+                return Err(e);
+            }
+            self.mirror.reconcile_end(&mut self.out);
             self.flush(self.config.sync_batch_delay);
             self.stats.reconciliations.fetch_add(1, Ordering::Relaxed);
             if !dump.interrupted {
@@ -533,23 +554,34 @@ impl Engine {
             }
             tracing::debug!(kind = kind.name(), attempt, "dump interrupted again");
         }
-        tracing::warn!(
-            kind = kind.name(),
-            "dumps kept being interrupted; the next change will retry"
-        );
-        self.reconcile_due = Some(Instant::now() + RECONCILE_LATENCY);
+        tracing::warn!(kind = kind.name(), "dumps kept being interrupted; retrying");
+        self.schedule(vec![scope]);
         Ok(())
     }
 
-    /// After a link change: the kernel flushes or flags routes, nexthops, neighbours
-    /// and addresses of a link that went down or away without telling.
-    fn reconcile_after_link_change(&mut self) {
-        for kind in [Kind::Address, Kind::Neighbour, Kind::Nexthop, Kind::Route] {
-            if let Err(e) = self.redump(kind) {
-                tracing::warn!(
-                    kind = kind.name(),
-                    "reconciliation failed: {e}; resynchronising"
-                );
+    /// Adds parts of the mirror to reconcile once notifications pause.
+    fn schedule(&mut self, scopes: Vec<Scope>) {
+        if scopes.is_empty() {
+            return;
+        }
+        for scope in scopes {
+            if !self.silent.contains(&scope) {
+                self.silent.push(scope);
+            }
+        }
+        self.reconcile_due
+            .get_or_insert_with(|| Instant::now() + RECONCILE_LATENCY);
+    }
+
+    /// Reconciles what the kernel may have changed silently
+    /// ([`Mirror::silent_scopes`]), kind by kind in sync order.
+    fn reconcile_silent(&mut self) {
+        let mut scopes = std::mem::take(&mut self.silent);
+        scopes.sort_by_key(|s| s.kind.index());
+        for scope in scopes {
+            tracing::debug!(%scope, "reconciling");
+            if let Err(e) = self.reconcile(scope) {
+                tracing::warn!(%scope, "reconciliation failed: {e}; resynchronising");
                 self.resync(false);
                 return;
             }

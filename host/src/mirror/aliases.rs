@@ -57,6 +57,49 @@ impl Aliases {
         list.len()
     }
 
+    /// True when `f` holds for a key and the routes waiting behind its
+    /// first.
+    pub(super) fn any_key(&self, mut f: impl FnMut(&RouteKey, &[LpmRoute]) -> bool) -> bool {
+        self.map.iter().any(|(key, list)| f(key, list))
+    }
+
+    /// Takes out the keys `f` picks, with their waiting routes.
+    pub(super) fn take_where(
+        &mut self,
+        mut f: impl FnMut(&RouteKey, &[LpmRoute]) -> bool,
+    ) -> Aliases {
+        let keys: Vec<RouteKey> = self
+            .map
+            .iter()
+            .filter(|(key, list)| f(key, list))
+            .map(|(key, _)| *key)
+            .collect();
+        let map = keys
+            .into_iter()
+            .filter_map(|key| self.map.remove_entry(&key))
+            .collect();
+        Aliases { map }
+    }
+
+    /// Puts back what [`Aliases::take_where`] took.
+    pub(super) fn extend(&mut self, other: Aliases) {
+        self.map.extend(other.map);
+    }
+
+    /// The events that take plugins from the waiting routes `before` to
+    /// those `after`, key by key (the firsts' own changes are given apart).
+    pub(super) fn changes(before: &Aliases, after: &Aliases, out: &mut Vec<Event>) {
+        let keys: BTreeSet<&RouteKey> = before.map.keys().chain(after.map.keys()).collect();
+        for key in keys {
+            position_changes(before.behind(key), after.behind(key), 1, out);
+        }
+    }
+
+    /// Every waiting route.
+    pub(super) fn each(&self, f: impl FnMut(&LpmRoute)) {
+        self.map.values().flatten().for_each(f);
+    }
+
     /// The keys with a waiting route `doomed` picks.
     fn keys_where(&self, doomed: impl Fn(&LpmRoute) -> bool) -> BTreeSet<RouteKey> {
         self.map
@@ -202,17 +245,6 @@ impl Mirror {
             self.aliases.map.remove(key);
         } else {
             self.aliases.map.insert(*key, rest);
-        }
-    }
-
-    /// Ends a reconcile of routes: plugins are given the difference
-    /// between the routes that waited behind a first before it (`before`)
-    /// and those the dump put there. (The firsts' own changes were given
-    /// as the dump went.)
-    pub(super) fn reconcile_aliases(&self, before: &Aliases, out: &mut Vec<Event>) {
-        let keys: BTreeSet<&RouteKey> = before.map.keys().chain(self.aliases.map.keys()).collect();
-        for key in keys {
-            position_changes(before.behind(key), self.aliases.behind(key), 1, out);
         }
     }
 }

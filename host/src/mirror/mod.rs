@@ -34,7 +34,9 @@
 
 mod aliases;
 mod nexthops;
+mod reconcile;
 mod routes;
+mod silent;
 mod table;
 
 use std::sync::Arc;
@@ -89,9 +91,8 @@ pub struct Mirror {
     routes: Fib,
     /// ...and these the others, in the kernel's order.
     aliases: Aliases,
-    /// During a reconcile of routes, the others as they were before it,
-    /// for the events it ends with.
-    aliases_before: Aliases,
+    /// The reconcile in progress, if any.
+    reconciling: reconcile::Reconciling,
 }
 
 impl Mirror {
@@ -190,51 +191,6 @@ impl Mirror {
         out.push(Event::SyncEnd(kind.object_kind()));
     }
 
-    /// Starts reconciling `kind` against a fresh dump, without a sync: marks
-    /// every object of that kind stale.
-    pub fn reconcile_begin(&mut self, kind: Kind) {
-        if kind == Kind::Route {
-            self.aliases_before = std::mem::take(&mut self.aliases);
-        }
-        self.mark(kind);
-    }
-
-    /// One dumped object during a reconcile: pushes an add only if it is new
-    /// or differs from what the mirror holds. A dumped route replaces by key
-    /// (a dump carries whole routes).
-    pub fn reconcile_add(&mut self, change: Change, out: &mut Vec<Event>) {
-        match change {
-            Change::NewRoute { route, nhid, .. } => {
-                self.new_route(&route, nhid, Placement::Dumped, out)
-            }
-            other => self.apply(other, out),
-        }
-    }
-
-    /// Ends a reconcile of `kind`: removes every object of that kind the dump
-    /// did not contain, pushing a del for each (a link goes with its
-    /// addresses, neighbours, nexthops and routes, as a deleted link does; a
-    /// nexthop with its routes, as a deleted nexthop does).
-    pub fn reconcile_end(&mut self, kind: Kind, out: &mut Vec<Event>) {
-        match kind {
-            Kind::Link => {
-                for ifindex in self.links.stale_keys() {
-                    self.del_link(ifindex, out);
-                }
-            }
-            Kind::Address => self.addresses.sweep(|a| out.push(Event::AddressDel(a))),
-            Kind::Neighbour => self.neighbours.sweep(|n| out.push(Event::NeighbourDel(n))),
-            Kind::Nexthop => self.sweep_nexthops(out),
-            Kind::Rule => self.rules.sweep(|_| {}),
-            Kind::Route => {
-                self.routes
-                    .end_sweep_with(|r| out.push(Event::RouteDel(route::from_lpm(r.as_ref()))));
-                let before = std::mem::take(&mut self.aliases_before);
-                self.reconcile_aliases(&before, out);
-            }
-        }
-    }
-
     /// The mirror's contents for a plugin being brought up to date: for each
     /// kind it wants, in sync order (link, address, neighbour, nexthop,
     /// rule, route): SyncBegin, every object its filter admits as an add,
@@ -260,7 +216,7 @@ impl Mirror {
             rules: self.rules.clone(),
             routes: self.routes.share(),
             aliases: self.aliases.clone(),
-            aliases_before: Aliases::default(),
+            reconciling: reconcile::Reconciling::default(),
         })
     }
 

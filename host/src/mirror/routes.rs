@@ -60,8 +60,9 @@ impl Mirror {
             // The common case, without allocating: store it, and emit it
             // unless it is exactly what the mirror held. A dumped IPv4
             // route whose key this dump gave already waits behind it.
+            let dumped = placement == Placement::Dumped
+                && !self.dumped_out_of_scope(&route::key(route, nhid));
             let routes = &mut self.routes;
-            let dumped = placement == Placement::Dumped;
             let changed = route::with_lpm(route, nhid, |new| {
                 let old = routes.get_ref(&new.key());
                 let same = old.is_some_and(|old| old == new);

@@ -91,7 +91,12 @@ impl<V: Object> Table<V> {
     }
 
     pub(super) fn mark_all(&mut self) {
-        self.map.values_mut().for_each(|s| s.stale = true);
+        self.mark_where(|_| true);
+    }
+
+    /// Marks stale the objects `pick` picks, the others fresh.
+    pub(super) fn mark_where(&mut self, mut pick: impl FnMut(&V) -> bool) {
+        self.map.values_mut().for_each(|s| s.stale = pick(&s.value));
     }
 
     pub(super) fn stale_keys(&self) -> Vec<V::Key> {
@@ -109,6 +114,16 @@ impl<V: Object> Table<V> {
                 gone(slot.value);
             }
         }
+    }
+
+    /// The object with key `key`.
+    pub(super) fn get(&self, key: &V::Key) -> Option<&V> {
+        self.map.get(key).map(|s| &s.value)
+    }
+
+    /// True when `f` holds for one of the objects.
+    pub(super) fn any(&self, mut f: impl FnMut(&V) -> bool) -> bool {
+        self.map.values().any(|s| f(&s.value))
     }
 
     pub(super) fn each(&self, f: impl FnMut(&V)) {

@@ -16,6 +16,7 @@ use netlink_sys::Socket;
 
 use super::change::{self, Change};
 use super::kind::Kind;
+use super::scope::Scope;
 use super::socket::{self, Netns};
 use super::wire::{self, Frame};
 
@@ -53,9 +54,23 @@ pub struct Dump {
     pub interrupted: bool,
     /// Replies that did not parse.
     pub unparsed: u64,
+    /// A scoped dump whose link or table no longer exists (ENODEV,
+    /// ENOENT) is an empty one: nothing of it is left.
+    missing_is_empty: bool,
 }
 
 impl Dump {
+    /// Opens a dump of the objects of `scope` on a socket of its own in
+    /// `netns` and sends the request.
+    pub fn start_scoped(netns: &Netns, scope: &Scope, sequence: u32) -> io::Result<Dump> {
+        let socket = socket::scoped_dump_socket(netns)?;
+        socket::set_recv_timeout(&socket, DUMP_STALL)?;
+        socket.send(&wire::scoped_dump_request(scope, sequence), 0)?;
+        let mut dump = Dump::with_socket(scope.kind, socket);
+        dump.missing_is_empty = true;
+        Ok(dump)
+    }
+
     /// Opens a dump socket in `netns` and sends the request. The kernel
     /// produces the replies as they are read.
     pub fn start(netns: &Netns, kind: Kind, sequence: u32) -> io::Result<Dump> {
@@ -68,7 +83,11 @@ impl Dump {
     pub fn open(netns: &Netns, kind: Kind) -> io::Result<Dump> {
         let socket = socket::dump_socket(netns)?;
         socket::set_recv_timeout(&socket, DUMP_STALL)?;
-        Ok(Dump {
+        Ok(Dump::with_socket(kind, socket))
+    }
+
+    fn with_socket(kind: Kind, socket: Socket) -> Dump {
+        Dump {
             kind,
             socket: Some(socket),
             steps: None,
@@ -76,7 +95,8 @@ impl Dump {
             done: false,
             interrupted: false,
             unparsed: 0,
-        })
+            missing_is_empty: false,
+        }
     }
 
     /// Sends the dump request. The kernel builds the first replies at once,
@@ -135,6 +155,7 @@ impl Dump {
         let (tx, rx) = bounded(STEPS_AHEAD);
         let reader = DumpReader {
             kind: self.kind,
+            missing_is_empty: self.missing_is_empty,
             socket,
             buf: Vec::with_capacity(RECV_BUF),
             done: false,
@@ -165,6 +186,7 @@ impl Drop for Dump {
 /// The reading side: owns the socket, reads and parses in steps.
 struct DumpReader {
     kind: Kind,
+    missing_is_empty: bool,
     socket: Socket,
     buf: Vec<u8>,
     done: bool,
@@ -243,6 +265,10 @@ impl DumpReader {
         self.interrupted |= framing.interrupted;
         self.unparsed += unparsed;
         match failed {
+            Some(libc::ENODEV | libc::ENOENT) if self.missing_is_empty => {
+                self.done = true;
+                Ok(())
+            }
             Some(errno) => {
                 self.done = true;
                 Err(io::Error::from_raw_os_error(errno))

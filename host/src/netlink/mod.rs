@@ -1,6 +1,6 @@
 //! Netlink: kernel I/O and decoding, nothing else. Sockets in the chosen
 //! namespace ([`socket`]), framing ([`wire`]), the notification reader
-//! thread ([`reader`]), dumps ([`dump`]), the typed [`change::Change`] a
+//! thread ([`reader`]), dumps ([`dump`]) of everything or of a [`scope`], the typed [`change::Change`] a
 //! message becomes, the host's [`kind::Kind`]s, and one file per object kind
 //! ([`link`], [`address`], [`neighbour`], [`nexthop`], [`rule`], [`route`] with its
 //! fast decoder [`route_raw`]) owning that kind's decoding, key and JSON
@@ -21,5 +21,6 @@ pub mod reader;
 pub mod route;
 pub mod route_raw;
 pub mod rule;
+pub mod scope;
 pub mod socket;
 pub mod wire;

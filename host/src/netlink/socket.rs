@@ -181,3 +181,12 @@ pub fn dump_socket(netns: &Netns) -> io::Result<Socket> {
     socket.connect(&netlink_sys::SocketAddr::new(0, 0))?;
     Ok(socket)
 }
+
+/// A dump socket with the kernel's strict checking of dump requests on
+/// (`NETLINK_GET_STRICT_CHK`, Linux 4.20): needed for the filters of a
+/// scoped dump, which the kernel otherwise ignores.
+pub fn scoped_dump_socket(netns: &Netns) -> io::Result<Socket> {
+    let socket = dump_socket(netns)?;
+    socket.set_netlink_get_strict_chk(true)?;
+    Ok(socket)
+}

@@ -6,15 +6,18 @@ use netlink_packet_core::{
     NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NetlinkBuffer, NetlinkHeader, NetlinkMessage,
     NetlinkPayload,
 };
+use netlink_packet_route::AddressFamily;
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::address::AddressMessage;
 use netlink_packet_route::link::LinkMessage;
-use netlink_packet_route::neighbour::NeighbourMessage;
-use netlink_packet_route::route::RouteMessage;
+use netlink_packet_route::neighbour::{NeighbourAttribute, NeighbourMessage};
+use netlink_packet_route::route::{RouteAttribute, RouteMessage};
 use netlink_packet_route::rule::RuleMessage;
 
 use super::kind::Kind;
 use super::nexthop::{NHMSG_LEN, RTM_DELNEXTHOP, RTM_GETNEXTHOP, RTM_NEWNEXTHOP};
+use super::scope::Scope;
+use crate::wit::Family;
 
 /// NLMSG_DONE: the end of a dump.
 const NLMSG_DONE: u16 = 3;
@@ -119,6 +122,64 @@ pub fn dump_request(kind: Kind, sequence: u32) -> Vec<u8> {
         Kind::Rule => RouteNetlinkMessage::GetRule(RuleMessage::default()),
         Kind::Route => RouteNetlinkMessage::GetRoute(RouteMessage::default()),
     };
+    serialize_dump(payload, sequence)
+}
+
+/// The dump request for the objects of `scope` ([`Scope::effective`]), for
+/// a socket with strict checking on (`socket::scoped_dump_socket`): the
+/// family in the header; a route's table in the header and RTA_TABLE and
+/// its link in RTA_OIF; an address's link in the header's index; a
+/// neighbour's in NDA_IFINDEX.
+pub fn scoped_dump_request(scope: &Scope, sequence: u32) -> Vec<u8> {
+    let scope = scope.effective();
+    if scope.is_all() {
+        return dump_request(scope.kind, sequence);
+    }
+    let family = match scope.family {
+        None => AddressFamily::Unspec,
+        Some(Family::Ipv4) => AddressFamily::Inet,
+        Some(Family::Ipv6) => AddressFamily::Inet6,
+    };
+    let payload = match scope.kind {
+        Kind::Route => {
+            let mut m = RouteMessage::default();
+            m.header.address_family = family;
+            if let Some(table) = scope.table {
+                // RT_TABLE_COMPAT in the header for a table past 255, as
+                // iproute2 sends.
+                m.header.table = u8::try_from(table).unwrap_or(252);
+                m.attributes.push(RouteAttribute::Table(table));
+            }
+            if let Some(ifindex) = scope.ifindex {
+                m.attributes.push(RouteAttribute::Oif(ifindex));
+            }
+            RouteNetlinkMessage::GetRoute(m)
+        }
+        Kind::Address => {
+            let mut m = AddressMessage::default();
+            m.header.family = family;
+            m.header.index = scope.ifindex.unwrap_or(0);
+            RouteNetlinkMessage::GetAddress(m)
+        }
+        Kind::Neighbour => {
+            let mut m = NeighbourMessage::default();
+            m.header.family = family;
+            if let Some(ifindex) = scope.ifindex {
+                m.attributes.push(NeighbourAttribute::IfIndex(ifindex));
+            }
+            RouteNetlinkMessage::GetNeighbour(m)
+        }
+        Kind::Rule => {
+            let mut m = RuleMessage::default();
+            m.header.family = family;
+            RouteNetlinkMessage::GetRule(m)
+        }
+        Kind::Link | Kind::Nexthop => unreachable!("effective() leaves them whole"),
+    };
+    serialize_dump(payload, sequence)
+}
+
+fn serialize_dump(payload: RouteNetlinkMessage, sequence: u32) -> Vec<u8> {
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | NLM_F_DUMP;
     header.sequence_number = sequence;

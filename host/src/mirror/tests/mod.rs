@@ -10,6 +10,7 @@ use super::Mirror;
 use crate::netlink::change::{Change, from_message};
 use crate::netlink::kind::Kind;
 use crate::netlink::route::hops;
+use crate::netlink::scope::Scope;
 use crate::wit::filter::Subscription;
 use crate::wit::{
     Address, Event, Family, HwAddress, IpAddress, IpPrefix, KindSet, Link, Neighbour, NextHop,
@@ -458,17 +459,17 @@ fn reconcile_emits_only_differences() {
         &mut out,
     );
     out.clear();
-    m.reconcile_begin(Kind::Route);
+    m.reconcile_begin(Scope::all(Kind::Route));
     m.reconcile_add(same(), &mut out);
     m.reconcile_add(changed("192.0.2.2"), &mut out);
     m.reconcile_add(add(route(254, "10.3.0.0/16", 0, NextHops::None)), &mut out);
-    m.reconcile_end(Kind::Route, &mut out);
-    m.reconcile_begin(Kind::Neighbour);
+    m.reconcile_end(&mut out);
+    m.reconcile_begin(Scope::all(Kind::Neighbour));
     m.reconcile_add(
         Change::NewNeighbour(neighbour(3, "192.0.2.9", NudState::STALE)),
         &mut out,
     );
-    m.reconcile_end(Kind::Neighbour, &mut out);
+    m.reconcile_end(&mut out);
     assert_eq!(
         lines(&out),
         [
@@ -494,9 +495,9 @@ fn reconcile_of_links_cascades() {
         &mut out,
     );
     out.clear();
-    m.reconcile_begin(Kind::Link);
+    m.reconcile_begin(Scope::all(Kind::Link));
     m.reconcile_add(Change::NewLink(link(4, "v1")), &mut out);
-    m.reconcile_end(Kind::Link, &mut out);
+    m.reconcile_end(&mut out);
     assert_eq!(lines(&out), ["address-del 3 192.0.2.1/24", "link-del 3 v0"]);
 }
 

@@ -157,18 +157,18 @@ fn dumped_routes_of_one_key() {
     assert_eq!(replayed, lines(&out), "a replay gives what the sync gave");
     // Unchanged: no event.
     out.clear();
-    m.reconcile_begin(Kind::Route);
+    m.reconcile_begin(Scope::all(Kind::Route));
     for gw in ["192.0.2.2", "192.0.2.3", "192.0.2.4"] {
         m.reconcile_add(add(one(gw)), &mut out);
     }
-    m.reconcile_end(Kind::Route, &mut out);
+    m.reconcile_end(&mut out);
     assert_eq!(lines(&out), Vec::<String>::new());
     // The first went silently.
-    m.reconcile_begin(Kind::Route);
+    m.reconcile_begin(Scope::all(Kind::Route));
     for gw in ["192.0.2.3", "192.0.2.4"] {
         m.reconcile_add(add(one(gw)), &mut out);
     }
-    m.reconcile_end(Kind::Route, &mut out);
+    m.reconcile_end(&mut out);
     assert_eq!(
         lines(&out),
         [
@@ -305,4 +305,84 @@ fn protocol_change_is_a_del_then_an_add() {
         applied(&mut m, replace(again)),
         ["route-add 254 10.9.0.0/16 m0 [192.0.2.4@3*1]"]
     );
+}
+
+/// A reconcile of the routes through one link marks those only: what the
+/// dump of them lacks goes (a del), the routes through other links stay
+/// though the dump does not give them, and a route the mirror held through
+/// another link that the dump gives through this one replaces it.
+#[test]
+fn reconcile_of_the_routes_through_one_link() {
+    let mut m = Mirror::new();
+    let mut out = Vec::new();
+    let via = |dst, gw, ifindex| route(254, dst, 0, NextHops::One(hop(gw, ifindex)));
+    for r in [
+        via("10.1.0.0/16", "192.0.2.2", 3),
+        via("10.2.0.0/16", "192.0.2.2", 3),
+        via("10.3.0.0/16", "198.51.100.2", 4),
+        via("10.4.0.0/16", "198.51.100.2", 4),
+        route(
+            254,
+            "2001:db8:1::/48",
+            1024,
+            NextHops::One(hop("2001:db8::2", 3)),
+        ),
+    ] {
+        m.apply(add(r), &mut out);
+    }
+    out.clear();
+    let scope = Scope::routes_via(Family::Ipv4, 3);
+    assert_eq!(m.reconcilable(scope), scope, "nothing waits: by link");
+    m.reconcile_begin(scope);
+    for r in [
+        via("10.2.0.0/16", "192.0.2.2", 3),
+        via("10.4.0.0/16", "192.0.2.9", 3),
+    ] {
+        m.reconcile_add(add(r), &mut out);
+    }
+    m.reconcile_end(&mut out);
+    assert_eq!(
+        lines(&out),
+        [
+            "route-add 254 10.4.0.0/16 m0 [192.0.2.9@3*1]",
+            "route-del 254 10.1.0.0/16 m0 [192.0.2.2@3*1]",
+        ]
+    );
+    assert_eq!(
+        m.counts(),
+        [0, 0, 0, 0, 0, 4],
+        "10.3 and the IPv6 route stay"
+    );
+}
+
+/// Routes of one key that wait behind its first: a reconcile by link widens
+/// to the family when one of them goes through the link (a dump by link
+/// would give the key in part), and gives each change at its position.
+#[test]
+fn reconcile_by_link_of_routes_that_share_a_key() {
+    let mut m = Mirror::new();
+    let mut out = Vec::new();
+    let one = |gw, ifindex| route(100, "10.90.0.0/16", 0, NextHops::One(hop(gw, ifindex)));
+    m.apply(add(one("198.51.100.2", 4)), &mut out);
+    let behind = Change::NewRoute {
+        route: one("192.0.2.2", 3),
+        nhid: 0,
+        replace: false,
+        append: true,
+    };
+    m.apply(behind, &mut out);
+    out.clear();
+    let scope = Scope::routes_via(Family::Ipv4, 3);
+    let widened = m.reconcilable(scope);
+    assert_eq!(widened.ifindex, None);
+    assert_eq!(widened.family, Some(Family::Ipv4));
+    // The kernel dropped the one through link 3.
+    m.reconcile_begin(scope);
+    m.reconcile_add(add(one("198.51.100.2", 4)), &mut out);
+    m.reconcile_end(&mut out);
+    assert_eq!(
+        lines(&out),
+        ["route-del 100 10.90.0.0/16 m0 [192.0.2.2@3*1] #1"]
+    );
+    assert_eq!(m.counts(), [0, 0, 0, 0, 0, 1]);
 }

@@ -1,0 +1,199 @@
+//! Reconciling a part of the mirror ([`Scope`]) against a fresh dump of
+//! that part: the engine's answer to a change after which the kernel may
+//! have changed other objects without a word (a link going down, an
+//! address going away), and to an interrupted dump.
+//!
+//! The mirror marks what the scope covers, takes the dump through the same
+//! placement as live changes, and at the end removes what was marked and
+//! not dumped; plugins get an event for every difference, nothing for the
+//! rest. What it marks must be what the kernel's filtered dump gives
+//! ([`Scope::effective`]): a marked object the dump does not give counts
+//! as gone.
+
+use std::collections::HashSet;
+
+use dphost_lpm::{RouteKey, RouteRef};
+
+use super::Mirror;
+use super::aliases::Aliases;
+use crate::netlink::change::Change;
+use crate::netlink::kind::Kind;
+use crate::netlink::route;
+use crate::netlink::scope::Scope;
+use crate::wit::{Event, Family};
+
+/// A reconcile in progress.
+#[derive(Default)]
+pub(super) struct Reconciling {
+    scope: Option<Scope>,
+    /// The routes of keys in scope that waited behind their first before
+    /// it, for the events it ends with.
+    aliases_before: Aliases,
+    /// Keys the dump gave whose route the mirror held out of scope: the
+    /// dump's first of such a key replaces it, later ones wait behind.
+    unpicked: HashSet<RouteKey>,
+}
+
+impl Mirror {
+    /// The scope a reconcile of `scope` must dump: [`Scope::effective`],
+    /// except that routes through one link are dumped for the whole family
+    /// (and table) when an IPv4 key with routes waiting behind its first
+    /// has one through that link: a dump by link would give that key's
+    /// routes in part, and their order with the others is the kernel's.
+    pub fn reconcilable(&self, scope: Scope) -> Scope {
+        let scope = scope.effective();
+        match (scope.kind, scope.ifindex) {
+            (Kind::Route, Some(_))
+                if self.aliases.any_key(|key, waiting| {
+                    covers(&scope, key, self.routes.get_ref(key), waiting)
+                }) =>
+            {
+                Scope {
+                    ifindex: None,
+                    ..scope
+                }
+            }
+            _ => scope,
+        }
+    }
+
+    /// Starts reconciling the objects of `scope` (as
+    /// [`Mirror::reconcilable`] makes it) against a fresh dump of them:
+    /// marks them stale.
+    pub fn reconcile_begin(&mut self, scope: Scope) {
+        let scope = self.reconcilable(scope);
+        let family = scope.family;
+        let admits = move |f: Family| family.is_none_or(|want| want == f);
+        let on = move |ifindex: u32| scope.ifindex.is_none_or(|want| want == ifindex);
+        match scope.kind {
+            Kind::Link => self.links.mark_all(),
+            Kind::Address => self
+                .addresses
+                .mark_where(|a| admits(a.family) && on(a.ifindex)),
+            Kind::Neighbour => self
+                .neighbours
+                .mark_where(|n| admits(n.ip.family()) && on(n.ifindex)),
+            Kind::Nexthop => self.nexthops.mark_all(),
+            Kind::Rule => self
+                .rules
+                .mark_where(|r| admits(if r.v6 { Family::Ipv6 } else { Family::Ipv4 })),
+            Kind::Route => {
+                let routes = &self.routes;
+                let aliases = self
+                    .aliases
+                    .take_where(|key, waiting| covers(&scope, key, routes.get_ref(key), waiting));
+                self.reconciling.aliases_before = aliases;
+                self.reconciling.unpicked.clear();
+                self.routes.begin_sweep_where(|r| picks(&scope, &r));
+            }
+        }
+        self.reconciling.scope = Some(scope);
+    }
+
+    /// One dumped object during a reconcile: pushes an add only if it is new
+    /// or differs from what the mirror holds. A dumped route replaces by key
+    /// (a dump carries whole routes).
+    pub fn reconcile_add(&mut self, change: Change, out: &mut Vec<Event>) {
+        match change {
+            Change::NewRoute { route, nhid, .. } => {
+                self.new_route(&route, nhid, super::Placement::Dumped, out)
+            }
+            other => self.apply(other, out),
+        }
+    }
+
+    /// Ends the reconcile: removes every marked object the dump did not
+    /// contain, pushing a del for each (a link goes with its addresses,
+    /// neighbours, nexthops and routes, as a deleted link does; a nexthop
+    /// with its routes, as a deleted nexthop does).
+    pub fn reconcile_end(&mut self, out: &mut Vec<Event>) {
+        let Some(scope) = self.reconciling.scope.take() else {
+            return;
+        };
+        match scope.kind {
+            Kind::Link => {
+                for ifindex in self.links.stale_keys() {
+                    self.del_link(ifindex, out);
+                }
+            }
+            Kind::Address => self.addresses.sweep(|a| out.push(Event::AddressDel(a))),
+            Kind::Neighbour => self.neighbours.sweep(|n| out.push(Event::NeighbourDel(n))),
+            Kind::Nexthop => self.sweep_nexthops(out),
+            Kind::Rule => self
+                .rules
+                .sweep(|r| out.push(Event::RuleDel(crate::netlink::rule::to_wit(&r)))),
+            Kind::Route => {
+                self.routes
+                    .end_sweep_with(|r| out.push(Event::RouteDel(route::from_lpm(r.as_ref()))));
+                let before = std::mem::take(&mut self.reconciling.aliases_before);
+                let routes = &self.routes;
+                let after = self
+                    .aliases
+                    .take_where(|key, waiting| covers(&scope, key, routes.get_ref(key), waiting));
+                Aliases::changes(&before, &after, out);
+                self.aliases.extend(after);
+                self.reconciling.unpicked.clear();
+            }
+        }
+    }
+
+    /// Forgets a reconcile whose dump failed, keeping what it did so far
+    /// (the engine resyncs next).
+    pub fn reconcile_abandon(&mut self) {
+        if self.reconciling.scope.take().is_some() {
+            let before = std::mem::take(&mut self.reconciling.aliases_before);
+            self.aliases.extend(before);
+            self.reconciling.unpicked.clear();
+        }
+    }
+
+    /// During a reconcile of routes, a dumped route whose key the mirror
+    /// holds out of the scope (it had the route through another link): the
+    /// first such of its key replaces what the mirror holds, as a live
+    /// change would. False for every other route.
+    pub(super) fn dumped_out_of_scope(&mut self, key: &RouteKey) -> bool {
+        let Some(scope) = self.reconciling.scope else {
+            return false;
+        };
+        let Some(held) = self.routes.get_ref(key) else {
+            return false;
+        };
+        !picks(&scope, &held) && self.reconciling.unpicked.insert(*key)
+    }
+}
+
+/// True when route `r` is in `scope` (a route scope): its family, its
+/// table, a hop through its link.
+fn picks(scope: &Scope, r: &RouteRef<'_>) -> bool {
+    in_table(scope, &r.key()) && scope.ifindex.is_none_or(|ifindex| via(r, ifindex))
+}
+
+/// True when a key with routes waiting behind its first (`first`, then
+/// `waiting`) is in `scope`: of its family and table, and with a route
+/// through its link if it has one.
+fn covers(
+    scope: &Scope,
+    key: &RouteKey,
+    first: Option<RouteRef<'_>>,
+    waiting: &[dphost_lpm::Route],
+) -> bool {
+    in_table(scope, key)
+        && scope.ifindex.is_none_or(|ifindex| {
+            first.is_some_and(|r| via(&r, ifindex))
+                || waiting.iter().any(|r| via(&r.as_ref(), ifindex))
+        })
+}
+
+/// True when `key` is of the scope's family and table.
+fn in_table(scope: &Scope, key: &RouteKey) -> bool {
+    let family = match key.dst {
+        dphost_lpm::Addr::V4(_) => Family::Ipv4,
+        dphost_lpm::Addr::V6(_) => Family::Ipv6,
+    };
+    scope.family.is_none_or(|f| f == family) && scope.table.is_none_or(|t| t == key.table)
+}
+
+/// True when one of `r`'s hops goes through link `ifindex`.
+fn via(r: &RouteRef<'_>, ifindex: u32) -> bool {
+    r.nexthops.iter().any(|h| h.ifindex == ifindex)
+}

@@ -1,0 +1,103 @@
+//! The kernel's silent changes, as the mirror sees them coming: for a
+//! change about to be applied, the parts of the mirror ([`Scope`]s) the
+//! kernel may have changed along with it without a notification. The
+//! engine reconciles exactly those against filtered dumps. The catalogue
+//! these rules come from, each row with its test, is in
+//! `docs/architecture.md`, "The kernel's silent changes".
+
+use std::collections::BTreeSet;
+
+use crate::netlink::address::AddressKey;
+use crate::netlink::change::Change;
+use crate::netlink::kind::Kind;
+use crate::netlink::object::Object;
+use crate::netlink::route;
+use crate::netlink::scope::Scope;
+use crate::wit::{Address, Family, IpAddress};
+
+use super::Mirror;
+
+impl Mirror {
+    /// What the kernel may have changed silently along with `change`, which
+    /// the mirror has not applied yet.
+    pub fn silent_scopes(&self, change: &Change) -> Vec<Scope> {
+        match change {
+            // A link that changes in any way (up, down, carrier, master,
+            // MTU) or goes: the kernel flushes or flags its IPv4 routes in
+            // every table, the routes of nexthop objects through it, and
+            // its neighbours, some without a word. A notice that changes
+            // nothing the mirror holds changes nothing else either.
+            Change::NewLink(link) => {
+                let known = self.links.get(&link.ifindex);
+                if known.is_some_and(|old| old.same(link)) {
+                    Vec::new()
+                } else {
+                    link_scopes(link.ifindex)
+                }
+            }
+            Change::DelLink(link) => link_scopes(link.ifindex),
+            Change::DelAddress(address) => self.address_gone(address),
+            _ => Vec::new(),
+        }
+    }
+
+    /// An address deleted. IPv4: the last IPv4 address of a link takes IP
+    /// off it (`fib_disable_ip`: its routes in every table and its ARP
+    /// entries go, silently); an address that is no longer on any link
+    /// takes the routes that used it as their preferred source
+    /// (`fib_sync_down_addr`). IPv6: routes that used it as their
+    /// preferred source lose it (`rt6_remove_prefsrc`).
+    fn address_gone(&self, gone: &Address) -> Vec<Scope> {
+        let mut scopes = Vec::new();
+        let key = AddressKey::of(gone);
+        let ip = route::to_addr(gone.address);
+        let left = |a: &Address| a.family == gone.family && AddressKey::of(a) != key;
+        let left_on_link = self.addresses.any(|a| left(a) && a.ifindex == gone.ifindex);
+        let left_elsewhere = self
+            .addresses
+            .any(|a| left(a) && route::to_addr(a.address) == ip);
+        if gone.family == Family::Ipv4 && !left_on_link {
+            scopes.push(Scope::routes_via(Family::Ipv4, gone.ifindex));
+            scopes.push(Scope {
+                family: Some(Family::Ipv4),
+                ..Scope::on_link(Kind::Neighbour, gone.ifindex)
+            });
+            scopes.push(Scope::all(Kind::Nexthop));
+        }
+        if gone.family == Family::Ipv6 || !left_elsewhere {
+            for ifindex in self.links_of_routes_from(gone.address) {
+                scopes.push(Scope::routes_via(gone.family, ifindex));
+            }
+        }
+        scopes.sort_by_key(|s| (s.kind as usize, s.ifindex));
+        scopes.dedup();
+        scopes
+    }
+
+    /// The links the routes with preferred source `source` go through.
+    fn links_of_routes_from(&self, source: IpAddress) -> BTreeSet<u32> {
+        let source = route::to_addr(source);
+        let mut links = BTreeSet::new();
+        let mut add = |r: dphost_lpm::RouteRef<'_>| {
+            if r.prefsrc == Some(source) {
+                links.extend(r.nexthops.iter().map(|h| h.ifindex));
+            }
+        };
+        self.routes.for_each_ref(&mut add);
+        self.aliases.each(|r| add(r.as_ref()));
+        links
+    }
+}
+
+/// What a change of a link may have changed silently: its addresses,
+/// neighbours and routes of both families, and the nexthop objects (a
+/// dump of nexthops by link leaves out the groups, so all of them).
+fn link_scopes(ifindex: u32) -> Vec<Scope> {
+    vec![
+        Scope::on_link(Kind::Address, ifindex),
+        Scope::on_link(Kind::Neighbour, ifindex),
+        Scope::all(Kind::Nexthop),
+        Scope::routes_via(Family::Ipv4, ifindex),
+        Scope::routes_via(Family::Ipv6, ifindex),
+    ]
+}
