@@ -47,6 +47,9 @@ pub struct NetlinkSection {
     pub sync_batch_delay_ms: u64,
     #[serde(deserialize_with = "within::<{ ATTEMPT_DELAY_MS.0 }, { ATTEMPT_DELAY_MS.1 }, _, _>")]
     pub sync_attempt_delay_ms: u64,
+    /// Seconds between audits of the kernel against the mirror; 0: none.
+    #[serde(deserialize_with = "within::<{ AUDIT_INTERVAL_S.0 }, { AUDIT_INTERVAL_S.1 }, _, _>")]
+    pub audit_interval_s: u64,
 }
 
 impl Default for NetlinkSection {
@@ -59,6 +62,7 @@ impl Default for NetlinkSection {
             sync_batch_limit: d.sync_batch_limit,
             sync_batch_delay_ms: d.sync_batch_delay.as_millis() as u64,
             sync_attempt_delay_ms: d.sync_attempt_delay.as_millis() as u64,
+            audit_interval_s: d.audit_interval.map_or(0, |every| every.as_secs()),
         }
     }
 }
@@ -72,6 +76,8 @@ impl NetlinkSection {
             sync_batch_limit: self.sync_batch_limit.max(1),
             sync_batch_delay: Duration::from_millis(self.sync_batch_delay_ms),
             sync_attempt_delay: Duration::from_millis(self.sync_attempt_delay_ms),
+            audit_interval: (self.audit_interval_s > 0)
+                .then(|| Duration::from_secs(self.audit_interval_s)),
         }
     }
 }
@@ -118,6 +124,8 @@ pub const BATCH: (u64, u64) = (1, 1 << 20);
 pub const DELAY_MS: (u64, u64) = (0, 60_000);
 /// The wait after a loss before dumping.
 pub const ATTEMPT_DELAY_MS: (u64, u64) = (0, 600_000);
+/// Seconds between audits (0: none), up to a day.
+pub const AUDIT_INTERVAL_S: (u64, u64) = (0, 86_400);
 
 /// A number from MIN to MAX; outside, an error that the TOML reader
 /// reports with the key and line.

@@ -80,6 +80,21 @@ impl Host {
         specs: &[Spec],
         hook: Option<DumpStepHook>,
     ) -> Host {
+        Host::start_with(ns, config, specs, |engine| {
+            if let Some(hook) = hook {
+                engine.on_dump_step(hook);
+            }
+        })
+    }
+
+    /// [`Host::start`], with `prepare` given the engine before it runs (to
+    /// set its test hooks).
+    pub fn start_with(
+        ns: &TestNetns,
+        config: NetlinkConfig,
+        specs: &[Spec],
+        prepare: impl FnOnce(&mut Engine),
+    ) -> Host {
         let runtime = std::sync::Arc::new(Runtime::new(None).expect("runtime"));
         let mut plugins = PluginSet::new(runtime.clone(), DispatchOptions::default());
         // Tests do not wait a second for each restart.
@@ -88,9 +103,7 @@ impl Host {
             plugins.load(&spec.plugin_spec()).expect("plugin loads");
         }
         let (mut engine, handle) = Engine::new(config, Netns::named(&ns.name), plugins);
-        if let Some(hook) = hook {
-            engine.on_dump_step(hook);
-        }
+        prepare(&mut engine);
         let thread = std::thread::spawn(move || engine.run());
         let host = Host {
             handle,
@@ -132,6 +145,13 @@ impl Host {
             .and_then(|plugins| plugins.iter().find(|p| p["name"] == name))
             .cloned()
             .unwrap_or_else(|| panic!("no plugin {name:?} in the status"))
+    }
+
+    /// An audit now (`ctl audit`): its report; panics when it cannot
+    /// finish.
+    pub fn audit(&self) -> dphost::engine::audit::AuditReport {
+        self.ask(Request::Audit)
+            .unwrap_or_else(|e| panic!("the audit failed: {e}"))
     }
 
     pub fn counter(&self, name: &str) -> u64 {

@@ -400,4 +400,13 @@ pub fn assert_converges(ns: &TestNetns, host: &Host, step: &str) {
         fib_difference(host),
         mirror_difference(ns, host)
     );
+    // Converged: an audit must find nothing to repair (any repair is a
+    // silent kernel change the engine does not follow).
+    let report = host.audit();
+    assert_eq!(
+        report.total_repairs(),
+        0,
+        "after {step}: the audit repaired {}",
+        report.json()
+    );
 }

@@ -41,6 +41,10 @@ enum CtlCommand {
     /// Stream the mirror, then every event as it is dispatched, as JSON
     /// lines (`{"event":"route-add","route":{...}}`), until interrupted.
     Watch,
+    /// Audit the kernel against the mirror now: every kind dumped and
+    /// compared; differences no notification explains are repaired and
+    /// counted (any repair is a bug to report).
+    Audit,
 }
 
 pub fn ctl(args: CtlArgs) -> Result<()> {
@@ -65,6 +69,7 @@ pub fn ctl(args: CtlArgs) -> Result<()> {
         CtlCommand::Mirror { kind } => ("GET", format!("/mirror/{kind}"), String::new()),
         CtlCommand::Reload { name } => ("POST", format!("/plugins/{name}/reload"), String::new()),
         CtlCommand::Enable { name } => ("POST", format!("/plugins/{name}/enable"), String::new()),
+        CtlCommand::Audit => ("POST", "/audit".to_string(), String::new()),
     };
     let answer = client::request(&addr, method, &path, &body)?;
     let value: Value = serde_json::from_str(&answer.body).unwrap_or(Value::String(answer.body));
@@ -89,9 +94,38 @@ pub fn ctl(args: CtlArgs) -> Result<()> {
         CtlCommand::Reload { .. } | CtlCommand::Enable { .. } => {
             writeln!(out, "{}", value["result"].as_str().unwrap_or_default())?
         }
+        CtlCommand::Audit => print_audit(&mut out, &value)?,
         CtlCommand::Watch => {}
     }
     Ok(())
+}
+
+fn print_audit(out: &mut impl Write, report: &Value) -> io::Result<()> {
+    let repairs: Vec<String> = report["repairs"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, n)| n.as_u64() != Some(0))
+        .map(|(kind, n)| format!("{kind} {n}"))
+        .collect();
+    writeln!(
+        out,
+        "{} objects compared in {:.3} s ({:.3} s of CPU): {} differences, {} not explained by a notification",
+        report["objects"],
+        report["seconds"].as_f64().unwrap_or(0.0),
+        report["cpu_seconds"].as_f64().unwrap_or(0.0),
+        report["differences"],
+        report["suspects"],
+    )?;
+    if repairs.is_empty() {
+        writeln!(out, "repairs: none")
+    } else {
+        writeln!(
+            out,
+            "repairs: {} (a silent kernel change dphost does not follow: please report it)",
+            repairs.join(", ")
+        )
+    }
 }
 
 fn kinds_line(v: &Value) -> String {

@@ -16,7 +16,7 @@ use prometheus_client::registry::Registry;
 use crate::engine::stats::{EngineState, EngineStats};
 use crate::engine::{FAILURE_KINDS, Kind, PluginView};
 use crate::histogram::Snapshot;
-use crate::wit::EVENT_NAMES;
+use crate::wit::{EVENT_NAMES, ObjectKind};
 
 /// The metrics of one scrape, as text.
 pub fn render(stats: &Arc<EngineStats>, plugins: Vec<PluginView>) -> String {
@@ -198,6 +198,45 @@ impl Collector for Scrape {
             "reconciliations",
             "Reconciliations of a kind against a fresh dump",
             [(vec![], counter(load(&s.reconciliations)))],
+        )?;
+        family(
+            &mut e,
+            "audits",
+            "Audits of the kernel against the mirror, by outcome",
+            [
+                (vec![("outcome", "completed")], counter(load(&s.audits))),
+                (vec![("outcome", "failed")], counter(load(&s.audits_failed))),
+            ],
+        )?;
+        family(
+            &mut e,
+            "audit_repairs",
+            "Objects audits found changed in the kernel without a notification dphost follows, \
+             and repaired, per kind; any is a bug to report",
+            ObjectKind::ALL.iter().map(|k| {
+                (
+                    vec![("kind", k.name())],
+                    counter(load(&s.audit_repairs[*k as usize])),
+                )
+            }),
+        )?;
+        family(
+            &mut e,
+            "audit_last_seconds",
+            "Duration of the last audit",
+            [(
+                vec![],
+                ConstGauge::new(load(&s.last_audit_micros) as f64 / 1e6),
+            )],
+        )?;
+        family(
+            &mut e,
+            "audit_last_cpu_seconds",
+            "CPU time the last audit used (its thread and its dump readers)",
+            [(
+                vec![],
+                ConstGauge::new(load(&s.last_audit_cpu_micros) as f64 / 1e6),
+            )],
         )?;
         family(
             &mut e,

@@ -10,6 +10,7 @@
 //! | `POST /plugins/{name}/reload` | loads the plugin's file again and swaps it in |
 //! | `POST /plugins/{name}/enable` | clears a disabled plugin's crashes and restarts it |
 //! | `GET /mirror/{kind}` | the mirror's links, addresses, neighbours or routes |
+//! | `POST /audit` | audits the kernel against the mirror now; the report |
 
 use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::Ordering;
@@ -85,6 +86,7 @@ pub fn spawn(
         .route("/plugins/{name}/reload", post(reload))
         .route("/plugins/{name}/enable", post(enable))
         .route("/mirror/{kind}", get(mirror))
+        .route("/audit", post(audit))
         .with_state(engine);
     let mut servers = Vec::new();
     for addr in addrs {
@@ -217,6 +219,14 @@ pub fn status_json(engine: &EngineHandle, plugins: &[PluginView]) -> Value {
             .map(|k| (k.name().to_string(), json!(load(&s.events_by_kind[*k as usize]))))
             .collect::<serde_json::Map<_, _>>(),
         "replays": load(&s.replays),
+        "audits": load(&s.audits),
+        "audits_failed": load(&s.audits_failed),
+        "audit_repairs": ObjectKind::ALL
+            .iter()
+            .map(|k| (k.name().to_string(), json!(load(&s.audit_repairs[*k as usize]))))
+            .collect::<serde_json::Map<_, _>>(),
+        "last_audit_ms": load(&s.last_audit_micros) as f64 / 1e3,
+        "last_audit_cpu_ms": load(&s.last_audit_cpu_micros) as f64 / 1e3,
         "plugins": plugins.iter().map(|p| json!({
             "name": &*p.worker.name,
             "state": p.state_name(),
@@ -346,6 +356,18 @@ fn answer_of(asked: Result<Outcome, Response>) -> Response {
     match asked {
         Ok(Ok(message)) => json_response(StatusCode::OK, json!({ "result": message }).to_string()),
         Ok(Err(message)) => error(StatusCode::UNPROCESSABLE_ENTITY, message),
+        Err(response) => response,
+    }
+}
+
+/// An audit now: its report, or why it could not finish.
+async fn audit(State(engine): State<EngineHandle>) -> Response {
+    match ask(&engine, Request::Audit).await {
+        Ok(Ok(report)) => json_response(StatusCode::OK, report.json().to_string()),
+        Ok(Err(why)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("audit failed: {why}"),
+        ),
         Err(response) => response,
     }
 }

@@ -31,6 +31,7 @@
 //! Never decodes netlink (`netlink/` does) and never calls a plugin (the
 //! dispatcher's workers do).
 
+pub mod audit;
 mod lifecycle;
 pub mod plugin_set;
 pub mod request;
@@ -84,6 +85,9 @@ pub struct NetlinkConfig {
     pub sync_batch_delay: Duration,
     /// Wait after a loss before dumping, to let a storm pass.
     pub sync_attempt_delay: Duration,
+    /// How often the kernel is audited against the mirror; never when
+    /// None (`ctl audit` still works).
+    pub audit_interval: Option<Duration>,
 }
 
 impl Default for NetlinkConfig {
@@ -95,6 +99,7 @@ impl Default for NetlinkConfig {
             sync_batch_limit: 1024,
             sync_batch_delay: Duration::from_millis(20),
             sync_attempt_delay: Duration::from_secs(2),
+            audit_interval: Some(Duration::from_secs(600)),
         }
     }
 }
@@ -179,6 +184,9 @@ pub struct Engine {
     /// Plugins that overflowed during a sync, to replay once it is done.
     overflowed: Vec<PluginId>,
     dump_step_hook: Option<DumpStepHook>,
+    audits: audit::Audits,
+    /// [`Engine::ignore_silent_changes`].
+    ignore_silent: bool,
 }
 
 /// How long after a link change the engine reconciles at the latest, when
@@ -213,6 +221,7 @@ impl Engine {
         })
         .inspect_err(|e| tracing::error!("plugin files will not be watched: {e}"))
         .ok();
+        let audit_interval = config.audit_interval;
         let engine = Engine {
             config,
             netns,
@@ -237,6 +246,8 @@ impl Engine {
             watchers: Vec::new(),
             overflowed: Vec::new(),
             dump_step_hook: None,
+            audits: audit::Audits::new(audit_interval),
+            ignore_silent: false,
         };
         engine.rewatch();
         (engine, handle)
@@ -245,6 +256,19 @@ impl Engine {
     /// Calls `hook` after each step of every dump from now on.
     pub fn on_dump_step(&mut self, hook: DumpStepHook) {
         self.dump_step_hook = Some(hook);
+    }
+
+    /// Calls `hook` on the audit's thread after each step of its dumps: a
+    /// test hook that makes changes fall inside an audit by construction.
+    pub fn on_audit_step(&mut self, hook: DumpStepHook) {
+        self.audits.step_hook = Some(hook);
+    }
+
+    /// A test hook planting the bug the audit exists for: the engine no
+    /// longer reconciles after changes the kernel follows silently, so
+    /// only an audit finds what they changed.
+    pub fn ignore_silent_changes(&mut self) {
+        self.ignore_silent = true;
     }
 
     /// Syncs, then follows the kernel until [`EngineHandle::stop`].
@@ -267,6 +291,7 @@ impl Engine {
             recv(notices) -> notice => match notice {
                 Ok(Notice::Changes(changes, read)) => self.apply(changes, read),
                 Ok(Notice::Lost(loss)) => self.lost(loss),
+                Ok(Notice::Fence(id)) => self.fenced(id),
                 Err(_) => self.lost(Loss::Socket("reader stopped".into())),
             },
             recv(self.requests) -> request => {
@@ -286,6 +311,7 @@ impl Engine {
             self.reconcile_due = None;
             self.reconcile_silent();
         }
+        self.audit_if_due();
         self.supervise();
     }
 
@@ -334,6 +360,7 @@ impl Engine {
         }
         let batch: Arc<[Event]> = self.out.drain(..).collect();
         self.count_events(&batch);
+        self.count_repairs(&batch);
         let since = self.out_since.take().unwrap_or_else(Instant::now);
         for id in self.dispatcher.dispatch_since(&batch, since) {
             // In the middle of a sync the mirror is half way between two
@@ -392,9 +419,11 @@ impl Engine {
     /// Resynchronises until a sync completes (or the engine is stopped).
     fn resync(&mut self, startup: bool) {
         self.stats.set_state(EngineState::Syncing);
-        // The sync covers whatever was waiting to be reconciled.
+        // The sync covers whatever was waiting to be reconciled; the
+        // reader, and the fences asked of it, go.
         self.silent.clear();
         self.reconcile_due = None;
+        self.forget_fences();
         let started = Instant::now();
         let mut first = startup;
         while !self.stop.load(Ordering::Acquire) {
@@ -421,6 +450,7 @@ impl Engine {
         for id in std::mem::take(&mut self.overflowed) {
             self.replay_to(id);
         }
+        self.schedule_audit();
         for request in std::mem::take(&mut self.deferred) {
             self.serve(request);
         }
@@ -561,7 +591,7 @@ impl Engine {
 
     /// Adds parts of the mirror to reconcile once notifications pause.
     fn schedule(&mut self, scopes: Vec<Scope>) {
-        if scopes.is_empty() {
+        if scopes.is_empty() || self.ignore_silent {
             return;
         }
         for scope in scopes {

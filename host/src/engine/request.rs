@@ -13,14 +13,17 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use super::Engine;
+use super::audit::AuditReport;
 use super::plugin_set::AddError;
 use super::stats::EngineState;
 use super::status::PluginView;
 use crate::dispatch::{PluginId, PluginMeta, PluginState, QueryError, Replay, SwapError};
+use crate::mirror::Mirror;
 use crate::netlink::kind::Kind;
+use crate::netlink::scope::Scope;
 use crate::plugin::supervisor::{Rejected, Supervised};
 use crate::plugin::{Compiled, Instance, LoadError, PluginSpec};
-use crate::wit::Event;
+use crate::wit::{Event, ObjectKind};
 
 /// Batches a `ctl watch` client may fall behind by. Threat: a stalled
 /// client holding every batch in memory; past this it is dropped, and its
@@ -131,6 +134,21 @@ pub enum Request {
         error: LoadError,
         reply: Sender<Outcome>,
     },
+    /// `ctl audit`: an audit now (or the one in progress), answered when it
+    /// is done.
+    Audit(Sender<Result<AuditReport, String>>),
+    /// The audit thread's copy of the mirror as of now.
+    AuditCopy(Sender<Mirror>),
+    /// The audit thread's copy of the mirror once every notification the
+    /// kernel had sent is applied.
+    AuditFence(Sender<Mirror>),
+    /// Reconcile the parts of the mirror an audit's suspects belong to.
+    AuditRepair {
+        scopes: Vec<Scope>,
+        reply: Sender<Result<[u64; ObjectKind::ALL.len()], String>>,
+    },
+    /// The audit thread is done.
+    AuditDone(Result<AuditReport, String>),
 }
 
 impl Request {
@@ -155,6 +173,9 @@ impl Request {
                 | Request::Enable { .. }
                 | Request::AddPlugin { .. }
                 | Request::Watch(_)
+                | Request::AuditCopy(_)
+                | Request::AuditFence(_)
+                | Request::AuditRepair { .. }
         )
     }
 }
@@ -249,6 +270,11 @@ impl Engine {
             } => {
                 let _ = reply.send(Err(self.refused(id, sha256, error)));
             }
+            Request::Audit(reply) => self.audit_now(reply),
+            Request::AuditCopy(reply) => self.audit_copy(reply),
+            Request::AuditFence(reply) => self.audit_fence(reply),
+            Request::AuditRepair { scopes, reply } => self.audit_repair(scopes, reply),
+            Request::AuditDone(result) => self.audit_done(result),
         }
     }
 

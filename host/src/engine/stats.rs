@@ -78,6 +78,18 @@ pub struct EngineStats {
     pub events_by_kind: [AtomicU64; ObjectKind::ALL.len()],
     /// Plugins brought up to date from the mirror (loaded or overflowed).
     pub replays: AtomicU64,
+    /// Audits completed, and those that could not finish (a resync, a
+    /// dump error or one interrupted again and again).
+    pub audits: AtomicU64,
+    pub audits_failed: AtomicU64,
+    /// Objects the audits repaired, per WIT `object-kind` case: a
+    /// difference between the kernel and the mirror no notification
+    /// explained. Each is a silent change the engine does not follow.
+    pub audit_repairs: [AtomicU64; ObjectKind::ALL.len()],
+    /// The last audit: its duration and the CPU time it used, in
+    /// microseconds.
+    pub last_audit_micros: AtomicU64,
+    pub last_audit_cpu_micros: AtomicU64,
 }
 
 impl EngineStats {

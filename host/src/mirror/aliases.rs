@@ -216,7 +216,7 @@ impl Mirror {
 
     /// Every route of `key`, in the kernel's order: the first, then those
     /// waiting behind it.
-    fn routes_of(&self, key: &RouteKey) -> Vec<LpmRoute> {
+    pub(super) fn routes_of(&self, key: &RouteKey) -> Vec<LpmRoute> {
         let mut all: Vec<LpmRoute> = self.routes.get(key).into_iter().collect();
         all.extend_from_slice(self.aliases.behind(key));
         all

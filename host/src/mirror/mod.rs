@@ -33,6 +33,7 @@
 //!   address, neighbour and route that uses it here, with a del for each.
 
 mod aliases;
+mod compare;
 mod nexthops;
 mod reconcile;
 mod routes;
@@ -56,6 +57,7 @@ use crate::netlink::rule::{self, Rule};
 use crate::wit::filter::Subscription;
 use crate::wit::{Address, Event, Family, Link, Neighbour, ObjectKind, Route};
 use aliases::Aliases;
+pub use compare::scopes_of;
 use nexthops::Nexthops;
 use table::Table;
 
@@ -208,7 +210,14 @@ impl Mirror {
     /// on changing. Cheap: the routes are shared copy-on-write (a million
     /// take well under a millisecond), the other kinds are copied.
     pub fn snapshot(&mut self) -> Arc<Mirror> {
-        Arc::new(Mirror {
+        Arc::new(self.copy())
+    }
+
+    /// A copy of the mirror as of now, of its own: changing either leaves
+    /// the other as it was. As cheap as [`Mirror::snapshot`] until one of
+    /// them changes routes, which then copy the parts they change.
+    pub fn copy(&mut self) -> Mirror {
+        Mirror {
             links: self.links.clone(),
             addresses: self.addresses.clone(),
             neighbours: self.neighbours.clone(),
@@ -217,7 +226,7 @@ impl Mirror {
             routes: self.routes.share(),
             aliases: self.aliases.clone(),
             reconciling: reconcile::Reconciling::default(),
-        })
+        }
     }
 
     /// How many objects of each kind the mirror holds, in [`Kind::ALL`]

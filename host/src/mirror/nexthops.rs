@@ -49,6 +49,16 @@ impl Nexthops {
         }
     }
 
+    /// True when both hold the same nexthops.
+    pub(super) fn same(&self, other: &Nexthops) -> bool {
+        self.map.len() == other.map.len()
+            && self
+                .map
+                .iter()
+                .zip(&other.map)
+                .all(|((a, (x, _)), (b, (y, _)))| a == b && x == y)
+    }
+
     pub(super) fn remove(&mut self, id: u32) -> Option<Nexthop> {
         self.map.remove(&id).map(|(nexthop, _)| nexthop)
     }

@@ -121,6 +121,16 @@ impl<V: Object> Table<V> {
         self.map.get(key).map(|s| &s.value)
     }
 
+    /// True when both hold the same objects under the same keys.
+    pub(super) fn same(&self, other: &Table<V>) -> bool {
+        self.map.len() == other.map.len()
+            && self
+                .map
+                .iter()
+                .zip(&other.map)
+                .all(|((ka, a), (kb, b))| ka == kb && a.value.same(&b.value))
+    }
+
     /// True when `f` holds for one of the objects.
     pub(super) fn any(&self, mut f: impl FnMut(&V) -> bool) -> bool {
         self.map.values().any(|s| f(&s.value))

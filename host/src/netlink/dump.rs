@@ -38,7 +38,11 @@ const STEPS_AHEAD: usize = 4;
 /// What the reading thread hands on.
 enum Step {
     Objects(Vec<Change>),
-    End { interrupted: bool, unparsed: u64 },
+    End {
+        interrupted: bool,
+        unparsed: u64,
+        cpu: Duration,
+    },
     Failed(io::Error),
 }
 
@@ -54,6 +58,8 @@ pub struct Dump {
     pub interrupted: bool,
     /// Replies that did not parse.
     pub unparsed: u64,
+    /// CPU time the thread reading the dump used.
+    pub cpu: Duration,
     /// A scoped dump whose link or table no longer exists (ENODEV,
     /// ENOENT) is an empty one: nothing of it is left.
     missing_is_empty: bool,
@@ -95,6 +101,7 @@ impl Dump {
             done: false,
             interrupted: false,
             unparsed: 0,
+            cpu: Duration::ZERO,
             missing_is_empty: false,
         }
     }
@@ -134,10 +141,12 @@ impl Dump {
             Some(Step::End {
                 interrupted,
                 unparsed,
+                cpu,
             }) => {
                 self.done = true;
                 self.interrupted = interrupted;
                 self.unparsed = unparsed;
+                self.cpu = cpu;
             }
             Some(Step::Failed(e)) => {
                 self.done = true;
@@ -209,6 +218,7 @@ impl DumpReader {
         let _ = tx.send(Step::End {
             interrupted: self.interrupted,
             unparsed: self.unparsed,
+            cpu: socket::thread_cpu_time(),
         });
     }
 

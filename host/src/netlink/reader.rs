@@ -9,7 +9,7 @@
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,9 @@ pub enum Notice {
     Changes(Vec<Change>, Instant),
     /// The socket failed: notifications were (ENOBUFS) or may have been lost.
     Lost(Loss),
+    /// Every notification the kernel had queued when [`Reader::fence`] was
+    /// called with this number is in a `Changes` before this.
+    Fence(u64),
 }
 
 /// Why the notification stream broke.
@@ -74,6 +77,8 @@ pub struct Reader {
     socket: Arc<Socket>,
     rx: Option<Receiver<Notice>>,
     thread: Option<JoinHandle<()>>,
+    /// Fences asked for and not yet handed on.
+    fences: Arc<Mutex<Vec<u64>>>,
     /// The receive buffer size the kernel granted.
     pub rcvbuf: usize,
 }
@@ -92,11 +97,13 @@ impl Reader {
         let (tx, rx) = bounded(NOTICE_QUEUE);
         let stop = Arc::new(AtomicBool::new(false));
         let lost = Arc::new(OnceLock::new());
+        let fences = Arc::new(Mutex::new(Vec::new()));
         let state = ReadLoop {
             socket: socket.clone(),
             tx,
             stop: stop.clone(),
             lost: lost.clone(),
+            fences: fences.clone(),
             batch_size: batch_size.max(1),
             counters,
         };
@@ -109,8 +116,22 @@ impl Reader {
             socket,
             rx: Some(rx),
             thread: Some(thread),
+            fences,
             rcvbuf: effective,
         })
+    }
+
+    /// Asks for [`Notice::Fence`]`(id)`: the thread reads the socket until
+    /// it is empty, hands on what it read, then the fence (within
+    /// `STOP_POLL`). A change the kernel made before this call has then
+    /// been handed on. The kernel queues a notification before the call
+    /// that made the change returns, so the fence orders what the engine
+    /// has applied against what any other socket saw of the kernel.
+    pub fn fence(&self, id: u64) {
+        self.fences
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(id);
     }
 
     pub fn notices(&self) -> &Receiver<Notice> {
@@ -165,6 +186,7 @@ struct ReadLoop {
     tx: Sender<Notice>,
     stop: Arc<AtomicBool>,
     lost: Arc<OnceLock<Loss>>,
+    fences: Arc<Mutex<Vec<u64>>>,
     batch_size: usize,
     counters: Arc<ReaderCounters>,
 }
@@ -180,9 +202,12 @@ impl ReadLoop {
                 self.hand_on(Notice::Lost(loss.clone()));
                 return;
             }
+            let fences =
+                std::mem::take(&mut *self.fences.lock().unwrap_or_else(|e| e.into_inner()));
             // Block (up to STOP_POLL) only when nothing is waiting to be
-            // handed on; otherwise take what is there and hand it on.
-            let flags = if changes.is_empty() {
+            // handed on and no fence is asked for; otherwise take what is
+            // there and hand it on.
+            let flags = if changes.is_empty() && fences.is_empty() {
                 0
             } else {
                 libc::MSG_DONTWAIT
@@ -204,6 +229,17 @@ impl ReadLoop {
                 let batch = std::mem::replace(&mut changes, Vec::with_capacity(self.batch_size));
                 if !self.hand_on(Notice::Changes(batch, first_read)) {
                     return;
+                }
+            }
+            if !fences.is_empty() && !drained {
+                // Not empty yet: the fences wait for the next round.
+                let mut pending = self.fences.lock().unwrap_or_else(|e| e.into_inner());
+                pending.splice(0..0, fences);
+            } else {
+                for id in fences {
+                    if !self.hand_on(Notice::Fence(id)) {
+                        return;
+                    }
                 }
             }
         }

@@ -1,0 +1,388 @@
+//! The audit: proof that the engine follows the kernel. At an interval
+//! (`audit_interval_s`) and on `dphost ctl audit`, a thread of its own
+//! dumps every kind on sockets of its own into a private copy of the
+//! mirror, the way a reconcile does, and so finds every object the kernel
+//! holds otherwise than the mirror. The engine goes on following meanwhile.
+//!
+//! A difference is only a suspect when no notification touched that object
+//! while the audit ran: the copy taken at the start and a copy taken after
+//! a fence ([`crate::netlink::reader::Reader::fence`]: every notification
+//! the kernel had sent by then applied) hold it the same way. Suspects are
+//! repaired by the engine itself, by reconciling the part of the mirror
+//! they belong to ([`crate::mirror::scopes_of`]) through the normal event
+//! path; what that reconcile changes is counted as repairs, per kind, and
+//! logged. A repair means the kernel changed something without a
+//! notification that [`crate::mirror::Mirror::silent_scopes`] does not
+//! know of: a bug to fix in that catalogue.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Sender, bounded};
+use serde_json::{Value, json};
+
+use super::request::Request;
+use super::{DumpStepHook, Engine};
+use crate::mirror::{Mirror, scopes_of};
+use crate::netlink::dump::Dump;
+use crate::netlink::kind::Kind;
+use crate::netlink::scope::Scope;
+use crate::netlink::socket::{self, Netns};
+use crate::wit::{Event, ObjectKind};
+
+/// Objects taken from a dump per step.
+const STEP: usize = 4096;
+
+/// Audits of one kind whose dumps keep being interrupted before the audit
+/// gives up (and counts itself failed).
+const MAX_ATTEMPTS: u32 = 3;
+
+/// Repair events logged one by one per audit; past this only counted.
+const MAX_LOGGED: usize = 100;
+
+/// How long the audit thread waits for the engine's answer to one of its
+/// requests (a copy, a fence, a repair). Threat: an engine stuck in a
+/// resync that never ends holding an audit thread forever.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// What one audit found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditReport {
+    /// Objects the kernel's dumps held.
+    pub objects: u64,
+    /// Differences between the kernel's dumps and the mirror as the audit
+    /// began (events a reconcile of its copy gave).
+    pub differences: u64,
+    /// Those no notification touched while the audit ran.
+    pub suspects: u64,
+    /// What the engine's reconcile of the suspects changed, per WIT
+    /// `object-kind` case.
+    pub repairs: [u64; ObjectKind::ALL.len()],
+    pub duration: Duration,
+    /// CPU time of the audit's thread and its dump readers.
+    pub cpu: Duration,
+}
+
+impl AuditReport {
+    /// The report as `dphost ctl audit` prints it.
+    pub fn json(&self) -> Value {
+        let repairs: serde_json::Map<String, Value> = ObjectKind::ALL
+            .iter()
+            .map(|k| (k.name().to_string(), json!(self.repairs[*k as usize])))
+            .collect();
+        json!({
+            "objects": self.objects,
+            "differences": self.differences,
+            "suspects": self.suspects,
+            "repairs": repairs,
+            "seconds": self.duration.as_secs_f64(),
+            "cpu_seconds": self.cpu.as_secs_f64(),
+        })
+    }
+
+    pub fn total_repairs(&self) -> u64 {
+        self.repairs.iter().sum()
+    }
+}
+
+/// The engine's side of audits.
+#[derive(Default)]
+pub(super) struct Audits {
+    interval: Option<Duration>,
+    due: Option<Instant>,
+    running: Option<JoinHandle<()>>,
+    /// `ctl audit` clients waiting for the audit in progress.
+    waiters: Vec<Sender<Result<AuditReport, String>>>,
+    /// Fenced copies asked for, by fence number.
+    fences: HashMap<u64, Sender<Mirror>>,
+    next_fence: u64,
+    /// While a repair reconciles: what it changed, per kind, and how many
+    /// of its events were logged.
+    repairing: Option<([u64; ObjectKind::ALL.len()], usize)>,
+    pub(super) step_hook: Option<DumpStepHook>,
+}
+
+impl Audits {
+    pub(super) fn new(interval: Option<Duration>) -> Audits {
+        Audits {
+            interval,
+            ..Audits::default()
+        }
+    }
+}
+
+impl Engine {
+    /// Starts an audit when one is due and none is running.
+    pub(super) fn audit_if_due(&mut self) {
+        let due = self.audits.due.is_some_and(|due| Instant::now() >= due);
+        if due && self.audits.running.is_none() {
+            self.start_audit();
+        }
+    }
+
+    /// After a sync: the next audit is an interval away.
+    pub(super) fn schedule_audit(&mut self) {
+        if self.audits.due.is_none() {
+            self.audits.due = self.audits.interval.map(|every| Instant::now() + every);
+        }
+    }
+
+    /// `ctl audit`: joins the audit in progress, or starts one now.
+    pub(super) fn audit_now(&mut self, reply: Sender<Result<AuditReport, String>>) {
+        self.audits.waiters.push(reply);
+        if self.audits.running.is_none() {
+            self.start_audit();
+        }
+    }
+
+    fn start_audit(&mut self) {
+        self.audits.due = None;
+        let (netns, requests) = (self.netns.clone(), self.requests_tx.clone());
+        let hook = self.audits.step_hook.clone();
+        let spawned = std::thread::Builder::new()
+            .name("dphost-audit".into())
+            .spawn(move || {
+                let result = audit(&netns, &requests, hook.as_ref());
+                let _ = requests.send(Request::AuditDone(result));
+            });
+        match spawned {
+            Ok(thread) => self.audits.running = Some(thread),
+            Err(e) => self.audit_done(Err(format!("the audit thread did not start: {e}"))),
+        }
+    }
+
+    /// The audit thread's copy of the mirror as of now.
+    pub(super) fn audit_copy(&mut self, reply: Sender<Mirror>) {
+        let _ = reply.send(self.mirror.copy());
+    }
+
+    /// The audit thread's copy of the mirror once a fence is through: the
+    /// reply waits for [`Engine::fenced`].
+    pub(super) fn audit_fence(&mut self, reply: Sender<Mirror>) {
+        let Some(reader) = &self.reader else {
+            return;
+        };
+        self.audits.next_fence += 1;
+        let id = self.audits.next_fence;
+        reader.fence(id);
+        self.audits.fences.insert(id, reply);
+    }
+
+    /// Fence `id` came through: everything before it is applied.
+    pub(super) fn fenced(&mut self, id: u64) {
+        self.flush(self.config.batch_delay);
+        if let Some(reply) = self.audits.fences.remove(&id) {
+            let _ = reply.send(self.mirror.copy());
+        }
+    }
+
+    /// A resync drops the reader and its fences: their audits fail.
+    pub(super) fn forget_fences(&mut self) {
+        self.audits.fences.clear();
+    }
+
+    /// Reconciles the parts of the mirror an audit's suspects belong to;
+    /// replies with what that changed, per kind.
+    pub(super) fn audit_repair(
+        &mut self,
+        scopes: Vec<Scope>,
+        reply: Sender<Result<[u64; ObjectKind::ALL.len()], String>>,
+    ) {
+        self.flush(self.config.batch_delay);
+        self.audits.repairing = Some(([0; ObjectKind::ALL.len()], 0));
+        let mut failed = None;
+        for scope in scopes {
+            if let Err(e) = self.reconcile(scope) {
+                failed = Some(format!("reconciling {scope}: {e}"));
+                break;
+            }
+        }
+        self.flush(self.config.batch_delay);
+        let (repairs, _) = self.audits.repairing.take().unwrap_or_default();
+        for (counter, n) in self.stats.audit_repairs.iter().zip(repairs) {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+        let _ = reply.send(match failed {
+            Some(e) => {
+                self.resync(false);
+                Err(e)
+            }
+            None => Ok(repairs),
+        });
+    }
+
+    /// Counts and logs what a repair changed (called by `flush`).
+    pub(super) fn count_repairs(&mut self, batch: &[Event]) {
+        let Some((counts, logged)) = &mut self.audits.repairing else {
+            return;
+        };
+        for event in batch {
+            counts[event.kind() as usize] += 1;
+            if *logged < MAX_LOGGED {
+                *logged += 1;
+                tracing::warn!(
+                    repair = %crate::mirror::event_json(event),
+                    "audit: the kernel changed this without a notification dphost follows"
+                );
+            }
+        }
+    }
+
+    /// The audit thread's end.
+    pub(super) fn audit_done(&mut self, result: Result<AuditReport, String>) {
+        if let Some(thread) = self.audits.running.take() {
+            let _ = thread.join();
+        }
+        match &result {
+            Ok(report) => {
+                self.stats.audits.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .last_audit_micros
+                    .store(report.duration.as_micros() as u64, Ordering::Relaxed);
+                self.stats
+                    .last_audit_cpu_micros
+                    .store(report.cpu.as_micros() as u64, Ordering::Relaxed);
+                tracing::info!(report = %report.json(), "audit done");
+            }
+            Err(e) => {
+                self.stats.audits_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("audit failed: {e}");
+            }
+        }
+        for waiter in self.audits.waiters.drain(..) {
+            let _ = waiter.send(result.clone());
+        }
+        self.audits.due = self.audits.interval.map(|every| Instant::now() + every);
+    }
+}
+
+/// One audit, on the calling thread (at a lower priority: it yields the
+/// CPU to the engine and the plugins).
+fn audit(
+    netns: &Netns,
+    requests: &Sender<Request>,
+    hook: Option<&DumpStepHook>,
+) -> Result<AuditReport, String> {
+    lower_priority();
+    let started = Instant::now();
+    let cpu_start = socket::thread_cpu_time();
+    let mut readers_cpu = Duration::ZERO;
+    let (mut report, differences, before) = (1..=MAX_ATTEMPTS)
+        .find_map(
+            |attempt| match compare(netns, requests, hook, &mut readers_cpu) {
+                Ok(Some(found)) => Some(Ok(found)),
+                Ok(None) => {
+                    tracing::debug!(attempt, "audit: a dump was interrupted; again");
+                    None
+                }
+                Err(e) => Some(Err(e)),
+            },
+        )
+        .unwrap_or_else(|| Err("dumps kept being interrupted".to_string()))?;
+    let after = ask(requests, Request::AuditFence)?;
+    let mut scopes: Vec<Scope> = Vec::new();
+    for event in &differences {
+        if before.same_object(&after, event) {
+            report.suspects += 1;
+            for scope in scopes_of(event) {
+                if !scopes.contains(&scope) {
+                    scopes.push(scope);
+                }
+            }
+        }
+    }
+    drop((before, after));
+    if !scopes.is_empty() {
+        scopes.sort_by_key(|s| s.kind.index());
+        let (tx, rx) = bounded(1);
+        send(requests, Request::AuditRepair { scopes, reply: tx })?;
+        report.repairs = rx
+            .recv_timeout(ANSWER_TIMEOUT)
+            .map_err(|_| "the engine did not repair".to_string())??;
+    }
+    report.duration = started.elapsed();
+    report.cpu = socket::thread_cpu_time().saturating_sub(cpu_start) + readers_cpu;
+    Ok(report)
+}
+
+/// Dumps every kind into a copy of the mirror; the report so far, the
+/// differences, and the mirror as the audit began. None when a dump was
+/// interrupted (its comparison cannot be trusted).
+#[allow(clippy::type_complexity, reason = "one private tuple")]
+fn compare(
+    netns: &Netns,
+    requests: &Sender<Request>,
+    hook: Option<&DumpStepHook>,
+    readers_cpu: &mut Duration,
+) -> Result<Option<(AuditReport, Vec<Event>, Mirror)>, String> {
+    let mut copy = ask(requests, Request::AuditCopy)?;
+    let before = copy.copy();
+    let mut differences = Vec::new();
+    let mut objects = 0;
+    let mut step = Vec::with_capacity(STEP);
+    for (sequence, kind) in (1..).zip(Kind::ALL) {
+        let mut dump = Dump::start(netns, kind, sequence).map_err(|e| e.to_string())?;
+        copy.reconcile_begin(Scope::all(kind));
+        while !dump.is_done() {
+            step.clear();
+            dump.next_batch(STEP, &mut step)
+                .map_err(|e| e.to_string())?;
+            objects += step.len() as u64;
+            for change in step.drain(..) {
+                copy.reconcile_add(change, &mut differences);
+            }
+            if let Some(hook) = hook {
+                hook(kind);
+            }
+        }
+        copy.reconcile_end(&mut differences);
+        *readers_cpu += dump.cpu;
+        if dump.interrupted {
+            return Ok(None);
+        }
+    }
+    let report = AuditReport {
+        objects,
+        differences: differences.len() as u64,
+        suspects: 0,
+        repairs: [0; ObjectKind::ALL.len()],
+        duration: Duration::ZERO,
+        cpu: Duration::ZERO,
+    };
+    Ok(Some((report, differences, before)))
+}
+
+/// Sends `make(reply)` to the engine and waits for its answer.
+fn ask<T>(
+    requests: &Sender<Request>,
+    make: impl FnOnce(Sender<T>) -> Request,
+) -> Result<T, String> {
+    let (tx, rx) = bounded(1);
+    send(requests, make(tx))?;
+    rx.recv_timeout(ANSWER_TIMEOUT)
+        .map_err(|_| "the engine resynchronised during the audit".to_string())
+}
+
+fn send(requests: &Sender<Request>, request: Request) -> Result<(), String> {
+    requests
+        .send(request)
+        .map_err(|_| "the engine stopped".to_string())
+}
+
+/// Nice 10 for the calling thread (and the dump readers it starts, which
+/// inherit it).
+fn lower_priority() {
+    // SAFETY: plain system calls on the calling thread's own id.
+    let rc = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10)
+    };
+    if rc != 0 {
+        tracing::debug!(
+            "audit: setpriority failed: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
