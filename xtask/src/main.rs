@@ -8,9 +8,8 @@
 //! - `test`: `build`, then every test in the workspace.
 //! - `demo`: `build`, then dphost on a throwaway namespace (see `demo.rs`).
 //! - `bench dispatch`, `bench sync`, `bench reload`, `bench languages`,
-//!   `bench nexthops`: `build`,
-//!   then that benchmark
-//!   (figures go to BENCHMARKS.md).
+//!   `bench nexthops`, `bench filter`, `bench audit`: `build`, then that
+//!   benchmark (figures go to BENCHMARKS.md).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -52,11 +51,11 @@ fn main() -> Result<()> {
         ["demo"] => demo(),
         [
             "bench",
-            name @ ("dispatch" | "sync" | "reload" | "languages" | "nexthops" | "filter"),
+            name @ ("dispatch" | "sync" | "reload" | "languages" | "nexthops" | "filter" | "audit"),
         ] => bench(name),
         _ => {
             eprintln!(
-                "usage: cargo xtask <build | tools | test [cargo test args] | demo | bench dispatch|sync|reload|languages|nexthops|filter>"
+                "usage: cargo xtask <build | tools | test [cargo test args] | demo | bench dispatch|sync|reload|languages|nexthops|filter|audit>"
             );
             bail!("unknown command {args:?}")
         }

@@ -41,7 +41,7 @@ const GROUP: u32 = 1 << 25;
 /// The stored part of a route: 16 bytes. Table, prefix and length are implied
 /// by where the entry hangs; next hops (with their nexthop object's id) and
 /// prefsrc are interned ids.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Entry {
     metric: u32,
     nexthops: u32,
@@ -265,19 +265,34 @@ impl Fib {
 
     /// Like [`Fib::get`], borrowing instead of allocating.
     pub fn get_ref(&self, key: &RouteKey) -> Option<RouteRef<'_>> {
+        let idx = self.entry_of(key)?;
+        let len = key.len.min(key.dst.family().width());
+        Some(self.view(key.table, key.dst.masked(len), len, idx))
+    }
+
+    /// During a sweep, marks the route with this key seen, as an upsert of
+    /// it unchanged would, without writing it; false when there is none or
+    /// it was seen already (for [`Fib::upsert_unseen`]: the route is kept).
+    pub fn mark_seen(&mut self, key: &RouteKey) -> bool {
+        match self.entry_of(key) {
+            Some(idx) if self.is_stale(idx) => {
+                self.refresh(idx);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The entry index of the route with this key.
+    fn entry_of(&self, key: &RouteKey) -> Option<u32> {
         let len = key.len.min(key.dst.family().width());
         let dst = key.dst.masked(len);
         let root = self.tables[self.table_index(key.table, dst.family())?].root;
-        let node = match dst {
-            Addr::V4(k) => self.v4.find(root, k, len)?,
-            Addr::V6(k) => self.v6.find(root, k, len)?,
-        };
         let slot = match dst {
-            Addr::V4(_) => self.v4.slot(node),
-            Addr::V6(_) => self.v6.slot(node),
+            Addr::V4(k) => self.v4.slot(self.v4.find(root, k, len)?),
+            Addr::V6(k) => self.v6.slot(self.v6.find(root, k, len)?),
         };
-        let idx = self.members(slot).find(|&e| self.matches(e, key))?;
-        Some(self.view(key.table, dst, len, idx))
+        self.members(slot).find(|&e| self.matches(e, key))
     }
 
     /// Marks every route stale, for a resync: routes not upserted again
@@ -439,6 +454,26 @@ impl Fib {
         entry: Entry,
         keep_seen: bool,
     ) -> Option<bool> {
+        if keep_seen && self.stale_live > 0 {
+            // A sweep over routes that are mostly there already (a resync,
+            // a reconcile, an audit's copy): a route stored exactly so is
+            // only marked seen, without a write to the trie or the entries,
+            // which a copy-on-write FIB would otherwise copy.
+            let root = self.tables[ti].root;
+            if let Some(node) = K::tries(self).find(root, key, len) {
+                let slot = K::tries(self).slot(node);
+                let held = self.members(slot).find(|&e| *self.entries.get(e) == entry);
+                if let Some(idx) = held {
+                    let seen = !self.is_stale(idx);
+                    self.release_entry(entry);
+                    if seen {
+                        return None;
+                    }
+                    self.refresh(idx);
+                    return Some(true);
+                }
+            }
+        }
         let mut root = self.tables[ti].root;
         let node = K::tries_mut(self).insert(&mut root, key, len);
         self.tables[ti].root = root;

@@ -215,6 +215,27 @@ fn sweep_of_a_part() {
     assert_eq!(fib.len(), 2);
 }
 
+/// `mark_seen` keeps a stale route through the sweep as an unchanged
+/// upsert would, once; outside a sweep, or for a key not held, it does
+/// nothing.
+#[test]
+fn mark_seen_is_an_unchanged_upsert() {
+    let mut fib = Fib::new();
+    let kept = route(254, v4("10.0.0.0"), 8, 0, &[hop(v4("192.0.2.1"))]);
+    let gone = route(254, v4("11.0.0.0"), 8, 0, &[]);
+    fib.upsert(kept.as_ref());
+    fib.upsert(gone.as_ref());
+    assert!(!fib.mark_seen(&kept.key()), "outside a sweep: seen already");
+    fib.begin_sweep();
+    assert!(fib.mark_seen(&kept.key()));
+    assert!(!fib.mark_seen(&kept.key()), "once");
+    assert!(!fib.mark_seen(&route(254, v4("12.0.0.0"), 8, 0, &[]).key()));
+    assert_eq!(fib.upsert_unseen(kept.as_ref()), None, "seen: kept");
+    assert_eq!(fib.end_sweep(), 1);
+    assert_eq!(fib.get(&kept.key()), Some(kept));
+    assert!(fib.get(&gone.key()).is_none());
+}
+
 /// `end_sweep_with` removes the same routes as `end_sweep` and hands over
 /// each removed route whole, so a caller can report exactly what went.
 #[test]

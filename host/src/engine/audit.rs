@@ -2,20 +2,21 @@
 //! (`audit_interval_s`) and on `dphost ctl audit`, a thread of its own
 //! dumps every kind on sockets of its own into a private copy of the
 //! mirror, the way a reconcile does, and so finds every object the kernel
-//! holds otherwise than the mirror. The engine goes on following meanwhile.
+//! holds otherwise than the mirror. The engine goes on following meanwhile,
+//! noting every object its events touch from the copy on.
 //!
-//! A difference is only a suspect when no notification touched that object
-//! while the audit ran: the copy taken at the start and a copy taken after
-//! a fence ([`crate::netlink::reader::Reader::fence`]: every notification
-//! the kernel had sent by then applied) hold it the same way. Suspects are
-//! repaired by the engine itself, by reconciling the part of the mirror
-//! they belong to ([`crate::mirror::scopes_of`]) through the normal event
-//! path; what that reconcile changes is counted as repairs, per kind, and
-//! logged. A repair means the kernel changed something without a
-//! notification that [`crate::mirror::Mirror::silent_scopes`] does not
-//! know of: a bug to fix in that catalogue.
+//! A difference is only a suspect when no event touched that object while
+//! the audit ran: after a fence ([`crate::netlink::reader::Reader::fence`]:
+//! every notification the kernel had sent by then applied), the engine
+//! makes each untouched suspect what the audit's dump found
+//! ([`crate::mirror::Fix`]), through the normal event path. What that
+//! changes is counted as repairs, per kind, and logged. A repair means the
+//! kernel changed something without a notification that
+//! [`crate::mirror::Mirror::silent_scopes`] does not know of: a bug to fix
+//! in that catalogue. Repairs cost the engine what the objects repaired
+//! cost, never a dump.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -25,7 +26,7 @@ use serde_json::{Value, json};
 
 use super::request::Request;
 use super::{DumpStepHook, Engine};
-use crate::mirror::{Mirror, scopes_of};
+use crate::mirror::{Fix, Mirror, ObjectKey};
 use crate::netlink::dump::Dump;
 use crate::netlink::kind::Kind;
 use crate::netlink::scope::Scope;
@@ -43,8 +44,8 @@ const MAX_ATTEMPTS: u32 = 3;
 const MAX_LOGGED: usize = 100;
 
 /// How long the audit thread waits for the engine's answer to one of its
-/// requests (a copy, a fence, a repair). Threat: an engine stuck in a
-/// resync that never ends holding an audit thread forever.
+/// requests (a copy, a repair). Threat: an engine stuck in a resync that
+/// never ends holding an audit thread forever.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// What one audit found.
@@ -52,12 +53,12 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(600);
 pub struct AuditReport {
     /// Objects the kernel's dumps held.
     pub objects: u64,
-    /// Differences between the kernel's dumps and the mirror as the audit
-    /// began (events a reconcile of its copy gave).
+    /// Objects the kernel's dumps held otherwise than the mirror as the
+    /// audit began.
     pub differences: u64,
-    /// Those no notification touched while the audit ran.
+    /// Those no event touched while the audit ran.
     pub suspects: u64,
-    /// What the engine's reconcile of the suspects changed, per WIT
+    /// Events the repair of the suspects gave plugins, per WIT
     /// `object-kind` case.
     pub repairs: [u64; ObjectKind::ALL.len()],
     pub duration: Duration,
@@ -95,13 +96,23 @@ pub(super) struct Audits {
     running: Option<JoinHandle<()>>,
     /// `ctl audit` clients waiting for the audit in progress.
     waiters: Vec<Sender<Result<AuditReport, String>>>,
-    /// Fenced copies asked for, by fence number.
-    fences: HashMap<u64, Sender<Mirror>>,
+    /// Objects events touched since the audit's copy; None when no audit
+    /// is between its copy and its repair.
+    touched: Option<HashSet<ObjectKey>>,
+    /// Repairs waiting for their fence, by fence number.
+    fences: HashMap<u64, Repair>,
     next_fence: u64,
     /// While a repair reconciles: what it changed, per kind, and how many
     /// of its events were logged.
     repairing: Option<([u64; ObjectKind::ALL.len()], usize)>,
     pub(super) step_hook: Option<DumpStepHook>,
+}
+
+/// What the audit thread asks the engine to repair, and where it waits for
+/// the answer: (suspects, repairs per kind).
+pub struct Repair {
+    fixes: Vec<Fix>,
+    reply: Sender<Result<(u64, [u64; ObjectKind::ALL.len()]), String>>,
 }
 
 impl Audits {
@@ -153,68 +164,66 @@ impl Engine {
         }
     }
 
-    /// The audit thread's copy of the mirror as of now.
+    /// The audit thread's copy of the mirror as of now; from here on the
+    /// engine notes what its events touch.
     pub(super) fn audit_copy(&mut self, reply: Sender<Mirror>) {
+        self.flush(self.config.batch_delay);
+        self.audits.touched = Some(HashSet::new());
         let _ = reply.send(self.mirror.copy());
     }
 
-    /// The audit thread's copy of the mirror once a fence is through: the
-    /// reply waits for [`Engine::fenced`].
-    pub(super) fn audit_fence(&mut self, reply: Sender<Mirror>) {
+    /// The audit's suspects: repaired once a fence is through
+    /// ([`Engine::fenced`]), so whatever the kernel notified until now is
+    /// applied, and noted, first.
+    pub(super) fn audit_repair(&mut self, repair: Repair) {
         let Some(reader) = &self.reader else {
             return;
         };
         self.audits.next_fence += 1;
         let id = self.audits.next_fence;
         reader.fence(id);
-        self.audits.fences.insert(id, reply);
+        self.audits.fences.insert(id, repair);
     }
 
-    /// Fence `id` came through: everything before it is applied.
+    /// Fence `id` came through: everything before it is applied. Makes
+    /// each suspect no event touched what the audit found, and counts
+    /// what that changed.
     pub(super) fn fenced(&mut self, id: u64) {
+        let Some(Repair { fixes, reply }) = self.audits.fences.remove(&id) else {
+            return;
+        };
         self.flush(self.config.batch_delay);
-        if let Some(reply) = self.audits.fences.remove(&id) {
-            let _ = reply.send(self.mirror.copy());
-        }
-    }
-
-    /// A resync drops the reader and its fences: their audits fail.
-    pub(super) fn forget_fences(&mut self) {
-        self.audits.fences.clear();
-    }
-
-    /// Reconciles the parts of the mirror an audit's suspects belong to;
-    /// replies with what that changed, per kind.
-    pub(super) fn audit_repair(
-        &mut self,
-        scopes: Vec<Scope>,
-        reply: Sender<Result<[u64; ObjectKind::ALL.len()], String>>,
-    ) {
-        self.flush(self.config.batch_delay);
+        let touched = self.audits.touched.take().unwrap_or_default();
+        let mut suspects = 0;
         self.audits.repairing = Some(([0; ObjectKind::ALL.len()], 0));
-        let mut failed = None;
-        for scope in scopes {
-            if let Err(e) = self.reconcile(scope) {
-                failed = Some(format!("reconciling {scope}: {e}"));
-                break;
+        for fix in fixes {
+            if touched.contains(&fix.key()) {
+                continue;
             }
+            suspects += 1;
+            self.mirror.apply_fix(fix, &mut self.out);
         }
         self.flush(self.config.batch_delay);
         let (repairs, _) = self.audits.repairing.take().unwrap_or_default();
         for (counter, n) in self.stats.audit_repairs.iter().zip(repairs) {
             counter.fetch_add(n, Ordering::Relaxed);
         }
-        let _ = reply.send(match failed {
-            Some(e) => {
-                self.resync(false);
-                Err(e)
-            }
-            None => Ok(repairs),
-        });
+        let _ = reply.send(Ok((suspects, repairs)));
     }
 
-    /// Counts and logs what a repair changed (called by `flush`).
-    pub(super) fn count_repairs(&mut self, batch: &[Event]) {
+    /// A resync drops the reader and its fences, and the mirror an audit
+    /// compared against: that audit fails.
+    pub(super) fn forget_fences(&mut self) {
+        self.audits.fences.clear();
+        self.audits.touched = None;
+    }
+
+    /// Notes what a batch touches while an audit runs, and counts and logs
+    /// what a repair changed (called by `flush`).
+    pub(super) fn note_for_audit(&mut self, batch: &[Event]) {
+        if let Some(touched) = &mut self.audits.touched {
+            touched.extend(batch.iter().filter_map(ObjectKey::of));
+        }
         let Some((counts, logged)) = &mut self.audits.repairing else {
             return;
         };
@@ -258,8 +267,8 @@ impl Engine {
     }
 }
 
-/// One audit, on the calling thread (at a lower priority: it yields the
-/// CPU to the engine and the plugins).
+/// One audit, on the calling thread (at the lowest priority: it yields
+/// the CPU to the engine and the plugins).
 fn audit(
     netns: &Netns,
     requests: &Sender<Request>,
@@ -269,7 +278,7 @@ fn audit(
     let started = Instant::now();
     let cpu_start = socket::thread_cpu_time();
     let mut readers_cpu = Duration::ZERO;
-    let (mut report, differences, before) = (1..=MAX_ATTEMPTS)
+    let (mut report, fixes) = (1..=MAX_ATTEMPTS)
         .find_map(
             |attempt| match compare(netns, requests, hook, &mut readers_cpu) {
                 Ok(Some(found)) => Some(Ok(found)),
@@ -281,44 +290,26 @@ fn audit(
             },
         )
         .unwrap_or_else(|| Err("dumps kept being interrupted".to_string()))?;
-    let after = ask(requests, Request::AuditFence)?;
-    let mut scopes: Vec<Scope> = Vec::new();
-    for event in &differences {
-        if before.same_object(&after, event) {
-            report.suspects += 1;
-            for scope in scopes_of(event) {
-                if !scopes.contains(&scope) {
-                    scopes.push(scope);
-                }
-            }
-        }
-    }
-    drop((before, after));
-    if !scopes.is_empty() {
-        scopes.sort_by_key(|s| s.kind.index());
-        let (tx, rx) = bounded(1);
-        send(requests, Request::AuditRepair { scopes, reply: tx })?;
-        report.repairs = rx
-            .recv_timeout(ANSWER_TIMEOUT)
-            .map_err(|_| "the engine did not repair".to_string())??;
-    }
+    let (suspects, repairs) = ask(requests, |reply| {
+        Request::AuditRepair(Repair { fixes, reply })
+    })??;
+    report.suspects = suspects;
+    report.repairs = repairs;
     report.duration = started.elapsed();
     report.cpu = socket::thread_cpu_time().saturating_sub(cpu_start) + readers_cpu;
     Ok(report)
 }
 
-/// Dumps every kind into a copy of the mirror; the report so far, the
-/// differences, and the mirror as the audit began. None when a dump was
-/// interrupted (its comparison cannot be trusted).
-#[allow(clippy::type_complexity, reason = "one private tuple")]
+/// Dumps every kind into a copy of the mirror; the report so far and, for
+/// each object the kernel holds otherwise, the kernel's version of it. None
+/// when a dump was interrupted (its comparison cannot be trusted).
 fn compare(
     netns: &Netns,
     requests: &Sender<Request>,
     hook: Option<&DumpStepHook>,
     readers_cpu: &mut Duration,
-) -> Result<Option<(AuditReport, Vec<Event>, Mirror)>, String> {
+) -> Result<Option<(AuditReport, Vec<Fix>)>, String> {
     let mut copy = ask(requests, Request::AuditCopy)?;
-    let before = copy.copy();
     let mut differences = Vec::new();
     let mut objects = 0;
     let mut step = Vec::with_capacity(STEP);
@@ -343,15 +334,23 @@ fn compare(
             return Ok(None);
         }
     }
+    let mut keys: Vec<ObjectKey> = Vec::new();
+    let mut seen = HashSet::new();
+    for key in differences.iter().filter_map(ObjectKey::of) {
+        if seen.insert(key) {
+            keys.push(key);
+        }
+    }
     let report = AuditReport {
         objects,
-        differences: differences.len() as u64,
+        differences: keys.len() as u64,
         suspects: 0,
         repairs: [0; ObjectKind::ALL.len()],
         duration: Duration::ZERO,
         cpu: Duration::ZERO,
     };
-    Ok(Some((report, differences, before)))
+    let fixes = keys.into_iter().map(|key| copy.fix(key)).collect();
+    Ok(Some((report, fixes)))
 }
 
 /// Sends `make(reply)` to the engine and waits for its answer.
@@ -360,29 +359,29 @@ fn ask<T>(
     make: impl FnOnce(Sender<T>) -> Request,
 ) -> Result<T, String> {
     let (tx, rx) = bounded(1);
-    send(requests, make(tx))?;
+    requests
+        .send(make(tx))
+        .map_err(|_| "the engine stopped".to_string())?;
     rx.recv_timeout(ANSWER_TIMEOUT)
         .map_err(|_| "the engine resynchronised during the audit".to_string())
 }
 
-fn send(requests: &Sender<Request>, request: Request) -> Result<(), String> {
-    requests
-        .send(request)
-        .map_err(|_| "the engine stopped".to_string())
-}
-
-/// Nice 10 for the calling thread (and the dump readers it starts, which
-/// inherit it).
+/// SCHED_IDLE for the calling thread (and the dump readers it starts,
+/// which inherit it): it runs only on a CPU nothing else wants, so the
+/// engine and the plugins never wait for it. Nice 19 where that is refused.
 fn lower_priority() {
-    // SAFETY: plain system calls on the calling thread's own id.
-    let rc = unsafe {
-        let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10)
-    };
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: plain system calls on the calling thread (0), with a valid
+    // sched_param.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
     if rc != 0 {
-        tracing::debug!(
-            "audit: setpriority failed: {}",
-            std::io::Error::last_os_error()
-        );
+        // SAFETY: as above.
+        let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19) };
+        if rc != 0 {
+            tracing::debug!(
+                "audit: no lower priority: {}",
+                std::io::Error::last_os_error()
+            );
+        }
     }
 }

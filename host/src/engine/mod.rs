@@ -360,7 +360,7 @@ impl Engine {
         }
         let batch: Arc<[Event]> = self.out.drain(..).collect();
         self.count_events(&batch);
-        self.count_repairs(&batch);
+        self.note_for_audit(&batch);
         let since = self.out_since.take().unwrap_or_else(Instant::now);
         for id in self.dispatcher.dispatch_since(&batch, since) {
             // In the middle of a sync the mirror is half way between two

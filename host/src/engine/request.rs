@@ -13,17 +13,16 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use super::Engine;
-use super::audit::AuditReport;
+use super::audit::{AuditReport, Repair};
 use super::plugin_set::AddError;
 use super::stats::EngineState;
 use super::status::PluginView;
 use crate::dispatch::{PluginId, PluginMeta, PluginState, QueryError, Replay, SwapError};
 use crate::mirror::Mirror;
 use crate::netlink::kind::Kind;
-use crate::netlink::scope::Scope;
 use crate::plugin::supervisor::{Rejected, Supervised};
 use crate::plugin::{Compiled, Instance, LoadError, PluginSpec};
-use crate::wit::{Event, ObjectKind};
+use crate::wit::Event;
 
 /// Batches a `ctl watch` client may fall behind by. Threat: a stalled
 /// client holding every batch in memory; past this it is dropped, and its
@@ -139,14 +138,9 @@ pub enum Request {
     Audit(Sender<Result<AuditReport, String>>),
     /// The audit thread's copy of the mirror as of now.
     AuditCopy(Sender<Mirror>),
-    /// The audit thread's copy of the mirror once every notification the
-    /// kernel had sent is applied.
-    AuditFence(Sender<Mirror>),
-    /// Reconcile the parts of the mirror an audit's suspects belong to.
-    AuditRepair {
-        scopes: Vec<Scope>,
-        reply: Sender<Result<[u64; ObjectKind::ALL.len()], String>>,
-    },
+    /// Repair what an audit found no event explains, once every
+    /// notification the kernel has sent is applied.
+    AuditRepair(Repair),
     /// The audit thread is done.
     AuditDone(Result<AuditReport, String>),
 }
@@ -174,8 +168,7 @@ impl Request {
                 | Request::AddPlugin { .. }
                 | Request::Watch(_)
                 | Request::AuditCopy(_)
-                | Request::AuditFence(_)
-                | Request::AuditRepair { .. }
+                | Request::AuditRepair(_)
         )
     }
 }
@@ -272,8 +265,7 @@ impl Engine {
             }
             Request::Audit(reply) => self.audit_now(reply),
             Request::AuditCopy(reply) => self.audit_copy(reply),
-            Request::AuditFence(reply) => self.audit_fence(reply),
-            Request::AuditRepair { scopes, reply } => self.audit_repair(scopes, reply),
+            Request::AuditRepair(repair) => self.audit_repair(repair),
             Request::AuditDone(result) => self.audit_done(result),
         }
     }

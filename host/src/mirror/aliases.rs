@@ -224,7 +224,7 @@ impl Mirror {
 
     /// Makes `after` the routes of `key`, which were `before`, and gives
     /// plugins the difference, position by position.
-    fn set_routes_of(
+    pub(super) fn set_routes_of(
         &mut self,
         key: &RouteKey,
         before: &[LpmRoute],

@@ -1,86 +1,117 @@
-//! Two mirrors compared object by object, for the audit: whether both
-//! hold an object an event names the same way, and the part of the mirror
-//! ([`Scope`]) to reconcile when they do not agree with the kernel.
+//! What the audit needs of a mirror: the key of the object an event names
+//! ([`ObjectKey`]), and a [`Fix`]: one object (or, for the few nexthops
+//! and rules, one whole kind) as one mirror holds it, to make another hold
+//! it the same way through its normal event path.
+
+use dphost_lpm::{Route as LpmRoute, RouteKey};
 
 use super::Mirror;
+use super::nexthops::Nexthops;
+use super::table::Table;
 use crate::netlink::address::AddressKey;
-use crate::netlink::kind::Kind;
 use crate::netlink::neighbour::NeighbourKey;
-use crate::netlink::object::Object;
 use crate::netlink::route;
-use crate::netlink::scope::Scope;
-use crate::wit::Event;
+use crate::netlink::rule::Rule;
+use crate::wit::{Address, Event, Link, Neighbour};
 
-impl Mirror {
-    /// True when `other` holds the object `event` names exactly as this
-    /// mirror does (neither holding it counts as the same). Rules and
-    /// nexthop objects, which are few, compare whole.
-    pub fn same_object(&self, other: &Mirror, event: &Event) -> bool {
-        fn same<V: Object>(a: Option<&V>, b: Option<&V>) -> bool {
-            match (a, b) {
-                (None, None) => true,
-                (Some(a), Some(b)) => a.same(b),
-                _ => false,
-            }
-        }
-        match event {
-            Event::LinkAdd(l) | Event::LinkDel(l) => {
-                same(self.links.get(&l.ifindex), other.links.get(&l.ifindex))
-            }
-            Event::AddressAdd(a) | Event::AddressDel(a) => {
-                let key = AddressKey::of(a);
-                same(self.addresses.get(&key), other.addresses.get(&key))
-            }
+/// What identifies the object an event names. Nexthop objects and rules,
+/// which are few, count as one object per kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ObjectKey {
+    Link(u32),
+    Address(AddressKey),
+    Neighbour(NeighbourKey),
+    Nexthops,
+    Rules,
+    /// Every route of the key, at every position.
+    Route(RouteKey),
+}
+
+impl ObjectKey {
+    /// The key of the object `event` names; None for a sync marker.
+    pub fn of(event: &Event) -> Option<ObjectKey> {
+        Some(match event {
+            Event::LinkAdd(l) | Event::LinkDel(l) => ObjectKey::Link(l.ifindex),
+            Event::AddressAdd(a) | Event::AddressDel(a) => ObjectKey::Address(AddressKey::of(a)),
             Event::NeighbourAdd(n) | Event::NeighbourDel(n) => {
-                let key = NeighbourKey::of(n);
-                same(self.neighbours.get(&key), other.neighbours.get(&key))
+                ObjectKey::Neighbour(NeighbourKey::of(n))
             }
-            Event::NexthopAdd(_) | Event::NexthopDel(_) => self.nexthops.same(&other.nexthops),
-            Event::RuleAdd(_) | Event::RuleDel(_) => self.rules.same(&other.rules),
+            Event::NexthopAdd(_) | Event::NexthopDel(_) => ObjectKey::Nexthops,
+            Event::RuleAdd(_) | Event::RuleDel(_) => ObjectKey::Rules,
             Event::RouteAdd(r) | Event::RouteDel(r) => {
-                let key = route::key(r, r.nhid.unwrap_or(0));
-                self.routes_of(&key) == other.routes_of(&key)
+                ObjectKey::Route(route::key(r, r.nhid.unwrap_or(0)))
             }
-            Event::SyncBegin(_) | Event::SyncEnd(_) => true,
+            Event::SyncBegin(_) | Event::SyncEnd(_) => return None,
+        })
+    }
+}
+
+/// An object as one mirror holds it (None: it holds none).
+pub enum Fix {
+    Link(u32, Option<Link>),
+    Address(AddressKey, Option<Address>),
+    Neighbour(NeighbourKey, Option<Neighbour>),
+    Nexthops(Nexthops),
+    Rules(Table<Rule>),
+    /// The routes of the key, in the kernel's order.
+    Route(RouteKey, Vec<LpmRoute>),
+}
+
+impl Fix {
+    /// The key of the object it holds.
+    pub fn key(&self) -> ObjectKey {
+        match self {
+            Fix::Link(ifindex, _) => ObjectKey::Link(*ifindex),
+            Fix::Address(key, _) => ObjectKey::Address(*key),
+            Fix::Neighbour(key, _) => ObjectKey::Neighbour(*key),
+            Fix::Nexthops(_) => ObjectKey::Nexthops,
+            Fix::Rules(_) => ObjectKey::Rules,
+            Fix::Route(key, _) => ObjectKey::Route(*key),
         }
     }
 }
 
-/// The parts of the mirror to reconcile to repair the object `event`
-/// names: the routes through each of a route's links (or its table, when
-/// it has none), a neighbour's link, the family of an address or rule,
-/// every link or nexthop.
-pub fn scopes_of(event: &Event) -> Vec<Scope> {
-    match event {
-        Event::LinkAdd(_) | Event::LinkDel(_) => vec![Scope::all(Kind::Link)],
-        Event::AddressAdd(a) | Event::AddressDel(a) => vec![Scope {
-            family: Some(a.family),
-            ..Scope::all(Kind::Address)
-        }],
-        Event::NeighbourAdd(n) | Event::NeighbourDel(n) => vec![Scope {
-            family: Some(n.ip.family()),
-            ..Scope::on_link(Kind::Neighbour, n.ifindex)
-        }],
-        Event::NexthopAdd(_) | Event::NexthopDel(_) => vec![Scope::all(Kind::Nexthop)],
-        Event::RuleAdd(r) | Event::RuleDel(r) => vec![Scope {
-            family: Some(r.family),
-            ..Scope::all(Kind::Rule)
-        }],
-        Event::RouteAdd(r) | Event::RouteDel(r) => {
-            let links: Vec<u32> = route::hops(&r.nexthops).iter().map(|h| h.ifindex).collect();
-            if links.is_empty() {
-                vec![Scope {
-                    family: Some(r.family),
-                    table: Some(r.table),
-                    ..Scope::all(Kind::Route)
-                }]
-            } else {
-                links
-                    .into_iter()
-                    .map(|ifindex| Scope::routes_via(r.family, ifindex))
-                    .collect()
+impl Mirror {
+    /// The object of `key` as this mirror holds it.
+    pub fn fix(&self, key: ObjectKey) -> Fix {
+        match key {
+            ObjectKey::Link(ifindex) => Fix::Link(ifindex, self.links.get(&ifindex).cloned()),
+            ObjectKey::Address(key) => Fix::Address(key, self.addresses.get(&key).copied()),
+            ObjectKey::Neighbour(key) => Fix::Neighbour(key, self.neighbours.get(&key).cloned()),
+            ObjectKey::Nexthops => Fix::Nexthops(self.nexthops.clone()),
+            ObjectKey::Rules => Fix::Rules(self.rules.clone()),
+            ObjectKey::Route(key) => Fix::Route(key, self.routes_of(&key)),
+        }
+    }
+
+    /// Makes this mirror hold the object as `fix` has it, pushing the
+    /// events plugins must see, as live changes would (a link goes with
+    /// what uses it, a nexthop with its routes).
+    pub fn apply_fix(&mut self, fix: Fix, out: &mut Vec<Event>) {
+        match fix {
+            Fix::Link(_, Some(link)) => self.links.add(link, out),
+            Fix::Link(ifindex, None) => self.del_link(ifindex, out),
+            Fix::Address(_, Some(address)) => self.addresses.add(address, out),
+            Fix::Address(key, None) => self.addresses.del(&key, out),
+            Fix::Neighbour(_, Some(neighbour)) => self.neighbours.add(neighbour, out),
+            Fix::Neighbour(key, None) => self.neighbours.del(&key, out),
+            Fix::Nexthops(wanted) => {
+                for id in self.nexthops.ids_not_in(&wanted) {
+                    self.del_nexthop(id, out);
+                }
+                wanted.each(|nexthop| self.new_nexthop(nexthop.clone(), out));
+            }
+            Fix::Rules(wanted) => {
+                let gone: Vec<Rule> = self.rules.keys_not_in(&wanted);
+                for rule in gone {
+                    self.rules.del(&rule, out);
+                }
+                wanted.each(|rule| self.rules.add(*rule, out));
+            }
+            Fix::Route(key, after) => {
+                let before = self.routes_of(&key);
+                self.set_routes_of(&key, &before, after, out);
             }
         }
-        Event::SyncBegin(_) | Event::SyncEnd(_) => Vec::new(),
     }
 }

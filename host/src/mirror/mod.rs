@@ -57,7 +57,7 @@ use crate::netlink::rule::{self, Rule};
 use crate::wit::filter::Subscription;
 use crate::wit::{Address, Event, Family, Link, Neighbour, ObjectKind, Route};
 use aliases::Aliases;
-pub use compare::scopes_of;
+pub use compare::{Fix, ObjectKey};
 use nexthops::Nexthops;
 use table::Table;
 

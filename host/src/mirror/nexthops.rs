@@ -31,7 +31,7 @@ use crate::wit::{Event, IpAddress, NextHop, NextHops};
 /// The nexthop objects by id, each with the stale mark of a sync or a
 /// reconcile.
 #[derive(Clone, Default)]
-pub(super) struct Nexthops {
+pub struct Nexthops {
     map: BTreeMap<u32, (Nexthop, bool)>,
 }
 
@@ -49,14 +49,13 @@ impl Nexthops {
         }
     }
 
-    /// True when both hold the same nexthops.
-    pub(super) fn same(&self, other: &Nexthops) -> bool {
-        self.map.len() == other.map.len()
-            && self
-                .map
-                .iter()
-                .zip(&other.map)
-                .all(|((a, (x, _)), (b, (y, _)))| a == b && x == y)
+    /// The ids it holds that `other` does not.
+    pub(super) fn ids_not_in(&self, other: &Nexthops) -> Vec<u32> {
+        self.map
+            .keys()
+            .filter(|id| !other.map.contains_key(id))
+            .copied()
+            .collect()
     }
 
     pub(super) fn remove(&mut self, id: u32) -> Option<Nexthop> {

@@ -20,7 +20,7 @@ use crate::netlink::change::Change;
 use crate::netlink::kind::Kind;
 use crate::netlink::route;
 use crate::netlink::scope::Scope;
-use crate::wit::{Event, Family};
+use crate::wit::{Event, Family, Route};
 
 /// A reconcile in progress.
 #[derive(Default)]
@@ -151,14 +151,16 @@ impl Mirror {
     /// holds out of the scope (it had the route through another link): the
     /// first such of its key replaces what the mirror holds, as a live
     /// change would. False for every other route.
-    pub(super) fn dumped_out_of_scope(&mut self, key: &RouteKey) -> bool {
-        let Some(scope) = self.reconciling.scope else {
+    pub(super) fn dumped_out_of_scope(&mut self, route: &Route, nhid: u32) -> bool {
+        let Some(scope) = self.reconciling.scope.filter(|s| !s.is_all()) else {
+            // Outside a reconcile, or one of every route: none is out.
             return false;
         };
-        let Some(held) = self.routes.get_ref(key) else {
+        let key = route::key(route, nhid);
+        let Some(held) = self.routes.get_ref(&key) else {
             return false;
         };
-        !picks(&scope, &held) && self.reconciling.unpicked.insert(*key)
+        !picks(&scope, &held) && self.reconciling.unpicked.insert(key)
     }
 }
 

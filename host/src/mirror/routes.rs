@@ -60,12 +60,17 @@ impl Mirror {
             // The common case, without allocating: store it, and emit it
             // unless it is exactly what the mirror held. A dumped IPv4
             // route whose key this dump gave already waits behind it.
-            let dumped = placement == Placement::Dumped
-                && !self.dumped_out_of_scope(&route::key(route, nhid));
+            let dumped = placement == Placement::Dumped && !self.dumped_out_of_scope(route, nhid);
             let routes = &mut self.routes;
             let changed = route::with_lpm(route, nhid, |new| {
-                let old = routes.get_ref(&new.key());
+                let key = new.key();
+                let old = routes.get_ref(&key);
                 let same = old.is_some_and(|old| old == new);
+                if dumped && same {
+                    // Held exactly so: only marked seen, without a write,
+                    // unless this dump gave the key already.
+                    return routes.mark_seen(&key).then_some((false, None));
+                }
                 let left = old.and_then(|old| left_protocol(old, new));
                 let stored = if dumped {
                     routes.upsert_unseen(new).is_some()

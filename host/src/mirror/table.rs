@@ -12,7 +12,7 @@ use crate::wit::Event;
 
 /// The objects of one kind, in key order, each with its stale mark.
 #[derive(Clone)]
-pub(super) struct Table<V: Object> {
+pub struct Table<V: Object> {
     map: BTreeMap<V::Key, Marked<V>>,
 }
 
@@ -121,14 +121,13 @@ impl<V: Object> Table<V> {
         self.map.get(key).map(|s| &s.value)
     }
 
-    /// True when both hold the same objects under the same keys.
-    pub(super) fn same(&self, other: &Table<V>) -> bool {
-        self.map.len() == other.map.len()
-            && self
-                .map
-                .iter()
-                .zip(&other.map)
-                .all(|((ka, a), (kb, b))| ka == kb && a.value.same(&b.value))
+    /// The keys it holds that `other` does not.
+    pub(super) fn keys_not_in(&self, other: &Table<V>) -> Vec<V::Key> {
+        self.map
+            .keys()
+            .filter(|k| !other.map.contains_key(k))
+            .copied()
+            .collect()
     }
 
     /// True when `f` holds for one of the objects.
