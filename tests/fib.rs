@@ -199,7 +199,7 @@ fn dump_has_every_documented_field() {
         json!([{
             "table": 254, "family": "ipv6", "dst": "2001:db8:7::/48", "type": "unicast",
             "protocol": 4, "scope": 0, "metric": 1024, "prefsrc": "2001:db8::1",
-            "nexthops": [{"gateway": "fe80::1", "ifindex": 5, "weight": 1}],
+            "nexthops": [{"gateway": "fe80::1", "ifindex": 5, "weight": 1, "flags": 0}],
             "position": 0
         }])
     );

@@ -71,6 +71,28 @@ fn hop(gateway: Option<&str>, ifindex: u64, weight: u64) -> String {
     format!("{}@{ifindex}x{weight}", gateway.unwrap_or("-"))
 }
 
+/// A hop's `dead` and `linkdown` flags (RTNH_F_DEAD 1, RTNH_F_LINKDOWN 16),
+/// which the kernel sets and clears silently as links go down and up, as
+/// a suffix to its line.
+fn hop_state(dead: bool, linkdown: bool) -> &'static str {
+    match (dead, linkdown) {
+        (false, false) => "",
+        (true, false) => " dead",
+        (false, true) => " linkdown",
+        (true, true) => " dead linkdown",
+    }
+}
+
+/// [`hop_state`] of `ip -j`'s `flags` list.
+fn named_state(flags: &Value) -> &'static str {
+    let has = |name: &str| {
+        flags
+            .as_array()
+            .is_some_and(|list| list.iter().any(|f| f == name))
+    };
+    hop_state(has("dead"), has("linkdown"))
+}
+
 /// The hops each nexthop object resolves to, per `ip -j nexthop show`: a
 /// single nexthop its gateway and device (weight 1), a group each member's
 /// with the member's weight, a blackhole none.
@@ -141,10 +163,12 @@ pub fn kernel_routes(ns: &TestNetns) -> BTreeSet<String> {
                             h["gateway"].as_str(),
                             dev(&h["dev"]),
                             h["weight"].as_u64().unwrap_or(1),
-                        )
+                        ) + named_state(&h["flags"])
                     })
                     .collect(),
-                None if r["dev"].is_string() => vec![hop(r["gateway"].as_str(), dev(&r["dev"]), 1)],
+                None if r["dev"].is_string() => {
+                    vec![hop(r["gateway"].as_str(), dev(&r["dev"]), 1) + named_state(&r["flags"])]
+                }
                 None => Vec::new(),
             };
             let key = (
@@ -191,11 +215,16 @@ pub fn dumped_routes(dump: &Value) -> BTreeSet<String> {
                 .into_iter()
                 .flatten()
                 .map(|h| {
+                    let flags = h["flags"].as_u64().unwrap_or(0);
+                    let state = match r["nhid"].is_null() {
+                        true => hop_state(flags & 1 != 0, flags & 16 != 0),
+                        false => "",
+                    };
                     hop(
                         h["gateway"].as_str(),
                         h["ifindex"].as_u64().unwrap_or(0),
                         h["weight"].as_u64().unwrap_or(1),
-                    )
+                    ) + state
                 })
                 .collect();
             route_line(

@@ -6,7 +6,8 @@
 //! noting every object its events touch from the copy on.
 //!
 //! A difference is only a suspect when no event touched that object while
-//! the audit ran: after a fence ([`crate::netlink::reader::Reader::fence`]:
+//! the audit ran, and it is not one the kernel never announces (a
+//! neighbour's passing NUD states: `Mirror::unannounced`): after a fence ([`crate::netlink::reader::Reader::fence`]:
 //! every notification the kernel had sent by then applied), the engine
 //! makes each untouched suspect what the audit's dump found
 //! ([`crate::mirror::Fix`]), through the normal event path. What that
@@ -197,7 +198,7 @@ impl Engine {
         let mut suspects = 0;
         self.audits.repairing = Some(([0; ObjectKind::ALL.len()], 0));
         for fix in fixes {
-            if touched.contains(&fix.key()) {
+            if touched.contains(&fix.key()) || self.mirror.unannounced(&fix) {
                 continue;
             }
             suspects += 1;

@@ -10,9 +10,10 @@ use super::nexthops::Nexthops;
 use super::table::Table;
 use crate::netlink::address::AddressKey;
 use crate::netlink::neighbour::NeighbourKey;
+use crate::netlink::object::Object;
 use crate::netlink::route;
 use crate::netlink::rule::Rule;
-use crate::wit::{Address, Event, Link, Neighbour};
+use crate::wit::{Address, Event, Link, Neighbour, NudState};
 
 /// What identifies the object an event names. Nexthop objects and rules,
 /// which are few, count as one object per kind.
@@ -81,6 +82,33 @@ impl Mirror {
             ObjectKey::Nexthops => Fix::Nexthops(self.nexthops.clone()),
             ObjectKey::Rules => Fix::Rules(self.rules.clone()),
             ObjectKey::Route(key) => Fix::Route(key, self.routes_of(&key)),
+        }
+    }
+
+    /// True when this mirror holds the object otherwise than `fix` only by
+    /// a change the kernel never announces and so no listener can follow
+    /// (the catalogue's G2-G6): a neighbour the kernel created to resolve
+    /// (INCOMPLETE, or FAILED without a probe), or one it moved from
+    /// REACHABLE or STALE to DELAY. The next announced state replaces it.
+    pub fn unannounced(&self, fix: &Fix) -> bool {
+        let Fix::Neighbour(key, Some(kernel)) = fix else {
+            return false;
+        };
+        match self.neighbours.get(key) {
+            None => {
+                kernel.state == NudState::empty()
+                    || kernel.state == NudState::INCOMPLETE
+                    || kernel.state == NudState::FAILED
+            }
+            Some(held) => {
+                let settled =
+                    NudState::REACHABLE | NudState::STALE | NudState::DELAY | NudState::PROBE;
+                let mut delayed = held.clone();
+                delayed.state = NudState::DELAY;
+                kernel.state == NudState::DELAY
+                    && settled.contains(held.state)
+                    && delayed.same(kernel)
+            }
         }
     }
 

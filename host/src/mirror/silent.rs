@@ -90,13 +90,17 @@ impl Mirror {
 }
 
 /// What a change of a link may have changed silently: its addresses,
-/// neighbours and routes of both families, and the nexthop objects (a
-/// dump of nexthops by link leaves out the groups, so all of them).
+/// neighbours and routes of both families, the nexthop objects (a dump
+/// of nexthops by link leaves out the groups, so all of them) and the
+/// rules.
 fn link_scopes(ifindex: u32) -> Vec<Scope> {
     vec![
         Scope::on_link(Kind::Address, ifindex),
         Scope::on_link(Kind::Neighbour, ifindex),
         Scope::all(Kind::Nexthop),
+        // Rules naming the link by `iif`/`oif` are detached when it goes
+        // and attached when one of that name comes (or is renamed so).
+        Scope::all(Kind::Rule),
         Scope::routes_via(Family::Ipv4, ifindex),
         Scope::routes_via(Family::Ipv6, ifindex),
     ]

@@ -114,7 +114,9 @@ fn route(r: &Route) -> Value {
     let hops: Vec<Value> = r
         .nexthops
         .iter()
-        .map(|h| json!({"gateway": h.gateway.map(to_string), "ifindex": h.ifindex, "weight": h.weight}))
+        .map(|h| {
+            json!({"gateway": h.gateway.map(to_string), "ifindex": h.ifindex, "weight": h.weight, "flags": h.flags})
+        })
         .collect();
     json!({
         "table": r.table,
