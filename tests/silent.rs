@@ -22,6 +22,49 @@ const TABLES: [&str; 3] = ["254", "100", "4000000000"];
 fn routed(name: &str) -> Option<(TestNetns, Host)> {
     let ns = TestNetns::new(name)?;
     ns.two_links();
+    Some(start(routes(ns)))
+}
+
+/// [`routed`], plus in every table multipath routes with a hop through
+/// each link, and routes through nexthop objects (one per link and family,
+/// and a group of both).
+fn richly_routed(name: &str) -> Option<(TestNetns, Host)> {
+    let ns = TestNetns::new(name)?;
+    ns.two_links();
+    for command in [
+        "nexthop add id 1 via 192.0.2.2 dev v0",
+        "nexthop add id 2 via 198.51.100.2 dev v1",
+        "nexthop add id 10 group 1/2",
+        "nexthop add id 3 via 2001:db8::2 dev v0",
+        "nexthop add id 4 via 2001:db8:1::2 dev v1",
+        "nexthop add id 11 group 3/4",
+    ] {
+        ns.ip(command);
+    }
+    for table in TABLES {
+        for (dst, rest) in [
+            ("10.5.0.0/16", "nhid 10"),
+            ("10.6.0.0/16", "nhid 1"),
+            (
+                "10.7.0.0/16",
+                "nexthop via 192.0.2.2 dev v0 nexthop via 198.51.100.2 dev v1",
+            ),
+            ("2001:db8:b1::/48", "nhid 11"),
+            (
+                "2001:db8:b2::/48",
+                "nexthop via 2001:db8::2 dev v0 nexthop via 2001:db8:1::2 dev v1",
+            ),
+        ] {
+            // `table` before the hops: `ip` reads what follows
+            // `nexthop` as hops.
+            ns.ip(&format!("route add {dst} table {table} {rest}"));
+        }
+    }
+    Some(start(routes(ns)))
+}
+
+/// The plain routes of [`routed`].
+fn routes(ns: TestNetns) -> TestNetns {
     ns.ip("addr add 192.0.2.10/24 dev v0");
     ns.ip("-6 addr add 2001:db8::10/64 dev v0 nodad");
     for table in TABLES {
@@ -37,9 +80,14 @@ fn routed(name: &str) -> Option<(TestNetns, Host)> {
             ns.ip(&format!("route add {dst} {rest} table {table}"));
         }
     }
+    ns
+}
+
+/// A host with the FIB plugin on `ns`, converged.
+fn start(ns: TestNetns) -> (TestNetns, Host) {
     let host = Host::start(&ns, test_config(), &[Spec::new(plugin("fib"))]);
     assert_converges(&ns, &host, "the sync");
-    Some((ns, host))
+    (ns, host)
 }
 
 /// Converged after `step`, by reconciling: no resync, and at least one
@@ -97,6 +145,85 @@ fn preferred_source_deleted() {
     let before = reconciliations(&host);
     ns.ip("-6 addr del 2001:db8::10/64 dev v0");
     followed(&ns, &host, "an IPv6 source deleted", before);
+}
+
+/// A link's carrier goes and comes back (its veth peer down, then up): the
+/// kernel flags every route through it `linkdown` and back, and deletes
+/// the nexthop objects through it (shrinking their groups) with the IPv4
+/// routes that use them, none of it announced (R4, R5, R11, R12, N1-N3).
+#[test]
+fn carrier_lost_and_back() {
+    let Some((ns, host)) = richly_routed("silent-carrier") else {
+        return;
+    };
+    let before = reconciliations(&host);
+    ns.ip("link set p0 down");
+    followed(&ns, &host, "carrier lost", before);
+    let before = reconciliations(&host);
+    ns.ip("link set p0 up");
+    followed(&ns, &host, "carrier back", before);
+}
+
+/// A link goes down and up: its IPv4 routes go in every table, multipath
+/// hops through it are flagged dead and cleared again, its nexthop objects
+/// go with their IPv4 routes, all unannounced (R1, R2, R9, R10, N1-N3).
+#[test]
+fn link_down_and_up() {
+    let Some((ns, host)) = richly_routed("silent-down") else {
+        return;
+    };
+    let before = reconciliations(&host);
+    ns.ip("link set v0 down");
+    followed(&ns, &host, "link down", before);
+    let before = reconciliations(&host);
+    ns.ip("link set v0 up");
+    followed(&ns, &host, "link up", before);
+}
+
+/// With `net.ipv6.route.skip_notify_on_dev_down` set, a link going down
+/// takes its IPv6 routes without a word too (R13).
+#[test]
+fn link_down_without_ipv6_notifications() {
+    let Some(ns) = TestNetns::new("silent-skip") else {
+        return;
+    };
+    ns.two_links();
+    ns.sysctl("net.ipv6.route.skip_notify_on_dev_down", "1");
+    let (ns, host) = start(routes(ns));
+    let before = reconciliations(&host);
+    ns.ip("link set v0 down");
+    followed(&ns, &host, "link down", before);
+}
+
+/// A link moved to another namespace is gone from this one, with every
+/// route through it, multipath ones whole (R6).
+#[test]
+fn link_moved_away() {
+    let Some((ns, host)) = richly_routed("silent-move") else {
+        return;
+    };
+    let Some(elsewhere) = TestNetns::new("silent-away") else {
+        return;
+    };
+    let before = reconciliations(&host);
+    ns.ip(&format!("link set v0 netns {}", elsewhere.name));
+    followed(&ns, &host, "link moved away", before);
+}
+
+/// With `keep_addr_on_down`, the IPv6 addresses a link keeps through a
+/// down turn tentative, unannounced (A1).
+#[test]
+fn kept_addresses_turn_tentative() {
+    let Some(ns) = TestNetns::new("silent-keep") else {
+        return;
+    };
+    ns.two_links();
+    ns.sysctl("net.ipv6.conf.v0.keep_addr_on_down", "1");
+    ns.ip("-6 addr add 2001:db8:7::1/64 dev v0");
+    let (ns, host) = start(routes(ns));
+    let before = reconciliations(&host);
+    ns.ip("link set v0 down");
+    followed(&ns, &host, "link down", before);
 }
 
 /// The audit: on a converged host it compares every object and finds

@@ -70,8 +70,15 @@ fn kernel_addresses(ns: &TestNetns) -> BTreeSet<String> {
             } else {
                 "ipv4"
             };
+            // IFA_F_TENTATIVE, which the kernel sets silently on the
+            // addresses it keeps through a link down (keep_addr_on_down).
+            let tentative = if a["tentative"] == true {
+                " tentative"
+            } else {
+                ""
+            };
             out.insert(format!(
-                "{} {family} {}/{}",
+                "{} {family} {}/{}{tentative}",
                 link["ifindex"],
                 a["local"].as_str().unwrap_or("?"),
                 a["prefixlen"]
@@ -83,8 +90,13 @@ fn kernel_addresses(ns: &TestNetns) -> BTreeSet<String> {
 
 fn mirror_addresses(v: &Value) -> BTreeSet<String> {
     lines(v, |a| {
+        let tentative = if a["flags"].as_u64().unwrap_or(0) & 0x40 != 0 {
+            " tentative"
+        } else {
+            ""
+        };
         format!(
-            "{} {} {}/{}",
+            "{} {} {}/{}{tentative}",
             a["ifindex"],
             a["family"].as_str().unwrap_or("?"),
             a["address"].as_str().unwrap_or("?"),

@@ -316,9 +316,12 @@ impl Mirror {
         self.links.del(&ifindex, out);
     }
 
-    /// Removes every route with a next hop through `ifindex`: the kernel drops
-    /// such a route whole, multipath included.
+    /// Removes every route with a next hop through `ifindex`, as the kernel
+    /// does when the link goes: IPv4 drops such a route whole, multipath
+    /// included; IPv6 keeps a multipath route's hops through other links
+    /// (`tests/silent.rs`, `link_moved_away`).
     fn del_routes_via(&mut self, ifindex: u32, out: &mut Vec<Event>) {
+        self.trim_ipv6_multipath(ifindex, out);
         self.del_routes_where(|r| r.nexthops.iter().any(|h| h.ifindex == ifindex), out);
     }
 }

@@ -40,21 +40,43 @@ impl Mirror {
     /// (and table) when an IPv4 key with routes waiting behind its first
     /// has one through that link: a dump by link would give that key's
     /// routes in part, and their order with the others is the kernel's.
+    ///
+    /// Likewise when an IPv6 multipath route has hops through the link and
+    /// through others: the kernel deletes the siblings through a link that
+    /// goes (with a notification naming them), and the route, now through
+    /// other links only, would be missing from a dump by link while the
+    /// mirror, before that notification, still counts it in: the sweep
+    /// would drop the route, and the notification could not bring it back.
     pub fn reconcilable(&self, scope: Scope) -> Scope {
         let scope = scope.effective();
-        match (scope.kind, scope.ifindex) {
-            (Kind::Route, Some(_))
-                if self.aliases.any_key(|key, waiting| {
-                    covers(&scope, key, self.routes.get_ref(key), waiting)
-                }) =>
-            {
-                Scope {
-                    ifindex: None,
-                    ..scope
-                }
+        let (Kind::Route, Some(ifindex)) = (scope.kind, scope.ifindex) else {
+            return scope;
+        };
+        let widen = self
+            .aliases
+            .any_key(|key, waiting| covers(&scope, key, self.routes.get_ref(key), waiting))
+            || (scope.family != Some(Family::Ipv4) && self.ipv6_multipath_via(ifindex));
+        if widen {
+            Scope {
+                ifindex: None,
+                ..scope
             }
-            _ => scope,
+        } else {
+            scope
         }
+    }
+
+    /// True when an IPv6 multipath route (not through a nexthop object)
+    /// has hops through `ifindex` and through other links.
+    fn ipv6_multipath_via(&self, ifindex: u32) -> bool {
+        let mut found = false;
+        self.routes.for_each_ref(|r| {
+            found |= matches!(r.dst, dphost_lpm::Addr::V6(_))
+                && r.nhid == 0
+                && r.nexthops.iter().any(|h| h.ifindex == ifindex)
+                && r.nexthops.iter().any(|h| h.ifindex != ifindex);
+        });
+        found
     }
 
     /// Starts reconciling the objects of `scope` (as

@@ -143,6 +143,33 @@ impl Mirror {
     }
 }
 
+impl Mirror {
+    /// The IPv6 multipath routes (not through a nexthop object) with hops
+    /// through `ifindex` and through other links keep only the others: the
+    /// kernel deletes a route's siblings through a link that goes.
+    pub(super) fn trim_ipv6_multipath(&mut self, ifindex: u32, out: &mut Vec<Event>) {
+        let mut trimmed = Vec::new();
+        self.routes.for_each_ref(|r| {
+            let via = |h: &LpmHop| h.ifindex == ifindex;
+            if matches!(r.dst, dphost_lpm::Addr::V6(_))
+                && r.nhid == 0
+                && r.nexthops.iter().any(via)
+                && !r.nexthops.iter().all(via)
+            {
+                let left = r.nexthops.iter().filter(|h| !via(h)).copied().collect();
+                trimmed.push(LpmRoute {
+                    nexthops: single_path(left),
+                    ..r.to_route()
+                });
+            }
+        });
+        for route in trimmed {
+            self.routes.upsert(route.as_ref());
+            out.push(Event::RouteAdd(route::from_lpm(route.as_ref())));
+        }
+    }
+}
+
 /// `old` as plugins held it, when `new` takes its place under another
 /// protocol: plugins are given its del before the add, so one that filters
 /// by protocol (0.2.0) drops what left its filter. A del then an add of
