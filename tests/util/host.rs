@@ -149,7 +149,7 @@ impl Host {
 
     /// An audit now (`ctl audit`): its report; panics when it cannot
     /// finish.
-    pub fn audit(&self) -> dphost::engine::audit::AuditReport {
+    pub fn audit(&self) -> dphost::engine::report::AuditReport {
         self.ask(Request::Audit)
             .unwrap_or_else(|e| panic!("the audit failed: {e}"))
     }

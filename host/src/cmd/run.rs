@@ -49,6 +49,10 @@ pub struct RunArgs {
     /// Wait after a loss before dumping, in ms (default 2000).
     #[arg(long, value_parser = ranged::<u64>(config::ATTEMPT_DELAY_MS))]
     sync_attempt_delay_ms: Option<u64>,
+    /// Seconds between audits of the kernel against the mirror; 0 for
+    /// none (default 600).
+    #[arg(long, value_parser = ranged::<u64>(config::AUDIT_INTERVAL_S))]
+    audit_interval_s: Option<u64>,
     /// Do not read or write the compiled-code cache.
     #[arg(long)]
     no_cache: bool,
@@ -83,6 +87,7 @@ impl RunArgs {
         set(&mut n.sync_batch_limit, self.sync_batch_limit);
         set_ms(&mut n.sync_batch_delay_ms, self.sync_batch_delay_ms);
         set_ms(&mut n.sync_attempt_delay_ms, self.sync_attempt_delay_ms);
+        set_ms(&mut n.audit_interval_s, self.audit_interval_s);
         if self.netns.is_some() {
             config.netns = self.netns.clone();
         }

@@ -23,8 +23,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, bounded};
-use serde_json::{Value, json};
 
+use super::report::{AuditReport, Repair};
 use super::request::Request;
 use super::{DumpStepHook, Engine};
 use crate::mirror::{Fix, Mirror, ObjectKey};
@@ -49,46 +49,6 @@ const MAX_LOGGED: usize = 100;
 /// never ends holding an audit thread forever.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// What one audit found.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AuditReport {
-    /// Objects the kernel's dumps held.
-    pub objects: u64,
-    /// Objects the kernel's dumps held otherwise than the mirror as the
-    /// audit began.
-    pub differences: u64,
-    /// Those no event touched while the audit ran.
-    pub suspects: u64,
-    /// Events the repair of the suspects gave plugins, per WIT
-    /// `object-kind` case.
-    pub repairs: [u64; ObjectKind::ALL.len()],
-    pub duration: Duration,
-    /// CPU time of the audit's thread and its dump readers.
-    pub cpu: Duration,
-}
-
-impl AuditReport {
-    /// The report as `dphost ctl audit` prints it.
-    pub fn json(&self) -> Value {
-        let repairs: serde_json::Map<String, Value> = ObjectKind::ALL
-            .iter()
-            .map(|k| (k.name().to_string(), json!(self.repairs[*k as usize])))
-            .collect();
-        json!({
-            "objects": self.objects,
-            "differences": self.differences,
-            "suspects": self.suspects,
-            "repairs": repairs,
-            "seconds": self.duration.as_secs_f64(),
-            "cpu_seconds": self.cpu.as_secs_f64(),
-        })
-    }
-
-    pub fn total_repairs(&self) -> u64 {
-        self.repairs.iter().sum()
-    }
-}
-
 /// The engine's side of audits.
 #[derive(Default)]
 pub(super) struct Audits {
@@ -107,13 +67,6 @@ pub(super) struct Audits {
     /// of its events were logged.
     repairing: Option<([u64; ObjectKind::ALL.len()], usize)>,
     pub(super) step_hook: Option<DumpStepHook>,
-}
-
-/// What the audit thread asks the engine to repair, and where it waits for
-/// the answer: (suspects, repairs per kind).
-pub struct Repair {
-    fixes: Vec<Fix>,
-    reply: Sender<Result<(u64, [u64; ObjectKind::ALL.len()]), String>>,
 }
 
 impl Audits {

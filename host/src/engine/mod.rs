@@ -24,6 +24,8 @@
 //! answered between batches. The rest of the folder:
 //! - [`request`]: the requests it serves, one function each;
 //! - [`lifecycle`]: plugins' restarts, reloads, loads and unloads;
+//! - [`audit`]: the audit's thread and the engine's side of it;
+//!   [`report`]: what an audit reports and the repair it asks for;
 //! - [`plugin_set`]: the plugins loaded before it starts;
 //! - [`stats`]: the counters it publishes; [`status`]: a plugin's status,
 //!   as the dispatcher and the supervisor together know it.
@@ -31,9 +33,10 @@
 //! Never decodes netlink (`netlink/` does) and never calls a plugin (the
 //! dispatcher's workers do).
 
-pub mod audit;
+mod audit;
 mod lifecycle;
 pub mod plugin_set;
+pub mod report;
 pub mod request;
 pub mod stats;
 pub mod status;

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use super::Engine;
-use super::audit::{AuditReport, Repair};
 use super::plugin_set::AddError;
+use super::report::{AuditReport, Repair};
 use super::stats::EngineState;
 use super::status::PluginView;
 use crate::dispatch::{PluginId, PluginMeta, PluginState, QueryError, Replay, SwapError};

@@ -678,3 +678,40 @@ fn million_routes_fit() {
         (999_999, 1_000_000)
     );
 }
+
+/// The neighbour states the kernel never announces (the catalogue's G2-G6)
+/// are not differences the audit repairs; anything else about a
+/// neighbour is.
+#[test]
+fn neighbours_the_kernel_never_announces() {
+    use super::{Fix, ObjectKey};
+    use crate::netlink::neighbour::NeighbourKey;
+    let mut m = Mirror::new();
+    let mut out = Vec::new();
+    let held = neighbour(3, "192.0.2.9", NudState::STALE);
+    m.apply(Change::NewNeighbour(held.clone()), &mut out);
+    let fix = |n: Neighbour| Fix::Neighbour(NeighbourKey::of(&n), Some(n));
+    // STALE (or REACHABLE) to DELAY, same address: unannounced.
+    let delayed = neighbour(3, "192.0.2.9", NudState::DELAY);
+    assert!(m.unannounced(&fix(delayed)));
+    // Another link-layer address in DELAY is a change the kernel announces.
+    let mut moved = neighbour(3, "192.0.2.9", NudState::DELAY);
+    moved.mac = Some(HwAddress::Eui48((2, 0, 0, 0, 0, 7)));
+    assert!(!m.unannounced(&fix(moved)));
+    // PERMANENT is announced.
+    assert!(!m.unannounced(&fix(neighbour(3, "192.0.2.9", NudState::PERMANENT))));
+    // An entry the mirror does not hold: the kernel's own INCOMPLETE or
+    // FAILED ones are unannounced, a REACHABLE one is not.
+    for (state, unannounced) in [
+        (NudState::INCOMPLETE, true),
+        (NudState::FAILED, true),
+        (NudState::REACHABLE, false),
+    ] {
+        let n = neighbour(3, "192.0.2.77", state);
+        assert_eq!(m.unannounced(&fix(n)), unannounced, "{state:?}");
+    }
+    // A neighbour the kernel no longer holds is a del it announces.
+    let gone = Fix::Neighbour(NeighbourKey::of(&held), None);
+    assert!(!m.unannounced(&gone));
+    assert_eq!(gone.key(), ObjectKey::Neighbour(NeighbourKey::of(&held)));
+}
