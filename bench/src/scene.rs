@@ -15,6 +15,28 @@ pub fn target() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
 }
 
+/// `dphost run` (the release build) on `ns`, with its control API on
+/// `control` (`unix:PATH`), the configuration file `config` if any, and
+/// `extra` flags; warnings only on its standard error.
+pub fn spawn_dphost(
+    ns: &Netns,
+    control: &str,
+    config: Option<&std::path::Path>,
+    extra: &[&str],
+) -> std::process::Child {
+    let mut command = Command::new(target().join("release/dphost"));
+    command.args(["run", "--netns", &ns.name, "--control", control]);
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    command
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("starting dphost (cargo xtask build first)")
+}
+
 /// A namespace with one veth pair up and addressed, removed on drop.
 pub struct Netns {
     pub name: String,

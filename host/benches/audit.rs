@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use dphost::control::{ControlAddr, client};
 use dphost_bench::Family;
 use dphost_bench::raw_dump;
-use dphost_bench::scene::{Netns, memory, target, wait_for_idle};
+use dphost_bench::scene::{Netns, memory, spawn_dphost, target, wait_for_idle};
 use serde_json::Value;
 
 const ROUTES: u64 = 1_000_000;
@@ -195,20 +195,7 @@ fn main() {
     )
     .expect("writing the configuration");
     let control = ControlAddr::Unix(dir.join("control.sock"));
-    let mut child: Child = Command::new(target().join("release/dphost"))
-        .args([
-            "run",
-            "--netns",
-            &ns.name,
-            "--control",
-            &control.to_string(),
-        ])
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("starting dphost (cargo xtask build first)");
+    let mut child: Child = spawn_dphost(&ns, &control.to_string(), Some(&config), &[]);
     let started = Instant::now();
     loop {
         let status = client::request(&control, "GET", "/status", "")

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dphost::control::{ControlAddr, client};
-use dphost_bench::scene::{Netns, memory, target, wait_for_idle};
+use dphost_bench::scene::{Netns, memory, spawn_dphost, target, wait_for_idle};
 use dphost_bench::{Family, inject_routes};
 use serde_json::Value;
 
@@ -56,20 +56,7 @@ fn measure(ns: &Netns, tag: &str) -> Outcome {
     let control = ControlAddr::Unix(dir.join("control.sock"));
     wait_for_idle();
     let started = Instant::now();
-    let mut child: Child = Command::new(target().join("release/dphost"))
-        .args([
-            "run",
-            "--netns",
-            &ns.name,
-            "--control",
-            &control.to_string(),
-        ])
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("starting dphost (cargo xtask build first)");
+    let mut child: Child = spawn_dphost(ns, &control.to_string(), Some(&config), &[]);
     let to_hold = loop {
         let held = request(&control, "POST", "/plugins/routes/query", "")
             .and_then(|v| v["routes"].as_u64());

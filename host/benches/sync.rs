@@ -28,7 +28,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use dphost::control::{ControlAddr, client};
-use dphost_bench::scene::{Line, Netns, chart, memory, progress_bar, target, wait_for_idle};
+use dphost_bench::scene::{
+    Line, Netns, chart, memory, progress_bar, spawn_dphost, target, wait_for_idle,
+};
 use dphost_bench::{Family, inject_routes, raw_dump};
 use serde_json::Value;
 
@@ -45,21 +47,10 @@ impl Dphost {
     fn start(ns: &Netns, extra: &[&str]) -> Dphost {
         let socket = std::env::temp_dir().join(format!("dphost-bench-{}.sock", std::process::id()));
         let control = ControlAddr::Unix(socket.clone());
-        let child = Command::new(target().join("release/dphost"))
-            .args([
-                "run",
-                "--netns",
-                &ns.name,
-                "--control",
-                &control.to_string(),
-            ])
-            .args(extra)
-            .arg("--plugin")
-            .arg(target().join("plugins/fib.wasm"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("starting dphost (cargo xtask build first)");
+        let fib = target().join("plugins/fib.wasm");
+        let mut flags = extra.to_vec();
+        flags.extend(["--plugin", fib.to_str().expect("a UTF-8 path")]);
+        let child = spawn_dphost(ns, &control.to_string(), None, &flags);
         Dphost { child, control }
     }
 
