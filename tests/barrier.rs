@@ -28,8 +28,8 @@ fn run(plugins: &[(&str, &str)], work: &'static str, batches: usize) -> Vec<Call
             &fixture(fixture_name),
             Some(name),
             work,
-            // Only the work ends a call: a wall-clock deadline on a loaded
-            // machine would trap some and lose their records.
+            // Only the work ends a call: even a CPU deadline, met honestly
+            // by a slow machine, would trap some and lose their records.
             Limits {
                 call_deadline: std::time::Duration::from_secs(60),
                 ..Limits::default()

@@ -132,9 +132,8 @@ fn spinning_plugin_recovers_or_is_disabled() {
 /// so the test is quick.
 #[test]
 fn memory_bomb_recovers_or_is_disabled() {
-    // The CPU deadline is wall-clock: on a loaded machine, touching 64 MiB
-    // could outlast the default 200 ms and end as a deadline instead. Only
-    // the memory cap may stop this plugin.
+    // Touching 64 MiB takes CPU time a slow machine could stretch past the
+    // default 200 ms. Only the memory cap may stop this plugin.
     let limits = Limits {
         memory_cap: 64 << 20,
         call_deadline: std::time::Duration::from_secs(60),

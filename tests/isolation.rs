@@ -61,9 +61,9 @@ fn hostile_plugins_fail_alone() {
         call_deadline: Duration::from_millis(50),
         ..Limits::default()
     };
-    // Only spin may meet a deadline: the deadline is wall-clock time, and on
-    // a loaded machine the default 200 ms could stop the others (the bomb
-    // before its memory cap) for a reason that is not theirs.
+    // Only spin may meet a deadline: on a slow machine the default 200 ms
+    // of CPU could stop the others (the bomb before its memory cap) for a
+    // reason that is not theirs.
     let patient = Limits {
         call_deadline: Duration::from_secs(60),
         ..Limits::default()
@@ -137,4 +137,77 @@ fn hostile_plugins_fail_alone() {
             "no failure line for {name}: {logs}"
         );
     }
+}
+
+/// Deadlines count the CPU time a call uses, not the clock. A plugin doing
+/// honest work gets a deadline of twice what its call takes on an idle
+/// machine; then, with eight spinning threads per core, each call takes
+/// several times its deadline on the clock and the plugin is not failed
+/// for it. One that loops forever still meets its 50 ms deadline. Alone
+/// in its process: its load is its own.
+#[test]
+fn deadlines_count_cpu_time_not_the_machines_load() {
+    run_alone!();
+    let rt = runtime();
+    let patient = Limits {
+        call_deadline: Duration::from_secs(60),
+        ..Limits::default()
+    };
+    // The busy fixture's config: microseconds of work per event.
+    let work = "50000";
+    let mut calibration = Dispatcher::new(DispatchOptions::default());
+    load(&mut calibration, &rt, &fixture("busy"), None, work, patient);
+    let mut idle = Duration::MAX;
+    for route in many_routes(3) {
+        let started = std::time::Instant::now();
+        calibration.dispatch(&batch(vec![route]));
+        flush(&calibration);
+        idle = idle.min(started.elapsed());
+    }
+    let deadline = (idle * 2).max(Duration::from_millis(20));
+
+    let mut d = Dispatcher::new(DispatchOptions::default());
+    let honest = Limits {
+        call_deadline: deadline,
+        ..Limits::default()
+    };
+    let fast = Limits {
+        call_deadline: Duration::from_millis(50),
+        ..Limits::default()
+    };
+    load(&mut d, &rt, &fixture("busy"), None, work, honest);
+    load(&mut d, &rt, &fixture("spin"), None, "", fast);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let spinners: Vec<_> = (0..8 * cores)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut x = 1u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+            })
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    for route in many_routes(5) {
+        d.dispatch(&batch(vec![route]));
+    }
+    flush(&d);
+    let per_call = started.elapsed() / 5;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    spinners.into_iter().for_each(|s| s.join().unwrap());
+
+    let context = format!("idle call {idle:?}, deadline {deadline:?}, loaded call {per_call:?}");
+    assert_eq!(state(&d, "busy"), PluginState::Live, "{context}");
+    assert_eq!(d.plugins()[0].events, 5, "{context}");
+    assert!(
+        per_call > deadline,
+        "the load did not slow the calls: {context}"
+    );
+    assert_eq!(
+        state(&d, "spin"),
+        PluginState::Failed(CallError::Deadline(Duration::from_millis(50)))
+    );
 }

@@ -314,7 +314,7 @@ fn audit_repairs_nothing_that_changed_while_it_ran() {
     // deadline (issue 13 pages it).
     let fib = Spec {
         limits: dphost::plugin::Limits {
-            call_deadline: std::time::Duration::from_secs(60),
+            query_deadline: std::time::Duration::from_secs(60),
             ..Default::default()
         },
         ..Spec::new(plugin("fib"))

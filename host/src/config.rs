@@ -102,6 +102,12 @@ pub struct PluginSection {
         deserialize_with = "within::<1, 600_000, _, _>"
     )]
     pub deadline_ms: u64,
+    /// CPU time per `query` call, in ms.
+    #[serde(
+        default = "default_deadline_ms",
+        deserialize_with = "within::<1, 600_000, _, _>"
+    )]
+    pub query_deadline_ms: u64,
     #[serde(
         default = "default_queue",
         deserialize_with = "within::<{ BATCH.0 }, { BATCH.1 }, _, _>"
@@ -174,6 +180,7 @@ impl PluginSection {
             config: String::new(),
             memory_cap_mib: default_memory_mib(),
             deadline_ms: default_deadline_ms(),
+            query_deadline_ms: default_deadline_ms(),
             queue_batches: default_queue(),
             watch: default_watch(),
         }
@@ -194,6 +201,7 @@ impl PluginSection {
         Limits {
             memory_cap: self.memory_cap_mib << 20,
             call_deadline: Duration::from_millis(self.deadline_ms.max(1)),
+            query_deadline: Duration::from_millis(self.query_deadline_ms.max(1)),
             queue_batches: self.queue_batches.max(1),
         }
     }

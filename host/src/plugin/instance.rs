@@ -9,9 +9,8 @@ use wasmtime::component::Func;
 use wasmtime::{Store, Trap};
 
 use super::image::Image;
-use super::limits;
 use super::lowering::{ImageHandle, V0_1, V0_2};
-use super::sandbox::{MemoryCapHit, Sandbox};
+use super::sandbox::{DeadlineHit, MemoryCapHit, Sandbox};
 use crate::wit::filter::{self, Subscription};
 use crate::wit::{ApiVersion, Event, Filter, KindSet, Plugin, PluginInfo, v0_1};
 
@@ -70,6 +69,9 @@ impl CallError {
         }
         if store.data().limiter.cap_hit {
             return CallError::MemoryCap(store.data().limiter.memory_cap);
+        }
+        if error.downcast_ref::<DeadlineHit>().is_some() {
+            return CallError::Deadline(deadline);
         }
         match error.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => CallError::Deadline(deadline),
@@ -174,8 +176,9 @@ pub struct Instance {
     handle: ImageHandles,
     /// `snapshot` and `restore`, type-checked, when the plugin exports them.
     state: Option<StateFuncs>,
+    /// CPU time per call: `handle` (and the state calls), `query`.
     call_deadline: Duration,
-    deadline_ticks: u64,
+    query_deadline: Duration,
     poisoned: bool,
 }
 
@@ -185,7 +188,7 @@ impl Instance {
         (info, kinds, filter): (PluginInfo, KindSet, Filter),
         store: Store<Sandbox>,
         (bindings, handle, state): (Bindings, ImageHandles, Option<StateFuncs>),
-        call_deadline: Duration,
+        (call_deadline, query_deadline): (Duration, Duration),
     ) -> Instance {
         Instance {
             name,
@@ -197,7 +200,7 @@ impl Instance {
             handle,
             state,
             call_deadline,
-            deadline_ticks: limits::ticks(call_deadline),
+            query_deadline,
             poisoned: false,
         }
     }
@@ -312,20 +315,34 @@ impl Instance {
 
     /// Asks the plugin a query; the inner result is the plugin's own answer.
     pub fn query(&mut self, request: &str) -> Result<Result<String, Refusal>, CallError> {
-        self.call(|bindings, store| Ok(bindings.query(store, request)?.map_err(Refusal)))
+        let deadline = self.query_deadline;
+        self.call_within(deadline, |bindings, store| {
+            Ok(bindings.query(store, request)?.map_err(Refusal))
+        })
     }
 
     fn call<R>(
         &mut self,
         f: impl FnOnce(&Bindings, &mut Store<Sandbox>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
+        self.call_within(self.call_deadline, f)
+    }
+
+    /// A call of at most `deadline` of CPU time (checked at every epoch
+    /// tick: [`super::sandbox::Budget`]).
+    fn call_within<R>(
+        &mut self,
+        deadline: Duration,
+        f: impl FnOnce(&Bindings, &mut Store<Sandbox>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
         if self.poisoned {
             return Err(CallError::Poisoned);
         }
-        self.store.set_epoch_deadline(self.deadline_ticks);
+        self.store.data_mut().budget.start(deadline);
+        self.store.set_epoch_deadline(1);
         f(&self.bindings, &mut self.store).map_err(|e| {
             self.poisoned = true;
-            CallError::classify(&mut self.store, e, self.call_deadline)
+            CallError::classify(&mut self.store, e, deadline)
         })
     }
 }

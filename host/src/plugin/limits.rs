@@ -8,17 +8,24 @@ use std::time::Duration;
 /// only that plugin fails.
 pub const DEFAULT_MEMORY_CAP: usize = 256 << 20;
 
-/// Default CPU deadline for one call. Threat: a plugin that loops forever
-/// stalls its own queue and, when it is not mp-safe, every plugin behind the
-/// barrier.
+/// Default CPU deadline for one `handle` call (and for a `query`): CPU time
+/// of the calling thread. Threat: a plugin that loops forever stalls its
+/// own queue and, when it is not mp-safe, every plugin behind the barrier.
 pub const DEFAULT_CALL_DEADLINE: Duration = Duration::from_millis(200);
+
+/// A call may take this many times its CPU deadline in wall-clock time.
+/// Threat: a plugin that blocks (in a host call, a sleep) uses no CPU and
+/// would never meet its CPU deadline; far above it, so that a plugin
+/// descheduled on a busy machine is not failed for the machine's load.
+pub const WALL_CEILING: u32 = 10;
 
 /// Default deadline for `describe` and `init` at load. Threat: a plugin that
 /// hangs while loading blocks whoever loads it (start-up, a reload).
 pub const LOAD_DEADLINE: Duration = Duration::from_secs(5);
 
-/// How often the engine's epoch advances; a deadline is rounded up to whole
-/// ticks. Threat: none; this bounds how late a runaway call is stopped.
+/// How often the engine's epoch advances, and so how often a call's time
+/// budget is checked. Threat: none; this bounds how late a runaway call is
+/// stopped.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Instances, tables and memories one plugin may create. Threat: a component
@@ -48,7 +55,10 @@ pub const DEFAULT_QUEUE_BATCHES: usize = 1024;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     pub memory_cap: usize,
+    /// CPU time per `handle` call (and `snapshot`, `restore`).
     pub call_deadline: Duration,
+    /// CPU time per `query` call.
+    pub query_deadline: Duration,
     pub queue_batches: usize,
 }
 
@@ -57,13 +67,8 @@ impl Default for Limits {
         Limits {
             memory_cap: DEFAULT_MEMORY_CAP,
             call_deadline: DEFAULT_CALL_DEADLINE,
+            query_deadline: DEFAULT_CALL_DEADLINE,
             queue_batches: DEFAULT_QUEUE_BATCHES,
         }
     }
-}
-
-/// A deadline in whole epoch ticks, at least one.
-pub fn ticks(deadline: Duration) -> u64 {
-    let tick = EPOCH_TICK.as_nanos();
-    (deadline.as_nanos().div_ceil(tick)).max(1) as u64
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, types::ComponentItem};
-use wasmtime::{Config, Engine as WasmEngine, Store};
+use wasmtime::{Config, Engine as WasmEngine, Store, UpdateDeadline};
 
 use super::cache::{CacheError, CodeCache};
 use super::instance::{Bindings, CallError, ImageHandles, Instance, StateFuncs};
@@ -262,8 +262,17 @@ impl Runtime {
         let provisional: Arc<str> = Arc::from(name.unwrap_or("(loading)"));
         let mut store = Store::new(&self.engine, Sandbox::new(provisional, limits.memory_cap));
         store.limiter(|sandbox| &mut sandbox.limiter);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(limits::ticks(limits::LOAD_DEADLINE));
+        // At every epoch tick, the call in progress is checked against its
+        // time budget (CPU time of its thread; a wall-clock ceiling).
+        store.epoch_deadline_callback(|ctx| {
+            ctx.data()
+                .budget
+                .check()
+                .map(|()| UpdateDeadline::Continue(1))
+                .map_err(wasmtime::Error::new)
+        });
+        store.data_mut().budget.start(limits::LOAD_DEADLINE);
+        store.set_epoch_deadline(1);
         let call_err = |stage, store: &mut Store<Sandbox>, e| LoadError::Call {
             path: path.clone(),
             stage,
@@ -291,7 +300,8 @@ impl Runtime {
             .map_err(|e| call_err("describe", &mut store, e))?;
         let name: Arc<str> = Arc::from(name.unwrap_or(&info.name));
         store.data_mut().rename(name.clone());
-        store.set_epoch_deadline(limits::ticks(limits::LOAD_DEADLINE));
+        store.data_mut().budget.start(limits::LOAD_DEADLINE);
+        store.set_epoch_deadline(1);
         let filter = bindings
             .init(&mut store, config)
             .map_err(|e| call_err("init", &mut store, e))?
@@ -313,7 +323,7 @@ impl Runtime {
             (info, kinds, filter),
             store,
             (bindings, handle, state),
-            limits.call_deadline,
+            (limits.call_deadline, limits.query_deadline),
         ))
     }
 }

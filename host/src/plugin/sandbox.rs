@@ -1,8 +1,10 @@
 //! The data each plugin's `Store` carries: WASI with nothing granted, the
-//! memory limiter, and the host side of the `log` import. Every line a plugin
+//! memory limiter, the call's time budget, and the host side of the `log`
+//! import. Every line a plugin
 //! writes (stdout, stderr, `log`) reaches `tracing` tagged with its name.
 
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use wasmtime::ResourceLimiter;
@@ -11,7 +13,10 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::limits::{MAX_INSTANCES, MAX_LOG_LINE, MAX_MEMORIES, MAX_TABLE_ELEMENTS, MAX_TABLES};
+use super::limits::{
+    MAX_INSTANCES, MAX_LOG_LINE, MAX_MEMORIES, MAX_TABLE_ELEMENTS, MAX_TABLES, WALL_CEILING,
+};
+use crate::netlink::socket::thread_cpu_time;
 use crate::wit::{LogLevel, dataplane, v0_1};
 
 /// A plugin's name, shared by its store and its output streams. It is set
@@ -40,6 +45,66 @@ pub struct Sandbox {
     wasi: WasiCtx,
     table: ResourceTable,
     pub(super) limiter: Limiter,
+    /// The call in progress's time budget.
+    pub(super) budget: Budget,
+}
+
+/// One call's time budget: the CPU time its thread may use, checked at each
+/// epoch tick, and a wall-clock ceiling [`WALL_CEILING`] times as long for
+/// a plugin that sleeps or blocks in the host instead of running. A plugin
+/// descheduled on a busy machine uses no CPU, so it is never failed for it.
+pub(super) struct Budget {
+    cpu_start: Duration,
+    wall_start: Instant,
+    pub(super) limit: Duration,
+}
+
+/// Threshold past which a call has run out of its budget.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} exceeded: {used:?} of {limit:?}")]
+pub struct DeadlineHit {
+    pub what: &'static str,
+    pub used: Duration,
+    pub limit: Duration,
+}
+
+impl Budget {
+    fn new() -> Budget {
+        Budget {
+            cpu_start: Duration::ZERO,
+            wall_start: Instant::now(),
+            limit: Duration::MAX,
+        }
+    }
+
+    /// Starts a call of at most `limit` of CPU time, on the calling thread.
+    pub(super) fn start(&mut self, limit: Duration) {
+        self.cpu_start = thread_cpu_time();
+        self.wall_start = Instant::now();
+        self.limit = limit;
+    }
+
+    /// Whether the call may go on.
+    pub(super) fn check(&self) -> Result<(), DeadlineHit> {
+        let cpu = thread_cpu_time().saturating_sub(self.cpu_start);
+        if cpu > self.limit {
+            return Err(DeadlineHit {
+                what: "CPU time",
+                used: cpu,
+                limit: self.limit,
+            });
+        }
+        let wall = self.wall_start.elapsed();
+        let ceiling = self.limit.saturating_mul(WALL_CEILING);
+        if wall > ceiling {
+            return Err(DeadlineHit {
+                what: "wall-clock ceiling",
+                used: wall,
+                limit: ceiling,
+            });
+        }
+        Ok(())
+    }
 }
 
 impl Sandbox {
@@ -65,6 +130,7 @@ impl Sandbox {
                 memory_in_use: 0,
                 cap_hit: false,
             },
+            budget: Budget::new(),
         }
     }
 
