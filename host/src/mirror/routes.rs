@@ -120,6 +120,12 @@ impl Mirror {
         let Some(old) = self.routes.get(&key) else {
             return;
         };
+        if nhid == 0 && route.family == Family::Ipv6 && !names_a_hop_of(&old, route) {
+            // A del of hops the route no longer has: a reconcile's dump
+            // already showed them gone (the kernel deletes a multipath
+            // route's siblings through a link that goes, then says so).
+            return;
+        }
         let left = if nhid == 0 {
             hops_left(&old, route)
         } else {
@@ -194,6 +200,16 @@ fn hops_left(old: &LpmRoute, del: &Route) -> Option<Vec<LpmHop>> {
         .copied()
         .collect();
     (!left.is_empty()).then_some(left)
+}
+
+/// True when `del` names no hop (the whole route) or one `old` has.
+fn names_a_hop_of(old: &LpmRoute, del: &Route) -> bool {
+    let named = route::hops(&del.nexthops);
+    named.is_empty()
+        || named
+            .iter()
+            .map(route::to_lpm_hop)
+            .any(|n| old.nexthops.iter().any(|h| same_hop(h, &n)))
 }
 
 /// The same next hop: the same gateway through the same interface.

@@ -386,3 +386,37 @@ fn reconcile_by_link_of_routes_that_share_a_key() {
     );
     assert_eq!(m.counts(), [0, 0, 0, 0, 0, 1]);
 }
+
+/// A del naming an IPv6 hop the route no longer has (a reconcile's dump
+/// showed the kernel had deleted that sibling before its notification
+/// came) changes nothing: the route keeps its other hops.
+#[test]
+fn ipv6_del_of_a_hop_already_gone() {
+    let mut m = Mirror::new();
+    let mut out = Vec::new();
+    let p = "2001:db8:b2::/48";
+    let both = route(
+        100,
+        p,
+        1024,
+        NextHops::Many(vec![hop("2001:db8::2", 3), hop("2001:db8:1::2", 5)]),
+    );
+    m.apply(add(both), &mut out);
+    // The reconcile's dump: only the hop through link 5 is left.
+    m.reconcile_begin(Scope::all(Kind::Route));
+    let left = route(100, p, 1024, NextHops::One(hop("2001:db8:1::2", 5)));
+    m.reconcile_add(add(left), &mut out);
+    m.reconcile_end(&mut out);
+    out.clear();
+    // Then the notification of the sibling through link 3.
+    let sibling = route(100, p, 1024, NextHops::One(hop("2001:db8::2", 3)));
+    m.apply(
+        Change::DelRoute {
+            route: sibling,
+            nhid: 0,
+        },
+        &mut out,
+    );
+    assert_eq!(lines(&out), Vec::<String>::new());
+    assert_eq!(m.counts(), [0, 0, 0, 0, 0, 1]);
+}
