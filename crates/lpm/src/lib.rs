@@ -93,6 +93,8 @@ trait Key: Bits {
     fn tries(fib: &Fib) -> &Tries<Self>;
     fn tries_mut(fib: &mut Fib) -> &mut Tries<Self>;
     fn addr(self) -> Addr;
+    /// The key of an address of this width.
+    fn of(addr: Addr) -> Option<Self>;
     /// Keeps derived lookup structures in step after an upsert or remove of
     /// `key/len` in table `ti`; `changed` if the prefix's payload changed.
     fn after_change(fib: &mut Fib, ti: usize, key: Self, len: u8, changed: bool);
@@ -107,6 +109,12 @@ impl Key for u32 {
     }
     fn addr(self) -> Addr {
         Addr::V4(self)
+    }
+    fn of(addr: Addr) -> Option<Self> {
+        match addr {
+            Addr::V4(a) => Some(a),
+            Addr::V6(_) => None,
+        }
     }
     fn after_change(fib: &mut Fib, ti: usize, key: Self, len: u8, changed: bool) {
         fib.ops += 1;
@@ -136,7 +144,22 @@ impl Key for u128 {
     fn addr(self) -> Addr {
         Addr::V6(self)
     }
+    fn of(addr: Addr) -> Option<Self> {
+        match addr {
+            Addr::V6(a) => Some(a),
+            Addr::V4(_) => None,
+        }
+    }
     fn after_change(_: &mut Fib, _: usize, _: Self, _: u8, _: bool) {}
+}
+
+/// A place in [`Fib::for_each_ref`]'s order: one prefix of one table,
+/// where [`Fib::for_each_ref_after`] stopped and goes on from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Place {
+    pub table: u32,
+    pub dst: Addr,
+    pub len: u8,
 }
 
 /// Routes of every table and family, indexed for longest-prefix match.
@@ -358,6 +381,36 @@ impl Fib {
     /// Like [`Fib::for_each`], borrowing instead of allocating.
     pub fn for_each_ref<'a>(&'a self, mut f: impl FnMut(RouteRef<'a>)) {
         self.for_each_entry(|_, r, _| f(r));
+    }
+
+    /// Like [`Fib::for_each_ref`], from the first prefix after `after`
+    /// (none: from the start), until `f` returns false: the routes of the
+    /// prefix it did so on are all given, and that prefix is returned, for
+    /// the next call to go on from. None when every route was given. A
+    /// walk resumed this way costs what it gives, not what it skips.
+    pub fn for_each_ref_after<'a>(
+        &'a self,
+        after: Option<Place>,
+        mut f: impl FnMut(RouteRef<'a>) -> bool,
+    ) -> Option<Place> {
+        for t in &self.tables {
+            let from = match after {
+                None => None,
+                Some(p) => match (t.table, t.family).cmp(&(p.table, p.dst.family())) {
+                    std::cmp::Ordering::Less => continue,
+                    std::cmp::Ordering::Equal => Some(p),
+                    std::cmp::Ordering::Greater => None,
+                },
+            };
+            let stopped = match t.family {
+                Family::V4 => self.walk_table_after::<u32>(t, from, &mut f),
+                Family::V6 => self.walk_table_after::<u128>(t, from, &mut f),
+            };
+            if stopped.is_some() {
+                return stopped;
+            }
+        }
+        None
     }
 
     /// Route count per (table, family), sorted by table then family; only
@@ -718,6 +771,31 @@ impl Fib {
                 Family::V6 => self.walk_table::<u128>(t, &mut f),
             }
         }
+    }
+
+    fn walk_table_after<'a, K: Key>(
+        &'a self,
+        t: &TableRoot,
+        after: Option<Place>,
+        f: &mut impl FnMut(RouteRef<'a>) -> bool,
+    ) -> Option<Place> {
+        let after = after.and_then(|p| Some((K::of(p.dst)?, p.len)));
+        let mut stopped = None;
+        K::tries(self).walk_after(t.root, after, |key, len, slot| {
+            let mut going = true;
+            for idx in self.members(slot) {
+                going &= f(self.view(t.table, key.addr(), len, idx));
+            }
+            if !going {
+                stopped = Some(Place {
+                    table: t.table,
+                    dst: key.addr(),
+                    len,
+                });
+            }
+            going
+        });
+        stopped
     }
 
     fn walk_table<'a, K: Key>(

@@ -457,3 +457,58 @@ fn upsert_unseen_keeps_the_first_of_a_sweep() {
         "the refused route's hops were released"
     );
 }
+
+/// A walk resumed page by page from where each page stopped gives every
+/// route once, in `for_each`'s order, whatever the page size: nested and
+/// diverging prefixes, several routes on one prefix, several tables and
+/// both families.
+#[test]
+fn pages_resume_where_they_stopped() {
+    let mut fib = Fib::new();
+    let mut rng = Rng(7);
+    for _ in 0..600 {
+        let table = [254, 100, 4_000_000_000][rng.below(3) as usize];
+        let metric = rng.below(3) as u32;
+        let r = if rng.below(2) == 0 {
+            let len = rng.below(33) as u8;
+            route(
+                table,
+                Addr::V4(rng.below(1 << 32) as u32 & 0xff0f_f0ff),
+                len,
+                metric,
+                &[],
+            )
+        } else {
+            let len = rng.below(129) as u8;
+            let a = u128::from(rng.below(u64::MAX)) << 64;
+            route(table, Addr::V6(a), len, metric, &[])
+        };
+        fib.upsert(r.as_ref());
+    }
+    let mut whole = Vec::new();
+    fib.for_each(|r| whole.push(r.key()));
+    assert!(whole.len() > 400, "{}", whole.len());
+    for page in [1, 2, 3, 7, 50, 10_000] {
+        let mut paged = Vec::new();
+        let mut place = None;
+        let mut pages = 0;
+        loop {
+            pages += 1;
+            assert!(pages <= whole.len() + 1, "pages of {page}: no progress");
+            let mut given = 0;
+            place = fib.for_each_ref_after(place, |r| {
+                paged.push(r.key());
+                given += 1;
+                given < page
+            });
+            if place.is_none() {
+                break;
+            }
+        }
+        assert_eq!(paged, whole, "pages of {page}");
+        assert!(
+            pages >= whole.len() / page.max(1) / 2,
+            "pages of {page}: {pages}"
+        );
+    }
+}

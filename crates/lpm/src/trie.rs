@@ -308,6 +308,53 @@ impl<K: Bits> Tries<K> {
             stack.extend(n.child.iter().rev().filter(|&&c| c != NIL));
         }
     }
+
+    /// Like [`Tries::walk`], from the first node after the prefix `after`
+    /// (none: from the start) in that order, until `f` returns false;
+    /// false if it did. Subtrees wholly before `after` are skipped, so a
+    /// walk resumed page by page costs the page and a path, not the nodes
+    /// before it.
+    pub fn walk_after(
+        &self,
+        root: u32,
+        after: Option<(K, u8)>,
+        mut f: impl FnMut(K, u8, u32) -> bool,
+    ) -> bool {
+        let mut stack = Vec::new();
+        if root != NIL {
+            stack.push(root);
+        }
+        while let Some(cur) = stack.pop() {
+            let n = self.nodes.get(cur);
+            // Walk order puts a prefix before its extensions, and a 0 bit
+            // before a 1.
+            let (this, below) = match after {
+                None => (true, true),
+                Some((key, len)) => {
+                    let both = n.len.min(len);
+                    let shared = n.key.common(key).min(both);
+                    if shared < both {
+                        // They part at bit `shared`: the whole subtree is
+                        // before `after` (a 0 there) or after it.
+                        let later = n.key.bit(shared) == 1;
+                        (later, later)
+                    } else {
+                        // `after` extends this node (or is it): the node is
+                        // not after it, some of what lies below may be.
+                        // Else this node extends `after`: after it, all.
+                        (n.len > len, true)
+                    }
+                }
+            };
+            if this && n.slot != NIL && !f(n.key, n.len, n.slot) {
+                return false;
+            }
+            if below {
+                stack.extend(n.child.iter().rev().filter(|&&c| c != NIL));
+            }
+        }
+        true
+    }
 }
 
 #[cfg(test)]
