@@ -148,7 +148,12 @@ fn main() {
     let mut fib = load(&runtime, dir.join("fib.wasm"));
     let wasm_rate = drive(&mut fib, &host_batches, false);
     let wasm_memory = fib.memory_bytes();
-    let stats = fib.query(r#"{"op":"stats"}"#).unwrap().unwrap();
+    let stats = fib
+        .query(r#"{"op":"stats"}"#, None)
+        .unwrap()
+        .unwrap()
+        .into_whole()
+        .expect("stats answer whole");
     assert!(
         stats.starts_with(&format!("{{\"routes\":{ROUTES},")),
         "{stats}"

@@ -62,13 +62,15 @@ impl Host {
         let answer = self.ask(|reply| Request::Query {
             plugin: "fib".into(),
             request: r#"{"op":"stats"}"#.into(),
+            cursor: None,
             reply,
         });
         let text = answer
             .ok()?
             .recv_timeout(Duration::from_secs(60))
             .ok()?
-            .ok()?;
+            .ok()?
+            .into_whole()?;
         serde_json::from_str::<serde_json::Value>(&text).ok()?["routes"].as_u64()
     }
 

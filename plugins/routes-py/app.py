@@ -108,11 +108,11 @@ class Handler(exports.Handler):
         for event in events:
             FOLLOWER.apply(event)
 
-    def query(self, request):
+    def query(self, request, cursor):
         tables = {}
         for key in FOLLOWER.routes:
             tables[str(key[0])] = tables.get(str(key[0]), 0) + 1
-        return json.dumps(
+        return exports.handler.Answer_Whole(json.dumps(
             {
                 "routes": len(FOLLOWER.routes),
                 "tables": tables,
@@ -121,4 +121,4 @@ class Handler(exports.Handler):
                 "unexpected": FOLLOWER.unexpected,
             },
             sort_keys=True,
-        )
+        ))

@@ -9,7 +9,8 @@ use dphost::control::server::status_json;
 use dphost::dispatch::DispatchOptions;
 use dphost::engine::plugin_set::Prepared;
 use dphost::engine::{
-    DumpStepHook, Engine, EngineHandle, Kind, NetlinkConfig, Outcome, PluginSet, Request,
+    DumpStepHook, Engine, EngineHandle, Kind, NetlinkConfig, Outcome, PluginSet, QueryError,
+    Request,
 };
 use dphost::netlink::socket::Netns;
 use dphost::plugin::PluginSpec;
@@ -159,17 +160,20 @@ impl Host {
     }
 
     /// The plugin's answer, or the reason there is none.
+    /// Every page of it gathered into one array.
     pub fn query(&self, plugin: &str, request: &str) -> Result<String, String> {
-        let submitted = self.ask(|reply| Request::Query {
-            plugin: plugin.to_string(),
-            request: request.to_string(),
-            reply,
-        });
-        let answer = submitted.map_err(|e| e.to_string())?;
-        answer
-            .recv_timeout(Duration::from_secs(60))
-            .map_err(|_| "no answer".to_string())?
-            .map_err(|e| e.to_string())
+        dphost::dispatch::gather(plugin, |cursor| {
+            let submitted = self.ask(|reply| Request::Query {
+                plugin: plugin.to_string(),
+                request: request.to_string(),
+                cursor,
+                reply,
+            })?;
+            submitted
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| Err(QueryError::Timeout(plugin.to_string())))
+        })
+        .map_err(|e| e.to_string())
     }
 
     pub fn query_json(&self, plugin: &str, request: &str) -> Value {
@@ -178,8 +182,7 @@ impl Host {
 
     /// The mirror's objects of a kind, as `ctl mirror` shows them.
     pub fn mirror(&self, kind: impl Into<Kind>) -> Value {
-        let kind = kind.into();
-        self.ask(|reply| Request::Mirror { kind, reply })
+        self.ask(Request::Mirror).to_json(kind.into())
     }
 
     /// Loads a plugin while the engine runs.

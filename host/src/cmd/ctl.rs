@@ -19,6 +19,10 @@ pub struct CtlArgs {
     /// Print the API's JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// Listings and paged answers as JSON lines, one element per line,
+    /// instead of one array.
+    #[arg(long, global = true)]
+    lines: bool,
     #[command(subcommand)]
     command: CtlCommand,
 }
@@ -59,14 +63,24 @@ pub fn ctl(args: CtlArgs) -> Result<()> {
         })?;
         return Ok(());
     }
+    let lines = if args.lines { "?lines" } else { "" };
+    match &args.command {
+        CtlCommand::Query { name, request } => {
+            let path = format!("/plugins/{name}/query{lines}");
+            return long_answer(&addr, "POST", &path, request, args.json || args.lines);
+        }
+        CtlCommand::Mirror { kind } => {
+            let path = format!("/mirror/{kind}{lines}");
+            return long_answer(&addr, "GET", &path, "", args.json || args.lines);
+        }
+        _ => {}
+    }
     let (method, path, body) = match &args.command {
-        CtlCommand::Watch => unreachable!("streamed above"),
+        CtlCommand::Watch | CtlCommand::Query { .. } | CtlCommand::Mirror { .. } => {
+            unreachable!("streamed above")
+        }
         CtlCommand::Status => ("GET", "/status".to_string(), String::new()),
         CtlCommand::Plugins => ("GET", "/plugins".to_string(), String::new()),
-        CtlCommand::Query { name, request } => {
-            ("POST", format!("/plugins/{name}/query"), request.clone())
-        }
-        CtlCommand::Mirror { kind } => ("GET", format!("/mirror/{kind}"), String::new()),
         CtlCommand::Reload { name } => ("POST", format!("/plugins/{name}/reload"), String::new()),
         CtlCommand::Enable { name } => ("POST", format!("/plugins/{name}/enable"), String::new()),
         CtlCommand::Audit => ("POST", "/audit".to_string(), String::new()),
@@ -88,15 +102,63 @@ pub fn ctl(args: CtlArgs) -> Result<()> {
     match args.command {
         CtlCommand::Status => print_status(&mut out, &value)?,
         CtlCommand::Plugins => print_plugins(&mut out, &value)?,
-        CtlCommand::Query { .. } | CtlCommand::Mirror { .. } => {
-            writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?
-        }
         CtlCommand::Reload { .. } | CtlCommand::Enable { .. } => {
             writeln!(out, "{}", value["result"].as_str().unwrap_or_default())?
         }
         CtlCommand::Audit => print_audit(&mut out, &value)?,
-        CtlCommand::Watch => {}
+        CtlCommand::Watch | CtlCommand::Query { .. } | CtlCommand::Mirror { .. } => {}
     }
+    Ok(())
+}
+
+/// An answer smaller than this is pretty-printed for a person; a longer
+/// one (a listing, a paged answer) is written as it comes, one element per
+/// line. Threat: holding a full table in memory to indent it.
+const PRETTY_LIMIT: usize = 1 << 20;
+
+/// A mirror listing or a query answer, written to standard output as it
+/// arrives (`raw`: always as it comes, for scripts).
+fn long_answer(addr: &ControlAddr, method: &str, path: &str, body: &str, raw: bool) -> Result<()> {
+    let mut out = io::stdout().lock();
+    let mut held = Vec::new();
+    let mut passing = raw;
+    let mut written = Ok(());
+    // A whole answer comes without a newline at its end.
+    let mut ends_line = true;
+    let streamed = client::stream(addr, method, path, body, |bytes| {
+        if !passing {
+            held.extend_from_slice(bytes);
+            if held.len() < PRETTY_LIMIT {
+                return true;
+            }
+            passing = true;
+            ends_line = held.last() == Some(&b'\n');
+            written = out.write_all(&std::mem::take(&mut held));
+            return written.is_ok();
+        }
+        ends_line = bytes.last().map_or(ends_line, |b| *b == b'\n');
+        written = out.write_all(bytes);
+        written.is_ok()
+    });
+    written?;
+    if let Err(client::ClientError::Status { body, .. }) = &streamed {
+        let value: Value = serde_json::from_str(body).unwrap_or(Value::String(body.clone()));
+        let message = value
+            .get("error")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        bail!("{}", message.unwrap_or_else(|| value.to_string()));
+    }
+    streamed?;
+    if !passing {
+        match serde_json::from_slice::<Value>(&held) {
+            Ok(value) => writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?,
+            Err(_) => out.write_all(&held)?,
+        }
+    } else if !ends_line {
+        writeln!(out)?;
+    }
+    out.flush()?;
     Ok(())
 }
 

@@ -67,6 +67,11 @@ pub enum AnswerError {
     /// The body of a whole answer is not UTF-8.
     #[error("answer is not UTF-8")]
     NotUtf8(#[source] std::string::FromUtf8Error),
+    /// The connection closed before the answer's end: the server met an
+    /// error after it had begun (a plugin failing between pages; its log
+    /// says which).
+    #[error("the answer was cut short (dphost's log says why)")]
+    CutShort,
     /// A line of a streamed answer is not UTF-8.
     #[error("a line is not UTF-8")]
     LineNotUtf8(#[source] std::str::Utf8Error),
@@ -118,9 +123,44 @@ pub fn request(
 pub fn stream_lines(
     addr: &ControlAddr,
     path: &str,
-    line: impl FnMut(&str) -> bool,
+    mut line: impl FnMut(&str) -> bool,
 ) -> Result<(), ClientError> {
-    let head = format!("GET {path} HTTP/1.1\r\nHost: dphost\r\nConnection: close\r\n\r\n");
+    let mut pending = Vec::new();
+    let mut failed = None;
+    stream(addr, "GET", path, "", |bytes| {
+        pending.extend_from_slice(bytes);
+        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+            let text: Vec<u8> = pending.drain(..=end).collect();
+            match std::str::from_utf8(&text[..end]) {
+                Ok(text) if line(text) => {}
+                Ok(_) => return false,
+                Err(e) => {
+                    failed = Some(AnswerError::LineNotUtf8(e));
+                    return false;
+                }
+            }
+        }
+        true
+    })?;
+    failed.map_or(Ok(()), |e| Err(e.into()))
+}
+
+/// Sends a request and hands the answer's body to `chunk` as it arrives,
+/// until the server ends it or `chunk` returns false. An answer other
+/// than 200 is [`ClientError::Status`]; one that stops before its end,
+/// [`AnswerError::CutShort`]. No read timeout: a stream may be quiet for
+/// long.
+pub fn stream(
+    addr: &ControlAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+    chunk: impl FnMut(&[u8]) -> bool,
+) -> Result<(), ClientError> {
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: dphost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
     let connect = |source| ClientError::Connect {
         addr: addr.clone(),
         source,
@@ -128,21 +168,23 @@ pub fn stream_lines(
     match addr {
         ControlAddr::Unix(p) => {
             let stream = UnixStream::connect(p).map_err(connect)?;
-            read_lines(stream, &head, line)
+            read_stream(stream, &head, body, chunk)
         }
         ControlAddr::Tcp(a) => {
             let stream = TcpStream::connect(a).map_err(connect)?;
-            read_lines(stream, &head, line)
+            read_stream(stream, &head, body, chunk)
         }
     }
 }
 
-fn read_lines(
+fn read_stream(
     mut stream: impl Read + Write,
     head: &str,
-    mut line: impl FnMut(&str) -> bool,
+    body: &str,
+    mut chunk: impl FnMut(&[u8]) -> bool,
 ) -> Result<(), ClientError> {
     stream.write_all(head.as_bytes())?;
+    stream.write_all(body.as_bytes())?;
     let mut reader = BufReader::new(stream);
     let mut status = String::new();
     reader.read_line(&mut status)?;
@@ -169,22 +211,13 @@ fn read_lines(
             body: String::from_utf8_lossy(&body).trim().to_string(),
         });
     }
-    let mut pending = Vec::new();
-    let mut feed = |bytes: &[u8]| -> Result<bool, AnswerError> {
-        pending.extend_from_slice(bytes);
-        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
-            let text: Vec<u8> = pending.drain(..=end).collect();
-            if !line(std::str::from_utf8(&text[..end]).map_err(AnswerError::LineNotUtf8)?) {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    };
     let mut buf = vec![0u8; 64 << 10];
     loop {
         let size = if chunked {
             let mut size_line = String::new();
-            reader.read_line(&mut size_line)?;
+            if reader.read_line(&mut size_line)? == 0 {
+                return Err(AnswerError::CutShort.into());
+            }
             let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
                 .map_err(|e| AnswerError::BadChunk(Some(e)))?;
             if size == 0 {
@@ -193,9 +226,9 @@ fn read_lines(
             if buf.len() < size {
                 buf.resize(size, 0);
             }
-            reader.read_exact(&mut buf[..size])?;
+            reader.read_exact(&mut buf[..size]).map_err(cut_short)?;
             let mut crlf = [0u8; 2];
-            reader.read_exact(&mut crlf)?;
+            reader.read_exact(&mut crlf).map_err(cut_short)?;
             size
         } else {
             match reader.read(&mut buf)? {
@@ -203,9 +236,18 @@ fn read_lines(
                 n => n,
             }
         };
-        if !feed(&buf[..size])? {
+        if !chunk(&buf[..size]) {
             return Ok(());
         }
+    }
+}
+
+/// The connection closed inside a chunk: the answer was cut short.
+fn cut_short(e: std::io::Error) -> ClientError {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        AnswerError::CutShort.into()
+    } else {
+        e.into()
     }
 }
 

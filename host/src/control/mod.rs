@@ -6,14 +6,18 @@
 //! - [`server`]: the routes, over the engine's handle.
 //! - `reply`: asking the engine without blocking the async runtime, and
 //!   the shapes of answers.
+//! - `answers`: the mirror's listings and plugins' (paged) query answers.
+//! - `stream`: answers sent as they are made (listings, pages, watch).
 //! - [`watch`]: `GET /watch`, the mirror then every event as JSON lines.
 //! - [`metrics`]: `GET /metrics` in the Prometheus text format.
 //! - [`client`]: the blocking client `dphost ctl` uses.
 
+mod answers;
 pub mod client;
 pub mod metrics;
 mod reply;
 pub mod server;
+mod stream;
 pub mod watch;
 
 use std::fmt;

@@ -6,10 +6,10 @@
 //! | `GET /metrics` | the same counters and more, for Prometheus |
 //! | `GET /watch` | the mirror, then every event dispatched, as JSON lines |
 //! | `GET /plugins` | every plugin: name, file, hash, mp-safe, state |
-//! | `POST /plugins/{name}/query` | the plugin's answer to the request body |
+//! | `POST /plugins/{name}/query` | the plugin's answer to the request body (paged answers streamed; `?lines` for JSON lines) |
 //! | `POST /plugins/{name}/reload` | loads the plugin's file again and swaps it in |
 //! | `POST /plugins/{name}/enable` | clears a disabled plugin's crashes and restarts it |
-//! | `GET /mirror/{kind}` | the mirror's links, addresses, neighbours or routes |
+//! | `GET /mirror/{kind}` | the mirror's links, addresses, neighbours, nexthops, rules or routes, streamed (`?lines` for JSON lines) |
 //! | `POST /audit` | audits the kernel against the mirror now; the report |
 
 use std::os::unix::fs::PermissionsExt;
@@ -23,8 +23,8 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::ControlAddr;
-use super::reply::{ANSWER_TIMEOUT, ask, error, json_response};
-use crate::engine::{EngineHandle, Kind, Outcome, PluginState, PluginView, QueryError, Request};
+use super::reply::{ask, error, json_response};
+use crate::engine::{EngineHandle, Kind, Outcome, PluginState, PluginView, Request};
 use crate::wit::{EVENT_NAMES, ObjectKind};
 
 /// Why the control API could not start. Each message names the socket or
@@ -82,10 +82,10 @@ pub fn spawn(
         .route("/metrics", get(metrics))
         .route("/watch", get(super::watch::watch))
         .route("/plugins", get(plugins))
-        .route("/plugins/{name}/query", post(query))
+        .route("/plugins/{name}/query", post(super::answers::query))
         .route("/plugins/{name}/reload", post(reload))
         .route("/plugins/{name}/enable", post(enable))
-        .route("/mirror/{kind}", get(mirror))
+        .route("/mirror/{kind}", get(super::answers::mirror))
         .route("/audit", post(audit))
         .with_state(engine);
     let mut servers = Vec::new();
@@ -297,46 +297,6 @@ async fn plugins(State(engine): State<EngineHandle>) -> Response {
     json_response(StatusCode::OK, Value::Array(list).to_string())
 }
 
-async fn query(
-    State(engine): State<EngineHandle>,
-    Path(name): Path<String>,
-    body: String,
-) -> Response {
-    let plugin = name.clone();
-    let submitted = match ask(&engine, move |reply| Request::Query {
-        plugin,
-        request: body,
-        reply,
-    })
-    .await
-    {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
-    let answer = match submitted {
-        Ok(rx) => tokio::task::spawn_blocking(move || rx.recv_timeout(ANSWER_TIMEOUT)).await,
-        Err(e) => {
-            let code = match e {
-                QueryError::NoSuchPlugin(_) => StatusCode::NOT_FOUND,
-                QueryError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-                QueryError::Failed { .. } | QueryError::OutOfSync(_) => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
-                QueryError::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            };
-            return error(code, e);
-        }
-    };
-    match answer {
-        Ok(Ok(Ok(text))) => json_response(StatusCode::OK, text),
-        Ok(Ok(Err(e))) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
-        _ => error(
-            StatusCode::GATEWAY_TIMEOUT,
-            format!("plugin {name:?} did not answer in time"),
-        ),
-    }
-}
-
 async fn reload(State(engine): State<EngineHandle>, Path(name): Path<String>) -> Response {
     answer_of(ask(&engine, |reply| Request::reload(&name, reply)).await)
 }
@@ -368,29 +328,6 @@ async fn audit(State(engine): State<EngineHandle>) -> Response {
             StatusCode::SERVICE_UNAVAILABLE,
             format!("audit failed: {why}"),
         ),
-        Err(response) => response,
-    }
-}
-
-async fn mirror(State(engine): State<EngineHandle>, Path(kind): Path<String>) -> Response {
-    let kind = match kind.as_str() {
-        "links" | "link" => Kind::Link,
-        "addresses" | "address" => Kind::Address,
-        "neighbours" | "neighbour" | "neighbors" => Kind::Neighbour,
-        "nexthops" | "nexthop" => Kind::Nexthop,
-        "rules" | "rule" => Kind::Rule,
-        "routes" | "route" => Kind::Route,
-        other => {
-            return error(
-                StatusCode::NOT_FOUND,
-                format!(
-                    "{other:?}: expected links, addresses, neighbours, nexthops, rules or routes"
-                ),
-            );
-        }
-    };
-    match ask(&engine, |reply| Request::Mirror { kind, reply }).await {
-        Ok(value) => json_response(StatusCode::OK, value.to_string()),
         Err(response) => response,
     }
 }

@@ -5,22 +5,16 @@
 //! A line is `{"event":"route-add","route":{...}}` (the object as
 //! `GET /mirror/{kind}` shows it) or `{"event":"sync-begin","kind":"route"}`.
 
-use std::convert::Infallible;
-
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use super::reply::ask;
+use super::stream;
 use crate::engine::{EngineHandle, Request, WatchItem};
 use crate::mirror::event_json;
 use crate::wit::Event;
 use crate::wit::filter::Subscription;
-
-/// Lines handed to the connection at a time, at most. Threat: a slow
-/// client making the feeding thread hold a whole replay as text.
-const LINES_QUEUE: usize = 64;
 
 /// Events of a replay turned into text at a time. Threat: a whole replay
 /// as one piece of text.
@@ -40,37 +34,21 @@ pub async fn watch(State(engine): State<EngineHandle>) -> Response {
         Ok(feed) => feed,
         Err(response) => return response,
     };
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(LINES_QUEUE);
     // The engine's feed is a blocking channel: a thread turns it into text
     // until the client goes away (the send fails) or the engine drops it.
-    let spawned = std::thread::Builder::new()
-        .name("dphost-watch-client".into())
-        .spawn(move || {
-            let send = |bytes| tx.blocking_send(Ok(bytes)).is_ok();
-            for item in feed {
-                let going = match item {
-                    WatchItem::Start(replay) => replay.replay_each(
-                        &Subscription::everything(),
-                        REPLAY_STEP,
-                        &mut |events| send(lines(events)),
-                    ),
-                    WatchItem::Batch(events) => send(lines(&events)),
-                };
-                if !going {
-                    return;
+    stream::from_thread("dphost-watch-client", "application/x-ndjson", move |sink| {
+        for item in feed {
+            let going = match item {
+                WatchItem::Start(replay) => {
+                    replay.replay_each(&Subscription::everything(), REPLAY_STEP, &mut |events| {
+                        sink.blocking_send(lines(events))
+                    })
                 }
+                WatchItem::Batch(events) => sink.blocking_send(lines(&events)),
+            };
+            if !going {
+                return;
             }
-        });
-    if let Err(e) = spawned {
-        return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
-    }
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/x-ndjson")],
-        Body::from_stream(stream),
-    )
-        .into_response()
+        }
+    })
 }

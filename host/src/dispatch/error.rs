@@ -21,6 +21,11 @@ pub enum QueryError {
     /// The plugin answered with an error of its own.
     #[error("plugin {name:?} refused the query: {refusal}")]
     Refused { name: String, refusal: Refusal },
+    /// A paged answer broke the paging rules: a whole answer to a call for
+    /// a next page, or a page whose cursor is the one it was asked with
+    /// (it would never end).
+    #[error("plugin {name:?} answered pages wrongly: {why}")]
+    BadPage { name: String, why: &'static str },
 }
 
 /// Why a new instance (a reload or a restart) did not take over from the

@@ -24,6 +24,7 @@
 //! [`error`] (why a query or a swap failed).
 
 mod error;
+mod pages;
 mod replay;
 mod status;
 mod worker;
@@ -38,10 +39,11 @@ use parking_lot::RwLock;
 
 use crate::plugin::Instance;
 use crate::wit::filter::Subscription;
-use crate::wit::{Event, PluginInfo};
+use crate::wit::{Answer, Event, PluginInfo};
 use worker::{Job, Shared, Worker};
 
 pub use error::{QueryError, SwapError};
+pub use pages::{Pages, Taken, gather};
 use replay::subset;
 pub use replay::{Replay, ReplaySource};
 pub use status::{CallRecord, PluginMeta, PluginState, PluginStatus, WorkerView};
@@ -249,7 +251,9 @@ impl Dispatcher {
         }
     }
 
-    /// Asks a plugin a query and waits for the answer. It is answered after
+    /// Asks a plugin a query and waits for the answer, every page of it
+    /// (each within `timeout`) gathered into one JSON array: for tests and
+    /// tools. The control API streams pages instead. It is answered after
     /// every batch dispatched before it, so the answer reflects them.
     pub fn query(
         &self,
@@ -257,19 +261,22 @@ impl Dispatcher {
         request: &str,
         timeout: Duration,
     ) -> Result<String, QueryError> {
-        let answer = self.submit_query(name, request)?;
-        answer
-            .recv_timeout(timeout)
-            .unwrap_or_else(|_| Err(QueryError::Timeout(name.to_string())))
+        pages::gather(name, |cursor| {
+            self.submit_query(name, request, cursor)?
+                .recv_timeout(timeout)
+                .unwrap_or_else(|_| Err(QueryError::Timeout(name.to_string())))
+        })
     }
 
-    /// Queues a query without waiting; the answer arrives on the returned
-    /// channel once the plugin has taken everything queued before it.
+    /// Queues a query, or the call for its page at `cursor`, without
+    /// waiting; the answer arrives on the returned channel once the plugin
+    /// has taken everything queued before it.
     pub fn submit_query(
         &self,
         name: &str,
         request: &str,
-    ) -> Result<Receiver<Result<String, QueryError>>, QueryError> {
+        cursor: Option<String>,
+    ) -> Result<Receiver<Result<Answer, QueryError>>, QueryError> {
         let slot = self
             .slots
             .iter()
@@ -289,6 +296,7 @@ impl Dispatcher {
         let (reply_tx, reply_rx) = bounded(1);
         let job = Job::Query {
             request: Some(request.to_string()),
+            cursor,
             plugin: name.to_string(),
             reply: reply_tx,
         };
@@ -353,6 +361,7 @@ impl Dispatcher {
             let left = deadline.saturating_duration_since(Instant::now());
             let marker = Job::Query {
                 request: None,
+                cursor: None,
                 plugin: slot.name.to_string(),
                 reply: tx,
             };

@@ -15,7 +15,7 @@ use super::error::{QueryError, SwapError};
 use super::replay::Replay;
 use super::status::{CallRecord, PluginState, PluginStatus};
 use crate::plugin::{CallError, Instance, Refusal};
-use crate::wit::Event;
+use crate::wit::{Answer, Event};
 
 /// Most call records kept when recording is on. Threat: a long run with
 /// recording on growing without bound; older records are dropped.
@@ -40,8 +40,10 @@ pub(super) enum Job {
     /// any other, passed to the plugin.)
     Query {
         request: Option<String>,
+        /// Where the answer goes on: none for its first page.
+        cursor: Option<String>,
         plugin: String,
-        reply: Sender<Result<String, QueryError>>,
+        reply: Sender<Result<Answer, QueryError>>,
     },
 }
 
@@ -103,10 +105,11 @@ impl Worker {
                 }
                 Job::Query {
                     request,
+                    cursor,
                     plugin,
                     reply,
                 } => {
-                    let answer = match self.answer(request.as_deref()) {
+                    let answer = match self.answer(request.as_deref(), cursor.as_deref()) {
                         Ok(Ok(answer)) => Ok(answer),
                         Ok(Err(refusal)) => Err(QueryError::Refused {
                             name: plugin,
@@ -216,11 +219,15 @@ impl Worker {
 
     /// The plugin's answer to `request`; the flush marker (no request) is
     /// answered without a call.
-    fn answer(&mut self, request: Option<&str>) -> Result<Result<String, Refusal>, CallError> {
+    fn answer(
+        &mut self,
+        request: Option<&str>,
+        cursor: Option<&str>,
+    ) -> Result<Result<Answer, Refusal>, CallError> {
         let Some(request) = request else {
-            return Ok(Ok(String::new()));
+            return Ok(Ok(Answer::Whole(String::new())));
         };
-        match self.call(|instance| instance.query(request)) {
+        match self.call(|instance| instance.query(request, cursor)) {
             Some(answer) => answer,
             None => Err(match self.status.state() {
                 PluginState::Failed(reason) => reason,

@@ -19,10 +19,9 @@ use super::stats::EngineState;
 use super::status::PluginView;
 use crate::dispatch::{PluginId, PluginMeta, PluginState, QueryError, Replay, SwapError};
 use crate::mirror::Mirror;
-use crate::netlink::kind::Kind;
 use crate::plugin::supervisor::{Rejected, Supervised};
 use crate::plugin::{Compiled, Instance, LoadError, PluginSpec};
-use crate::wit::Event;
+use crate::wit::{Answer, Event};
 
 /// Batches a `ctl watch` client may fall behind by. Threat: a stalled
 /// client holding every batch in memory; past this it is dropped, and its
@@ -75,13 +74,13 @@ pub enum Request {
     Query {
         plugin: String,
         request: String,
-        reply: Sender<Result<Receiver<Result<String, QueryError>>, QueryError>>,
+        /// The page asked for: none for the first.
+        cursor: Option<String>,
+        reply: Sender<Result<Receiver<Result<Answer, QueryError>>, QueryError>>,
     },
-    /// The mirror's objects of one kind, as JSON.
-    Mirror {
-        kind: Kind,
-        reply: Sender<serde_json::Value>,
-    },
+    /// A copy of the mirror as of now, to list from off the engine's
+    /// thread (copy-on-write: cheap at any size).
+    Mirror(Sender<Arc<Mirror>>),
     /// Load a plugin while running: it is replayed the mirror, then live.
     AddPlugin {
         instance: Box<Instance>,
@@ -216,12 +215,13 @@ impl Engine {
             Request::Query {
                 plugin,
                 request,
+                cursor,
                 reply,
             } => {
-                let _ = reply.send(self.dispatcher.submit_query(&plugin, &request));
+                let _ = reply.send(self.dispatcher.submit_query(&plugin, &request, cursor));
             }
-            Request::Mirror { kind, reply } => {
-                let _ = reply.send(self.mirror.to_json(kind));
+            Request::Mirror(reply) => {
+                let _ = reply.send(self.mirror.snapshot());
             }
             Request::AddPlugin {
                 instance,

@@ -34,6 +34,7 @@
 
 mod aliases;
 mod compare;
+mod listing;
 mod nexthops;
 mod reconcile;
 mod routes;
@@ -42,7 +43,8 @@ mod table;
 
 use std::sync::Arc;
 
-use dphost_lpm::{Fib, RouteKey};
+use dphost_lpm::Fib;
+pub use listing::CHUNK;
 use serde_json::{Value, json};
 
 use crate::dispatch::ReplaySource;
@@ -245,34 +247,6 @@ impl Mirror {
     /// Heap bytes the routes take (dphost-lpm's estimate).
     pub fn route_heap_bytes(&self) -> usize {
         self.routes.heap_bytes()
-    }
-
-    /// JSON for `dphost ctl mirror <kind>`: an array, one object per entry,
-    /// sorted by key.
-    pub fn to_json(&self, kind: Kind) -> Value {
-        match kind {
-            Kind::Link => self.links.json(),
-            Kind::Address => self.addresses.json(),
-            Kind::Neighbour => self.neighbours.json(),
-            Kind::Nexthop => self.nexthops.json(),
-            Kind::Rule => self.rules.json(),
-            Kind::Route => self.routes_json(),
-        }
-    }
-
-    /// Every route, sorted by key; routes of one key in the kernel's order.
-    fn routes_json(&self) -> Value {
-        let mut routes: Vec<(RouteKey, Route)> = Vec::with_capacity(self.routes.len());
-        self.routes.for_each_ref(|r| {
-            let key = r.key();
-            routes.push((key, route::from_lpm(r)));
-            for (at, alias) in self.aliases.behind(&key).iter().enumerate() {
-                let alias = route::from_lpm(alias.as_ref());
-                routes.push((key, aliases::at_position(alias, at + 1)));
-            }
-        });
-        routes.sort_by_key(|(key, _)| *key);
-        routes.iter().map(|(_, r)| route::json(r)).collect()
     }
 
     fn mark(&mut self, kind: Kind) {

@@ -21,8 +21,6 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-
 use super::{Mirror, aliases};
 use crate::netlink::nexthop::{self, Nexthop};
 use crate::netlink::route;
@@ -136,10 +134,6 @@ impl Nexthops {
             weight,
             flags: (nexthop.flags & 0xff) as u8,
         })
-    }
-
-    pub(super) fn json(&self) -> Value {
-        self.map.values().map(|(nh, _)| nexthop::json(nh)).collect()
     }
 
     /// Each nexthop, by id.

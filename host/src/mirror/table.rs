@@ -5,8 +5,6 @@
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 
-use serde_json::Value;
-
 use crate::netlink::object::Object;
 use crate::wit::Event;
 
@@ -137,9 +135,5 @@ impl<V: Object> Table<V> {
 
     pub(super) fn each(&self, f: impl FnMut(&V)) {
         self.map.values().map(|s| &s.value).for_each(f);
-    }
-
-    pub(super) fn json(&self) -> Value {
-        self.map.values().map(|s| s.value.json()).collect()
     }
 }

@@ -17,7 +17,7 @@ use netlink_packet_route::AddressFamily;
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteNextHop, RouteVia,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::wit::{Family, IpAddress, IpPrefix, NextHop, NextHops, Route, RouteType};
 
@@ -244,31 +244,71 @@ pub fn hops(nexthops: &NextHops) -> &[NextHop] {
 /// The route as `dphost ctl mirror route` shows it (the `fib` plugin's
 /// shape, plus tos and each hop's flags).
 pub fn json(route: &Route) -> Value {
-    let hops: Vec<Value> = hops(&route.nexthops)
-        .iter()
-        .map(|h| {
-            json!({
-                "gateway": h.gateway.map(|g| g.to_string()),
-                "ifindex": h.ifindex,
-                "weight": h.weight,
-                "flags": h.flags,
-            })
-        })
-        .collect();
-    json!({
-        "table": route.table,
-        "family": family_name(route.family),
-        "dst": route.dst.to_string(),
-        "tos": route.tos,
-        "type": TYPE_NAMES[route.kind as usize],
-        "protocol": route.protocol,
-        "scope": route.scope,
-        "metric": route.metric,
-        "prefsrc": route.prefsrc.map(|p| p.to_string()),
-        "nexthops": hops,
-        "nhid": route.nhid,
-        "position": route.position,
-    })
+    serde_json::to_value(Json(route)).unwrap_or(Value::Null)
+}
+
+/// [`json`]'s text, written straight into `out` (the mirror's listing of a
+/// full table writes a million).
+pub fn write_json(route: &Route, out: &mut Vec<u8>) {
+    // Writing into a Vec cannot fail, nor can these fields.
+    let _ = serde_json::to_writer(out, &Json(route));
+}
+
+/// A route as JSON: the one definition both [`json`] and [`write_json`]
+/// use. Fields in name order, as `serde_json::Map` keeps them.
+struct Json<'a>(&'a Route);
+
+impl serde::Serialize for Json<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let r = self.0;
+        let mut m = s.serialize_struct("route", 12)?;
+        m.serialize_field("dst", &Shown(&r.dst))?;
+        m.serialize_field("family", family_name(r.family))?;
+        m.serialize_field("metric", &r.metric)?;
+        m.serialize_field("nexthops", &Hops(hops(&r.nexthops)))?;
+        m.serialize_field("nhid", &r.nhid)?;
+        m.serialize_field("position", &r.position)?;
+        m.serialize_field("prefsrc", &r.prefsrc.as_ref().map(Shown))?;
+        m.serialize_field("protocol", &r.protocol)?;
+        m.serialize_field("scope", &r.scope)?;
+        m.serialize_field("table", &r.table)?;
+        m.serialize_field("tos", &r.tos)?;
+        m.serialize_field("type", TYPE_NAMES[r.kind as usize])?;
+        m.end()
+    }
+}
+
+struct Hops<'a>(&'a [NextHop]);
+
+impl serde::Serialize for Hops<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(Hop))
+    }
+}
+
+struct Hop<'a>(&'a NextHop);
+
+impl serde::Serialize for Hop<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let h = self.0;
+        let mut m = s.serialize_struct("hop", 4)?;
+        m.serialize_field("flags", &h.flags)?;
+        m.serialize_field("gateway", &h.gateway.as_ref().map(Shown))?;
+        m.serialize_field("ifindex", &h.ifindex)?;
+        m.serialize_field("weight", &h.weight)?;
+        m.end()
+    }
+}
+
+/// A value as its `Display` text, without a `String` of its own.
+struct Shown<'a, T>(&'a T);
+
+impl<T: std::fmt::Display> serde::Serialize for Shown<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self.0)
+    }
 }
 
 /// "ipv4" or "ipv6".

@@ -12,7 +12,7 @@ use super::image::Image;
 use super::lowering::{ImageHandle, V0_1, V0_2};
 use super::sandbox::{DeadlineHit, MemoryCapHit, Sandbox};
 use crate::wit::filter::{self, Subscription};
-use crate::wit::{ApiVersion, Event, Filter, KindSet, Plugin, PluginInfo, v0_1};
+use crate::wit::{Answer, ApiVersion, Event, Filter, KindSet, Plugin, PluginInfo, v0_1};
 
 /// How a call into a plugin failed. After any of these the instance is
 /// unusable and must be replaced.
@@ -144,14 +144,22 @@ impl Bindings {
         }
     }
 
+    /// A 0.1.0 plugin answers whole, and only the first call: it is
+    /// never given a cursor.
     fn query(
         &self,
         store: &mut Store<Sandbox>,
         request: &str,
-    ) -> wasmtime::Result<Result<String, String>> {
+        cursor: Option<&str>,
+    ) -> wasmtime::Result<Result<Answer, String>> {
         match self {
-            Bindings::V0_1(b) => b.dataplane_handler_handler().call_query(store, request),
-            Bindings::V0_2(b) => b.dataplane_handler_handler().call_query(store, request),
+            Bindings::V0_1(b) => Ok(b
+                .dataplane_handler_handler()
+                .call_query(store, request)?
+                .map(Answer::Whole)),
+            Bindings::V0_2(b) => b
+                .dataplane_handler_handler()
+                .call_query(store, request, cursor),
         }
     }
 }
@@ -313,11 +321,16 @@ impl Instance {
         })
     }
 
-    /// Asks the plugin a query; the inner result is the plugin's own answer.
-    pub fn query(&mut self, request: &str) -> Result<Result<String, Refusal>, CallError> {
+    /// Asks the plugin a query, or its next page; the inner result is the
+    /// plugin's own answer.
+    pub fn query(
+        &mut self,
+        request: &str,
+        cursor: Option<&str>,
+    ) -> Result<Result<Answer, Refusal>, CallError> {
         let deadline = self.query_deadline;
         self.call_within(deadline, |bindings, store| {
-            Ok(bindings.query(store, request)?.map_err(Refusal))
+            Ok(bindings.query(store, request, cursor)?.map_err(Refusal))
         })
     }
 

@@ -21,7 +21,17 @@ pub use dataplane::handler::types::{
     Neighbour, NextHop, NextHops, Nexthop, NudState, ObjectKind, OperState, PluginInfo, Range,
     ResilientGroup, Route, RouteType, Rule, RuleAction, RuleSelector,
 };
-pub use exports::dataplane::handler::handler::Guest as HandlerExports;
+pub use exports::dataplane::handler::handler::{Answer, Guest as HandlerExports, Page};
+
+impl Answer {
+    /// The text of a whole answer; none for a page.
+    pub fn into_whole(self) -> Option<String> {
+        match self {
+            Answer::Whole(text) => Some(text),
+            Answer::Page(_) => None,
+        }
+    }
+}
 
 /// The versions of the plugin API the host loads, side by side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -3,7 +3,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use dphost_lpm::{Addr, Family, Fib, Route};
+use dphost_lpm::{Addr, Family, Fib, Place, Route};
+use dphost_sdk::{Answer, Page};
 use serde_json::{Value, json};
 
 use crate::FibPlugin;
@@ -25,6 +26,112 @@ pub fn answer(plugin: &FibPlugin, request: &str) -> Result<String, String> {
         _ => return Err(r#"unknown op: expected "lookup", "dump" or "stats""#.to_string()),
     };
     Ok(answer.to_string())
+}
+
+/// Routes on a page of `dump`, unless the request says (`"page": N`).
+const PAGE: usize = 1000;
+/// The most routes a request may ask for on one page: each page is one
+/// call, within the host's query deadline.
+const MAX_PAGE: usize = 20_000;
+
+/// Answers one request or its next page: `dump` in pages, the rest whole.
+pub fn answer_page(
+    plugin: &FibPlugin,
+    request: &str,
+    cursor: Option<&str>,
+) -> Result<Answer, String> {
+    let parsed: Value =
+        serde_json::from_str(request).map_err(|e| format!("request is not JSON: {e}"))?;
+    if parsed.get("op").and_then(Value::as_str) != Some("dump") {
+        return match cursor {
+            None => answer(plugin, request).map(Answer::Whole),
+            Some(_) => Err("only \"dump\" answers in pages".to_string()),
+        };
+    }
+    let size = match parsed.get("page") {
+        None => PAGE,
+        Some(n) => n
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or(format!(
+                "\"page\" must be a number of routes, 1 to {MAX_PAGE}"
+            ))?,
+    };
+    dump_page(&plugin.fib, &plugin.waiting, Cursor::parse(cursor)?, size)
+}
+
+/// Where a paged dump goes on: after a prefix of the table, or past some
+/// of the routes waiting behind keys the table has no route for.
+enum Cursor {
+    Routes(Option<Place>),
+    Orphans(usize),
+}
+
+impl Cursor {
+    /// `r TABLE DST/LEN` or `o SKIP`; none is the start.
+    fn parse(text: Option<&str>) -> Result<Cursor, String> {
+        let bad = || format!("not a cursor of this plugin: {text:?}");
+        let Some(text) = text else {
+            return Ok(Cursor::Routes(None));
+        };
+        let mut words = text.split(' ');
+        match (words.next(), words.next(), words.next(), words.next()) {
+            (Some("o"), Some(skip), None, None) => {
+                Ok(Cursor::Orphans(skip.parse().map_err(|_| bad())?))
+            }
+            (Some("r"), Some(table), Some(prefix), None) => {
+                let (dst, len) = prefix.split_once('/').ok_or_else(bad)?;
+                Ok(Cursor::Routes(Some(Place {
+                    table: table.parse().map_err(|_| bad())?,
+                    dst: from_std(dst.parse().map_err(|_| bad())?),
+                    len: len.parse().map_err(|_| bad())?,
+                })))
+            }
+            _ => Err(bad()),
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            Cursor::Routes(None) => "r".to_string(),
+            Cursor::Routes(Some(p)) => format!("r {} {}/{}", p.table, to_string(p.dst), p.len),
+            Cursor::Orphans(skip) => format!("o {skip}"),
+        }
+    }
+}
+
+/// One page of [`dump`]: about `size` routes from `cursor` on (a prefix's
+/// routes are never split), and where the next page starts.
+fn dump_page(fib: &Fib, waiting: &Waiting, cursor: Cursor, size: usize) -> Result<Answer, String> {
+    let mut items = Vec::with_capacity(size.min(4096));
+    let skip = match cursor {
+        Cursor::Routes(after) => {
+            let stopped = fib.for_each_ref_after(after, |r| {
+                let r = r.to_route();
+                items.push(route(&r).to_string());
+                for (position, behind) in waiting.behind(r.key()) {
+                    items.push(at(route(behind), position).to_string());
+                }
+                items.len() < size
+            });
+            if let Some(place) = stopped {
+                let next = Some(Cursor::Routes(Some(place)).text());
+                return Ok(Answer::Page(Page { items, next }));
+            }
+            0
+        }
+        Cursor::Orphans(skip) => skip,
+    };
+    let room = size.saturating_sub(items.len()).max(1);
+    let before = items.len();
+    let mut orphans = waiting.orphans(fib).skip(skip);
+    for (position, behind) in orphans.by_ref().take(room) {
+        items.push(at(route(behind), position).to_string());
+    }
+    let given = skip + items.len() - before;
+    let next = orphans.next().map(|_| Cursor::Orphans(given).text());
+    Ok(Answer::Page(Page { items, next }))
 }
 
 fn address(request: &Value) -> Result<IpAddr, String> {

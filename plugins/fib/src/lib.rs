@@ -17,7 +17,9 @@
 //!   policy rules lead to (as `ip route get ... from ... iif ... mark ...`),
 //!   with the `table` and the rule's `priority`; a rule's own verdict
 //!   (`{"reject":"blackhole","priority":P}`); or `null`;
-//! - `{"op":"dump"}`: every route, as `ip route show table all` lists them;
+//! - `{"op":"dump"}`: every route, as `ip route show table all` lists them,
+//!   in pages of 1,000 routes (`"page": N` for N, at most 20,000), which
+//!   the host streams to its client as one array;
 //! - `{"op":"stats"}`: route counts (all, and `waiting` behind the one in
 //!   use), per table and family (those in use), and the rules.
 //!
@@ -174,6 +176,14 @@ impl Plugin for FibPlugin {
 
     fn query(&mut self, request: &str) -> Result<String, String> {
         json::answer(self, request)
+    }
+
+    fn query_page(
+        &mut self,
+        request: &str,
+        cursor: Option<&str>,
+    ) -> Result<dphost_sdk::Answer, String> {
+        json::answer_page(self, request, cursor)
     }
 }
 

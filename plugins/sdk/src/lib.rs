@@ -44,6 +44,8 @@ pub use bindings::dataplane::handler::types::{
     ResilientGroup, Route, RouteType, Rule, RuleAction, RuleSelector,
 };
 
+pub use bindings::exports::dataplane::handler::handler::{Answer, Page};
+
 /// The WIT package version this SDK speaks.
 pub const WIT_VERSION: &str = "0.2.0";
 
@@ -88,6 +90,21 @@ pub trait Plugin: Default + 'static {
 
     fn query(&mut self, _request: &str) -> Result<String, String> {
         Err("this plugin answers no queries".to_string())
+    }
+
+    /// A query's answer, or its next page. By default [`Plugin::query`]'s
+    /// answer, whole. A plugin whose answer can be as long as a table
+    /// answers in pages instead ([`Answer::Page`]): some elements, and a
+    /// cursor of its choosing the host hands back (with the same request)
+    /// for the next page, until a page has none. Each call has the query
+    /// deadline; the host gives the client one JSON array of all pages'
+    /// elements. Events may come between pages: resume from a cursor that
+    /// survives them (the last key given, not an index).
+    fn query_page(&mut self, request: &str, cursor: Option<&str>) -> Result<Answer, String> {
+        match cursor {
+            None => self.query(request).map(Answer::Whole),
+            Some(_) => Err("this plugin answers in one piece, not in pages".to_string()),
+        }
     }
 }
 
@@ -211,8 +228,11 @@ macro_rules! export_plugin {
                 fn handle(events: Vec<$crate::Event>) {
                     with(|p| $crate::dispatch(p, events))
                 }
-                fn query(request: String) -> Result<String, String> {
-                    with(|p| $crate::Plugin::query(p, &request))
+                fn query(
+                    request: String,
+                    cursor: Option<String>,
+                ) -> Result<$crate::Answer, String> {
+                    with(|p| $crate::Plugin::query_page(p, &request, cursor.as_deref()))
                 }
             }
 
