@@ -129,18 +129,26 @@ pub fn stream_lines(
     let mut failed = None;
     stream(addr, "GET", path, "", |bytes| {
         pending.extend_from_slice(bytes);
-        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
-            let text: Vec<u8> = pending.drain(..=end).collect();
-            match std::str::from_utf8(&text[..end]) {
-                Ok(text) if line(text) => {}
-                Ok(_) => return false,
+        // Lines are taken by index and the rest kept once per chunk: a
+        // chunk can hold a whole reconcile's events (megabytes), and
+        // draining each line from the front would move the rest each time.
+        let mut start = 0;
+        let mut going = true;
+        while let Some(end) = pending[start..].iter().position(|b| *b == b'\n') {
+            match std::str::from_utf8(&pending[start..start + end]) {
+                Ok(text) => going = line(text),
                 Err(e) => {
                     failed = Some(AnswerError::LineNotUtf8(e));
-                    return false;
+                    going = false;
                 }
             }
+            start += end + 1;
+            if !going {
+                break;
+            }
         }
-        true
+        pending.drain(..start);
+        going
     })?;
     failed.map_or(Ok(()), |e| Err(e.into()))
 }

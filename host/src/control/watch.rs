@@ -16,8 +16,9 @@ use crate::mirror::event_json;
 use crate::wit::Event;
 use crate::wit::filter::Subscription;
 
-/// Events of a replay turned into text at a time. Threat: a whole replay
-/// as one piece of text.
+/// Events of a replay or a batch turned into text at a time. Threat: a
+/// whole replay, or a reconcile's batch of a full table, as one piece of
+/// text.
 const REPLAY_STEP: usize = 1024;
 
 fn lines(events: &[Event]) -> Bytes {
@@ -44,7 +45,11 @@ pub async fn watch(State(engine): State<EngineHandle>) -> Response {
                         sink.blocking_send(lines(events))
                     })
                 }
-                WatchItem::Batch(events) => sink.blocking_send(lines(&events)),
+                // A reconcile's batch can hold a whole table's changes:
+                // turned into text a step at a time.
+                WatchItem::Batch(events) => events
+                    .chunks(REPLAY_STEP)
+                    .all(|step| sink.blocking_send(lines(step))),
             };
             if !going {
                 return;
