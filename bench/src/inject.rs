@@ -138,6 +138,8 @@ pub struct InjectConfig {
     pub interface: Option<Interface>,
     /// Next hop (`RTA_GATEWAY`): must be on-link, i.e. covered by a connected route.
     pub gateway: Option<IpAddr>,
+    /// Preferred source (`RTA_PREFSRC`): must be an address of the namespace.
+    pub prefsrc: Option<IpAddr>,
     /// Kernel nexthop objects instead of a gateway: `(first, count)` sends
     /// route `i` through object `first + i % count` (`RTA_NH_ID`), as FRR's
     /// zebra installs routes. The objects must exist.
@@ -179,6 +181,7 @@ impl InjectConfig {
             table: u32::from(RouteHeader::RT_TABLE_MAIN),
             interface: None,
             gateway: None,
+            prefsrc: None,
             nexthops: None,
             start: None,
             len: None,
@@ -432,6 +435,13 @@ impl Plan {
         {
             return Err(invalid(format!("gateway {gw} is not an {family} address")));
         }
+        if let Some(src) = config.prefsrc
+            && family.addr_to_u128(src).is_none()
+        {
+            return Err(invalid(format!(
+                "preferred source {src} is not an {family} address"
+            )));
+        }
         if config.op == Op::Add
             && config.interface.is_none()
             && config.gateway.is_none()
@@ -541,6 +551,11 @@ fn build_template(
                 route
                     .attributes
                     .push(RouteAttribute::Gateway(RouteAddress::from(gw)));
+            }
+            if let Some(src) = config.prefsrc {
+                route
+                    .attributes
+                    .push(RouteAttribute::PrefSource(RouteAddress::from(src)));
             }
             if let Some(oif) = oif {
                 route.attributes.push(RouteAttribute::Oif(oif));

@@ -17,7 +17,7 @@ pub fn target() -> PathBuf {
 
 /// `dphost run` (the release build) on `ns`, with its control API on
 /// `control` (`unix:PATH`), the configuration file `config` if any, and
-/// `extra` flags; warnings only on its standard error.
+/// `extra` flags; warnings only on its standard error (see below).
 pub fn spawn_dphost(
     ns: &Netns,
     control: &str,
@@ -31,7 +31,11 @@ pub fn spawn_dphost(
     }
     command
         .args(extra)
-        .env("RUST_LOG", "warn")
+        // Warnings only, unless `DPHOST_BENCH_LOG` says (`dphost=debug`).
+        .env(
+            "RUST_LOG",
+            std::env::var("DPHOST_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("starting dphost (cargo xtask build first)")
