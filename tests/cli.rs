@@ -133,6 +133,42 @@ fn run_and_ctl() {
     let routes = stdout(&ctl(&control, &["--json", "mirror", "routes"]));
     assert!(routes.contains(r#""dst":"10.9.0.0/16""#), "{routes}");
 
+    // The routes of every table, in pages of two: one array as
+    // `--json`, one route per line as `--lines`, each equal to the
+    // mirror's routes outside the kernel's own table.
+    let pages = r#"{"op":"dump","page":2}"#;
+    let array: Vec<serde_json::Value> =
+        serde_json::from_str(&stdout(&ctl(&control, &["--json", "query", "fib", pages])))
+            .expect("one JSON array");
+    let lines: Vec<serde_json::Value> = stdout(&ctl(&control, &["--lines", "query", "fib", pages]))
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a route per line"))
+        .collect();
+    let mirror: Vec<serde_json::Value> = serde_json::from_str::<Vec<serde_json::Value>>(&routes)
+        .expect("the mirror's routes are an array")
+        .into_iter()
+        .collect();
+    let dsts = |routes: &[serde_json::Value]| -> Vec<String> {
+        let mut d: Vec<String> = routes
+            .iter()
+            .map(|r| format!("{} {}", r["table"], r["dst"]))
+            .collect();
+        d.sort();
+        d
+    };
+    assert!(array.len() > 4, "several pages: {array:?}");
+    assert_eq!(dsts(&array), dsts(&lines));
+    assert_eq!(dsts(&array), dsts(&mirror));
+    let mirror_lines = stdout(&ctl(&control, &["--lines", "mirror", "routes"]));
+    assert_eq!(mirror_lines.lines().count(), mirror.len(), "{mirror_lines}");
+    let bad = ctl(&control, &["query", "fib", r#"{"op":"dump","page":0}"#]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("\"page\" must be a number of routes"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+
     let missing = ctl(&control, &["query", "nosuch", "{}"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no plugin named"));
@@ -142,6 +178,7 @@ fn run_and_ctl() {
         &["plugins"],
         &["mirror", "routes"],
         &["--json", "status"],
+        &["--lines", "query", "fib", pages],
     ] {
         ctl_into_closed_pipe(&control, args);
     }

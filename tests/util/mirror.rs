@@ -392,11 +392,16 @@ pub fn mirror_difference(ns: &TestNetns, host: &Host) -> String {
     out
 }
 
+/// The FIB's dump in pages of a few routes: every convergence check walks
+/// the paging too, resumed within tables, across tables and families, and
+/// past keys with routes waiting behind their first.
+pub const PAGED_DUMP: &str = r#"{"op":"dump","page":7}"#;
+
 /// Waits until the mirror and the FIB plugin (loaded as `fib`) equal the
 /// kernel, nexthops resolved, appended IPv4 routes at their positions;
 /// panics with the differences after 30 s.
 pub fn assert_converges(ns: &TestNetns, host: &Host, step: &str) {
-    let fib_difference = |h: &Host| match h.query("fib", r#"{"op":"dump"}"#) {
+    let fib_difference = |h: &Host| match h.query("fib", PAGED_DUMP) {
         Ok(dump) => difference(
             &kernel_routes(ns),
             &dumped_routes(&serde_json::from_str(&dump).unwrap()),

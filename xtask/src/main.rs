@@ -8,7 +8,7 @@
 //! - `test`: `build`, then every test in the workspace.
 //! - `demo`: `build`, then dphost on a throwaway namespace (see `demo.rs`).
 //! - `bench dispatch`, `bench sync`, `bench reload`, `bench languages`,
-//!   `bench nexthops`, `bench filter`, `bench audit`: `build`, then that
+//!   `bench nexthops`, `bench filter`, `bench audit`, `bench silent`, `bench control`: `build`, then that
 //!   benchmark (figures go to BENCHMARKS.md).
 
 use std::path::{Path, PathBuf};
@@ -51,11 +51,12 @@ fn main() -> Result<()> {
         ["demo"] => demo(),
         [
             "bench",
-            name @ ("dispatch" | "sync" | "reload" | "languages" | "nexthops" | "filter" | "audit"),
+            name @ ("dispatch" | "sync" | "reload" | "languages" | "nexthops" | "filter" | "audit"
+            | "silent" | "control"),
         ] => bench(name),
         _ => {
             eprintln!(
-                "usage: cargo xtask <build | tools | test [cargo test args] | demo | bench dispatch|sync|reload|languages|nexthops|filter|audit>"
+                "usage: cargo xtask <build | tools | test [cargo test args] | demo | bench dispatch|sync|reload|languages|nexthops|filter|audit|silent|control>"
             );
             bail!("unknown command {args:?}")
         }

@@ -345,4 +345,52 @@ mod tests {
         let err = parse(b"HTTP/1.1 200").unwrap_err();
         assert_eq!(crate::error_chain(&err), "incomplete HTTP answer");
     }
+
+    /// A streamed answer that stops before its last chunk (the server met
+    /// an error after it began) is an error, not a short answer; the
+    /// chunks before it were handed on.
+    #[test]
+    fn streams_cut_short() {
+        let head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        for cut in ["3\r\nab", "3\r\nabc\r\n", ""] {
+            let mut given = Vec::new();
+            let answer = std::io::Cursor::new(format!("{head}2\r\n[1\r\n{cut}").into_bytes());
+            let err = read_stream(Both(answer, Vec::new()), "", "", |bytes| {
+                given.extend_from_slice(bytes);
+                true
+            })
+            .unwrap_err();
+            assert_eq!(
+                crate::error_chain(&err),
+                "the answer was cut short (dphost's log says why)"
+            );
+            assert!(given.starts_with(b"[1"), "{given:?}");
+        }
+        let whole = std::io::Cursor::new(format!("{head}2\r\n[]\r\n0\r\n\r\n").into_bytes());
+        let mut given = Vec::new();
+        read_stream(Both(whole, Vec::new()), "", "", |bytes| {
+            given.extend_from_slice(bytes);
+            true
+        })
+        .unwrap();
+        assert_eq!(given, b"[]");
+    }
+
+    /// A stream read from one buffer and written to another.
+    struct Both(std::io::Cursor<Vec<u8>>, Vec<u8>);
+
+    impl Read for Both {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.0.read(buf)
+        }
+    }
+
+    impl Write for Both {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.1.write(buf)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
 }

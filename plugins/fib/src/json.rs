@@ -3,8 +3,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use dphost_lpm::{Addr, Family, Fib, Place, Route};
+use dphost_lpm::{Addr, Family, Fib, Place, Route, RouteRef};
 use dphost_sdk::{Answer, Page};
+use serde::ser::{Serialize, SerializeStruct, Serializer};
 use serde_json::{Value, json};
 
 use crate::FibPlugin;
@@ -29,7 +30,7 @@ pub fn answer(plugin: &FibPlugin, request: &str) -> Result<String, String> {
 }
 
 /// Routes on a page of `dump`, unless the request says (`"page": N`).
-const PAGE: usize = 1000;
+const PAGE: usize = 4096;
 /// The most routes a request may ask for on one page: each page is one
 /// call, within the host's query deadline.
 const MAX_PAGE: usize = 20_000;
@@ -108,10 +109,9 @@ fn dump_page(fib: &Fib, waiting: &Waiting, cursor: Cursor, size: usize) -> Resul
     let skip = match cursor {
         Cursor::Routes(after) => {
             let stopped = fib.for_each_ref_after(after, |r| {
-                let r = r.to_route();
-                items.push(route(&r).to_string());
+                items.push(route_text(r, 0));
                 for (position, behind) in waiting.behind(r.key()) {
-                    items.push(at(route(behind), position).to_string());
+                    items.push(route_text(behind.as_ref(), position));
                 }
                 items.len() < size
             });
@@ -127,7 +127,7 @@ fn dump_page(fib: &Fib, waiting: &Waiting, cursor: Cursor, size: usize) -> Resul
     let before = items.len();
     let mut orphans = waiting.orphans(fib).skip(skip);
     for (position, behind) in orphans.by_ref().take(room) {
-        items.push(at(route(behind), position).to_string());
+        items.push(route_text(behind.as_ref(), position));
     }
     let given = skip + items.len() - before;
     let next = orphans.next().map(|_| Cursor::Orphans(given).text());
@@ -218,25 +218,89 @@ fn stats(fib: &Fib, waiting: &Waiting, rules: &Rules) -> Value {
 }
 
 fn route(r: &Route) -> Value {
-    let hops: Vec<Value> = r
-        .nexthops
-        .iter()
-        .map(|h| {
-            json!({"gateway": h.gateway.map(to_string), "ifindex": h.ifindex, "weight": h.weight, "flags": h.flags})
-        })
-        .collect();
-    json!({
-        "table": r.table,
-        "family": family_name(family(r.dst)),
-        "dst": format!("{}/{}", to_string(r.dst), r.len),
-        "type": type_name(r.kind),
-        "protocol": r.protocol,
-        "scope": r.scope,
-        "metric": r.metric,
-        "prefsrc": r.prefsrc.map(to_string),
-        "nexthops": hops,
-        "position": 0,
+    serde_json::to_value(RouteJson {
+        r: r.as_ref(),
+        position: 0,
     })
+    .unwrap_or(Value::Null)
+}
+
+/// A route as the dump lists it, as text, without a `Value` on the way
+/// (a full table's dump writes a million).
+fn route_text(r: RouteRef<'_>, position: u32) -> String {
+    serde_json::to_string(&RouteJson { r, position }).unwrap_or_default()
+}
+
+/// The one definition of a route's JSON. Fields in name order, as
+/// `serde_json::Map` keeps them.
+struct RouteJson<'a> {
+    r: RouteRef<'a>,
+    position: u32,
+}
+
+impl Serialize for RouteJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = &self.r;
+        let mut m = s.serialize_struct("route", 10)?;
+        m.serialize_field("dst", &Shown(r.dst, Some(r.len)))?;
+        m.serialize_field("family", family_name(family(r.dst)))?;
+        m.serialize_field("metric", &r.metric)?;
+        m.serialize_field("nexthops", &Hops(r.nexthops))?;
+        m.serialize_field("position", &self.position)?;
+        m.serialize_field("prefsrc", &r.prefsrc.map(|a| Shown(a, None)))?;
+        m.serialize_field("protocol", &r.protocol)?;
+        m.serialize_field("scope", &r.scope)?;
+        m.serialize_field("table", &r.table)?;
+        m.serialize_field("type", type_name(r.kind))?;
+        m.end()
+    }
+}
+
+struct Hops<'a>(&'a [dphost_lpm::NextHop]);
+
+impl Serialize for Hops<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|h| {
+            let gateway = h.gateway.map(|g| Shown(g, None));
+            HopJson(gateway, h.ifindex, h.weight, h.flags)
+        }))
+    }
+}
+
+struct HopJson(Option<Shown>, u32, u16, u8);
+
+impl Serialize for HopJson {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_struct("hop", 4)?;
+        m.serialize_field("flags", &self.3)?;
+        m.serialize_field("gateway", &self.0)?;
+        m.serialize_field("ifindex", &self.1)?;
+        m.serialize_field("weight", &self.2)?;
+        m.end()
+    }
+}
+
+/// An address, or a prefix with its length, as text.
+#[derive(Clone, Copy)]
+struct Shown(Addr, Option<u8>);
+
+impl Serialize for Shown {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl std::fmt::Display for Shown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Addr::V4(v4) => write!(f, "{}", Ipv4Addr::from(v4))?,
+            Addr::V6(v6) => write!(f, "{}", Ipv6Addr::from(v6))?,
+        }
+        match self.1 {
+            Some(len) => write!(f, "/{len}"),
+            None => Ok(()),
+        }
+    }
 }
 
 fn family(a: Addr) -> Family {

@@ -18,7 +18,7 @@
 //!   with the `table` and the rule's `priority`; a rule's own verdict
 //!   (`{"reject":"blackhole","priority":P}`); or `null`;
 //! - `{"op":"dump"}`: every route, as `ip route show table all` lists them,
-//!   in pages of 1,000 routes (`"page": N` for N, at most 20,000), which
+//!   in pages of 4,096 routes (`"page": N` for N, at most 20,000), which
 //!   the host streams to its client as one array;
 //! - `{"op":"stats"}`: route counts (all, and `waiting` behind the one in
 //!   use), per table and family (those in use), and the rules.
