@@ -184,6 +184,67 @@ fn run_and_ctl() {
     }
 }
 
+/// A plugin's paged answer reaches `ctl` as one array or as lines; a
+/// plugin that breaks the paging rules, refuses or traps between pages
+/// ends the answer before its end, which `ctl` reports as cut short (not
+/// as a short answer), and dphost runs on.
+#[test]
+fn paged_answers_and_their_failures() {
+    let Some(ns) = TestNetns::new("pages") else {
+        return;
+    };
+    let dir = Scratch::new("pages");
+    let control = format!("unix:{}", dir.join("control.sock").display());
+    let pager = fixture("pager");
+    let _daemon = Daemon::start(&ns, &control, &["--plugin".as_ref(), pager.as_os_str()]);
+
+    let array: Vec<u32> = serde_json::from_str(&stdout(&ctl(
+        &control,
+        &["--json", "query", "pager", "good"],
+    )))
+    .expect("one JSON array");
+    assert_eq!(array, (0..10).collect::<Vec<_>>());
+    let lines = stdout(&ctl(&control, &["--lines", "query", "pager", "good"]));
+    assert_eq!(lines, (0..10).map(|n| format!("{n}\n")).collect::<String>());
+    let whole = stdout(&ctl(&control, &["query", "pager", "whole"]));
+    assert_eq!(whole.trim(), "\"whole\"");
+
+    for broken in ["stuck", "whole-later", "refuse", "trap"] {
+        let out = ctl(&control, &["--json", "query", "pager", broken]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{broken}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(
+            stderr.contains("the answer was cut short"),
+            "{broken}: {stderr}"
+        );
+        let given = String::from_utf8_lossy(&out.stdout);
+        assert!(given.starts_with("[\n0,\n1,\n2"), "{broken}: {given}");
+    }
+    // The trap failed the plugin; the supervisor restarts it, and the
+    // host answered all along.
+    let started = Instant::now();
+    loop {
+        let status: serde_json::Value =
+            serde_json::from_str(&stdout(&ctl(&control, &["--json", "status"]))).unwrap();
+        let pager = &status["plugins"][0];
+        if pager["state"] == "live" && pager["restarts"].as_u64() >= Some(1) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{pager}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let array: Vec<u32> = serde_json::from_str(&stdout(&ctl(
+        &control,
+        &["--json", "query", "pager", "good"],
+    )))
+    .expect("one JSON array");
+    assert_eq!(array.len(), 10);
+}
+
 /// `ctl` writing into a pipe whose reader is gone (`ctl status | head -1`)
 /// ends quietly with success, as `head` expects. The reader is closed
 /// before `ctl` starts, so every write it makes fails.

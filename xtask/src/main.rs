@@ -23,7 +23,7 @@ mod foreign;
 const PLUGINS: [(&str, &str); 2] = [("dphost-fib", "fib"), ("logger", "logger")];
 
 /// The test fixtures, built to target/plugins/fixtures.
-const FIXTURES: [&str; 13] = [
+const FIXTURES: [&str; 14] = [
     "noop",
     "echo",
     "slowfib",
@@ -37,6 +37,7 @@ const FIXTURES: [&str; 13] = [
     "stateful",
     "view2",
     "echo2",
+    "pager",
 ];
 
 const WASM_TARGET: &str = "wasm32-wasip2";
