@@ -14,7 +14,7 @@
 //! Run with: `cargo xtask bench audit`.
 
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -22,8 +22,11 @@ use std::time::{Duration, Instant};
 use dphost::control::{ControlAddr, client};
 use dphost_bench::Family;
 use dphost_bench::raw_dump;
-use dphost_bench::scene::{Netns, memory, spawn_dphost, target, wait_for_idle};
+use dphost_bench::scene::{Netns, memory, wait_for_idle};
 use serde_json::Value;
+
+mod common;
+use common::Daemon;
 
 const ROUTES: u64 = 1_000_000;
 const PROBES_PER_SECOND: u64 = 100;
@@ -183,34 +186,10 @@ fn main() {
     println!("audit benchmark (root, a throwaway namespace): {ROUTES} IPv4 routes");
     let ns = Netns::new("audit");
     ns.inject(Family::V4, ROUTES);
-    let dir = std::env::temp_dir().join(format!("dphost-bench-audit-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch directory");
-    let config = dir.join("dphost.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[netlink]\naudit_interval_s = 0\n\n[[plugin]]\npath = {:?}\n",
-            target().join("plugins/fib.wasm").display().to_string()
-        ),
-    )
-    .expect("writing the configuration");
-    let control = ControlAddr::Unix(dir.join("control.sock"));
-    let mut child: Child = spawn_dphost(&ns, &control.to_string(), Some(&config), &[]);
-    let started = Instant::now();
-    loop {
-        let status = client::request(&control, "GET", "/status", "")
-            .ok()
-            .and_then(|a| serde_json::from_str::<Value>(&a.body).ok());
-        if let Some(s) = status
-            && s["state"] == "following"
-            && s["mirror"]["route"].as_u64() >= Some(ROUTES)
-        {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(300), "no sync");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let pid = child.id();
+    let daemon = Daemon::start(&ns, "audit", &["fib"]);
+    let control = daemon.control.clone();
+    daemon.wait_synced(ROUTES);
+    let pid = daemon.child.id();
     let rss_synced = memory(&pid.to_string());
     wait_for_idle();
 
@@ -279,7 +258,4 @@ fn main() {
         );
     }
     println!("the audit during the probes: {audit}");
-    let _ = Command::new("kill").arg(pid.to_string()).status();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -27,8 +27,11 @@ use std::time::{Duration, Instant};
 
 use dphost::control::{ControlAddr, client};
 use dphost_bench::Family;
-use dphost_bench::scene::{Netns, spawn_dphost, target, wait_for_idle};
+use dphost_bench::scene::{Netns, target, wait_for_idle};
 use serde_json::Value;
+
+mod common;
+use common::Daemon;
 
 const ROUTES: u64 = 1_000_000;
 
@@ -138,37 +141,10 @@ fn main() {
     println!("control-path benchmark (root, a throwaway namespace): {ROUTES} IPv4 routes");
     let ns = Netns::new("control");
     ns.inject(Family::V4, ROUTES);
-    let dir = std::env::temp_dir().join(format!("dphost-bench-control-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch directory");
-    let config = dir.join("dphost.toml");
-    let plugins = target().join("plugins");
-    std::fs::write(
-        &config,
-        format!(
-            "[netlink]\naudit_interval_s = 0\n\n[[plugin]]\npath = {:?}\n\n[[plugin]]\npath = {:?}\n",
-            plugins.join("fib.wasm").display().to_string(),
-            plugins.join("logger.wasm").display().to_string(),
-        ),
-    )
-    .expect("writing the configuration");
-    let control = ControlAddr::Unix(dir.join("control.sock"));
-    let mut child: Child = spawn_dphost(&ns, &control.to_string(), Some(&config), &[]);
-    let pid = child.id();
-    let kernel_routes = ns.routes() as u64;
-    let started = Instant::now();
-    loop {
-        let s = status(&control);
-        if s["state"] == "following"
-            && s["mirror"]["route"].as_u64() >= Some(kernel_routes)
-            && s["plugins"]
-                .as_array()
-                .is_some_and(|p| p.iter().all(|p| p["state"] == "live"))
-        {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(300), "no sync");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let daemon = Daemon::start(&ns, "control", &["fib", "logger"]);
+    let control = daemon.control.clone();
+    let pid = daemon.child.id();
+    daemon.wait_synced(ns.routes() as u64);
     wait_for_idle();
 
     // The kernel's listing, and the mirror's.
@@ -369,8 +345,4 @@ fn main() {
         quiet.stderr.len()
     );
     assert!(quiet.status.success() && quiet.stderr.is_empty());
-
-    let _ = Command::new("kill").arg(pid.to_string()).status();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
 }

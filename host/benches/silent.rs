@@ -23,7 +23,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -31,8 +31,11 @@ use std::time::{Duration, Instant};
 use dphost::control::{ControlAddr, client};
 use dphost_bench::Family;
 use dphost_bench::inject_routes;
-use dphost_bench::scene::{Netns, spawn_dphost, target, wait_for_idle};
+use dphost_bench::scene::{Netns, wait_for_idle};
 use serde_json::Value;
+
+mod common;
+use common::Daemon;
 
 /// Routes no scenario touches, unless `--background N` says.
 const BACKGROUND: u64 = 1_000_000;
@@ -239,16 +242,14 @@ struct Outcome {
     reconciles: u64,
 }
 
-/// Runs `commands` against the kernel and waits for dphost to follow.
-fn scenario(ns: &Netns, control: &ControlAddr, watched: &Watched, commands: &[&str]) -> Outcome {
+/// Runs `command` against the kernel and waits for dphost to follow.
+fn scenario(ns: &Netns, control: &ControlAddr, watched: &Watched, command: &str) -> Outcome {
     quiet(watched);
     let before = through_e0(ns);
     let reconciles = status(control)["reconciliations"].as_u64().unwrap_or(0);
     let seen = watched.events.load(Ordering::SeqCst);
     let started = Instant::now();
-    for command in commands {
-        ip(&ns.name, command);
-    }
+    ip(&ns.name, command);
     let kernel = started.elapsed().as_secs_f64();
     let after = through_e0(ns);
     let changed = differing(&before, &after);
@@ -261,7 +262,7 @@ fn scenario(ns: &Netns, control: &ControlAddr, watched: &Watched, commands: &[&s
         }
         assert!(
             started.elapsed() < PATIENCE,
-            "{commands:?}: {events} of {changed} route events after {PATIENCE:?}"
+            "{command}: {events} of {changed} route events after {PATIENCE:?}"
         );
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -308,90 +309,49 @@ fn main() {
     }
     restore(&ns, per_table);
     let away = Netns::new("silent-away");
-    let dir = std::env::temp_dir().join(format!("dphost-bench-silent-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch directory");
-    let config = dir.join("dphost.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[netlink]\naudit_interval_s = 0\n\n[[plugin]]\npath = {:?}\n",
-            target().join("plugins/fib.wasm").display().to_string()
-        ),
-    )
-    .expect("writing the configuration");
-    let control = ControlAddr::Unix(dir.join("control.sock"));
-    let mut child: Child = spawn_dphost(&ns, &control.to_string(), Some(&config), &[]);
-    let kernel = ns.routes() as u64;
-    let started = Instant::now();
-    loop {
-        let s = client::request(&control, "GET", "/status", "")
-            .ok()
-            .and_then(|a| serde_json::from_str::<Value>(&a.body).ok());
-        if let Some(s) = s
-            && s["state"] == "following"
-            && s["mirror"]["route"].as_u64() >= Some(kernel)
-        {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(300), "no sync");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let daemon = Daemon::start(&ns, "silent", &["fib"]);
+    let control = daemon.control.clone();
+    daemon.wait_synced(ns.routes() as u64);
     let watched = watch(control.clone());
     wait_for_idle();
 
-    let scenarios: Vec<(&str, Vec<String>, bool)> = vec![
+    // (name, the one command, whether to restore the state after it)
+    let moved = format!("link set e0 netns {}", away.name);
+    let scenarios: [(&str, &str, bool); 10] = [
         (
             "IPv4 preferred source deleted (R3 class)",
-            vec!["addr del 192.0.2.10/24 dev e0".into()],
+            "addr del 192.0.2.10/24 dev e0",
             false,
         ),
         (
             "then the last IPv4 address (R3)",
-            vec!["addr del 192.0.2.1/24 dev e0".into()],
+            "addr del 192.0.2.1/24 dev e0",
             true,
         ),
-        ("ip addr flush (R3)", vec!["addr flush dev e0".into()], true),
+        ("ip addr flush (R3)", "addr flush dev e0", true),
         (
             "IPv6 preferred source deleted (R8)",
-            vec!["-6 addr del 2001:db8:1::10/64 dev e0".into()],
+            "-6 addr del 2001:db8:1::10/64 dev e0",
             true,
         ),
-        (
-            "carrier lost (R4, R11, N1)",
-            vec!["link set e1 down".into()],
-            false,
-        ),
-        (
-            "carrier back (R5, R12)",
-            vec!["link set e1 up".into()],
-            true,
-        ),
-        (
-            "link down (R1, R9, N1, N3)",
-            vec!["link set e0 down".into()],
-            false,
-        ),
-        ("link up (R2, R10)", vec!["link set e0 up".into()], true),
+        ("carrier lost (R4, R11, N1)", "link set e1 down", false),
+        ("carrier back (R5, R12)", "link set e1 up", true),
+        ("link down (R1, R9, N1, N3)", "link set e0 down", false),
+        ("link up (R2, R10)", "link set e0 up", true),
+        // The sysctl is set and cleared around the change: only it is silent.
         (
             "link down, skip_notify_on_dev_down (R13)",
-            vec![
-                "link set e0 down".into(),
-                // Set and cleared around the change: only it is silent.
-            ],
+            "link set e0 down",
             true,
         ),
-        (
-            "link moved to another namespace (R6)",
-            vec![format!("link set e0 netns {}", away.name)],
-            false,
-        ),
+        ("link moved to another namespace (R6)", &moved, false),
     ];
     println!(
         "\n{:<44} {:>14} {:>9} {:>12} {:>7} {:>11}",
         "scenario", "routes changed", "kernel s", "converged s", "extra", "reconciles"
     );
     let mut worst = 0.0f64;
-    for (name, commands, then_restore) in &scenarios {
+    for (name, command, then_restore) in scenarios {
         let skip_notify = name.contains("skip_notify");
         let sysctl = |value: u8| {
             let ok = Command::new("ip")
@@ -404,8 +364,7 @@ fn main() {
         if skip_notify {
             sysctl(1);
         }
-        let commands: Vec<&str> = commands.iter().map(String::as_str).collect();
-        let outcome = scenario(&ns, &control, &watched, &commands);
+        let outcome = scenario(&ns, &control, &watched, command);
         if skip_notify {
             sysctl(0);
         }
@@ -414,7 +373,7 @@ fn main() {
             "{name:<44} {:>14} {:>9.3} {:>12.3} {:>7} {:>11}",
             outcome.changed, outcome.kernel, outcome.seconds, outcome.extra, outcome.reconciles
         );
-        if *then_restore {
+        if then_restore {
             restore(&ns, per_table);
             quiet(&watched);
         }
@@ -434,7 +393,4 @@ fn main() {
     println!("audit afterwards: {repairs} repairs; syncs: {syncs}");
     assert_eq!(repairs, 0, "the audit repaired: {report}");
     assert_eq!(syncs, 1, "dphost resynchronised");
-    let _ = Command::new("kill").arg(child.id().to_string()).status();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
 }
