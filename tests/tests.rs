@@ -23,6 +23,7 @@
 //! - `rules`: policy routing rules of both families, dumped and followed.
 //! - `reload`: watched files, configuration reads and state handover reload without loss.
 //! - `versions`: plugins of API 0.1.0 and 0.2.0 side by side; 0.2.0's kinds and filters.
+//! - `xdp`: the example XDP router on this kernel, with real packets across namespaces.
 //!
 //! `util` holds what they share: plugin paths, network namespaces, an
 //! in-process host, comparisons with the kernel, and `run_alone!` for a
@@ -52,3 +53,4 @@ mod reload;
 mod rules;
 mod silent;
 mod versions;
+mod xdp;

@@ -98,6 +98,11 @@ pub fn plugin(name: &str) -> PathBuf {
     existing(plugins_dir().join(format!("{name}.wasm")))
 }
 
+/// A BPF object built by `cargo xtask build` (`examples/xdp-router`).
+pub fn bpf_object(name: &str) -> PathBuf {
+    existing(plugins_dir().join(format!("{name}.o")))
+}
+
 /// A test fixture built by `cargo xtask build`.
 pub fn fixture(name: &str) -> PathBuf {
     existing(plugins_dir().join("fixtures").join(format!("{name}.wasm")))

@@ -169,13 +169,20 @@ fn reports_version(bin: &Path, version: &str) -> bool {
 /// clang for wasm32 and its linker, wasm-ld: installed from Debian's
 /// packages when missing and running as root.
 fn ensure_clang() -> Result<()> {
-    if clang_ready() {
+    ensure_debian(
+        &CLANG_PACKAGES,
+        clang_ready,
+        &format!("the C plugin needs {CLANG} and wasm-ld"),
+    )
+}
+
+/// Debian's `packages`, installed with apt-get when `ready` says they are
+/// missing and running as root; else an error saying what to install.
+fn ensure_debian(packages: &[&str], ready: fn() -> bool, needs: &str) -> Result<()> {
+    if ready() {
         return Ok(());
     }
-    let how = format!(
-        "the C plugin needs {CLANG} and wasm-ld: apt-get install {}",
-        CLANG_PACKAGES.join(" ")
-    );
+    let how = format!("{needs}: apt-get install {}", packages.join(" "));
     let root_user = Command::new("id")
         .arg("-u")
         .output()
@@ -183,20 +190,53 @@ fn ensure_clang() -> Result<()> {
     if !root_user {
         bail!("{how}");
     }
-    eprintln!(
-        "xtask: installing {} with apt-get",
-        CLANG_PACKAGES.join(" ")
-    );
+    eprintln!("xtask: installing {} with apt-get", packages.join(" "));
     run(Command::new("apt-get").arg("update").arg("-qq")).context(how.clone())?;
     run(Command::new("apt-get")
         .args(["install", "-y", "-qq"])
-        .args(CLANG_PACKAGES)
+        .args(packages)
         .env("DEBIAN_FRONTEND", "noninteractive"))
     .context(how.clone())?;
-    if !clang_ready() {
-        bail!("{how} (installed, but {CLANG} still finds no wasm-ld)");
+    if !ready() {
+        bail!("{how} (installed, but still missing)");
     }
     Ok(())
+}
+
+/// libbpf's headers (`bpf/bpf_helpers.h`), for the XDP example.
+const LIBBPF_PACKAGES: [&str; 1] = ["libbpf-dev"];
+
+fn libbpf_ready() -> bool {
+    Path::new("/usr/include/bpf/bpf_helpers.h").is_file()
+}
+
+/// The example XDP router (`examples/xdp-router/xdp_router.c`), compiled
+/// for BPF by clang-14 with libbpf's headers into `out/xdp_router.o`,
+/// when older than its source.
+pub fn build_bpf(out: &Path) -> Result<()> {
+    let dir = root().join("examples/xdp-router");
+    let object = out.join("xdp_router.o");
+    if !stale(&object, &[&dir])? {
+        return Ok(());
+    }
+    ensure_debian(
+        &["clang-14"],
+        || Command::new(CLANG).arg("--version").output().is_ok(),
+        &format!("the XDP example needs {CLANG}"),
+    )?;
+    ensure_debian(
+        &LIBBPF_PACKAGES,
+        libbpf_ready,
+        "the XDP example needs libbpf's headers",
+    )?;
+    eprintln!("xtask: building examples/xdp-router ({CLANG} -target bpf)");
+    run(Command::new(CLANG)
+        .args(["-O2", "-g", "-Wall", "-Werror", "-target", "bpf"])
+        .arg("-I/usr/include/x86_64-linux-gnu")
+        .arg("-c")
+        .arg(dir.join("xdp_router.c"))
+        .arg("-o")
+        .arg(&object))
 }
 
 fn clang_ready() -> bool {

@@ -137,6 +137,7 @@ fn build() -> Result<()> {
     let tools = foreign::Tools::new(&target_dir());
     tools.ensure()?;
     foreign::build(&tools, &target_dir(), &out)?;
+    foreign::build_bpf(&out)?;
     eprintln!("xtask: plugins in {}", out.display());
     Ok(())
 }
