@@ -6,12 +6,20 @@
 //! Its maps start empty (dphost's `xdp-fib` plugin fills them: issue 12),
 //! so every packet meets "no route" and must be passed to the kernel,
 //! which forwards it: what the router cannot handle still gets through.
+//!
+//! `dphost run` with `[dataplane]` loads it itself: attached on start,
+//! maps pinned on a bpffs it mounts, detached on exit, or kept forwarding
+//! and taken over by the next start.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
-use crate::util::bpf_object;
 use crate::util::netns::TestNetns;
+use crate::util::{Scratch, bpf_object};
+
+const DPHOST: &str = env!("CARGO_BIN_EXE_dphost");
 
 /// Datagrams sent per family.
 const DATAGRAMS: usize = 20;
@@ -151,5 +159,160 @@ fn the_router_passes_what_it_cannot_forward() {
     assert!(
         after.0 - before.0 >= DATAGRAMS as u64 && after.1 - before.1 >= DATAGRAMS as u64,
         "the router's kernel forwarded them: {before:?} -> {after:?}"
+    );
+}
+
+/// The id of the XDP program on `port` of the router, if any.
+fn xdp_program(router: &TestNetns, port: &str) -> Option<u32> {
+    let shown = router.ip(&format!("-d link show {port}"));
+    let at = shown.find("prog/xdp id ")? + "prog/xdp id ".len();
+    shown[at..].split_whitespace().next()?.parse().ok()
+}
+
+/// Waits (up to 20 s) until `done` holds for both ports' programs.
+fn until(router: &TestNetns, what: &str, done: impl Fn(Option<u32>, Option<u32>) -> bool) {
+    let started = Instant::now();
+    loop {
+        let (a, b) = (xdp_program(router, "r0"), xdp_program(router, "r1"));
+        if done(a, b) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{what}: {a:?} {b:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A bpffs dphost mounted for a test: unmounted when the test ends.
+struct Bpffs(PathBuf);
+
+impl Drop for Bpffs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// `dphost run` on the router with `[dataplane]` for the example and no
+/// plugin; stopped by SIGTERM through [`stop`].
+fn start(router: &TestNetns, dir: &Path, pins: &Path, keep: bool) -> Child {
+    let config = dir.join("dphost.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "netns = {:?}\ncontrol = [\"unix:{}\"]\n\n[dataplane]\nobject = {:?}\n\
+             program = \"xdp_router\"\ninterfaces = [\"r0\", \"r1\"]\npin_dir = {:?}\nkeep = {keep}\n",
+            router.name,
+            dir.join("control.sock").display(),
+            bpf_object("xdp_router").display().to_string(),
+            pins.display().to_string(),
+        ),
+    )
+    .expect("writing the configuration");
+    Command::new(DPHOST)
+        .args(["run", "--no-cache", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("starting dphost run")
+}
+
+fn stop(mut child: Child) {
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let status = child.wait().expect("dphost exits");
+    assert!(status.success(), "dphost run: {status}");
+}
+
+/// dphost attaches the program to both ports and pins its maps (on a
+/// bpffs it mounts); on exit it detaches, unless told to keep forwarding:
+/// then the program stays, its links pinned, and the next start takes its
+/// place on them, the maps reused.
+#[test]
+fn dphost_attaches_pins_and_detaches() {
+    let Some((_client, router, _server)) = topology() else {
+        return;
+    };
+    let dir = Scratch::new("xdp");
+    let mount = dir.join("bpf");
+    std::fs::create_dir_all(&mount).expect("the mount point");
+    let _bpffs = Bpffs(mount.clone());
+    let pins = mount.join("router");
+
+    let dphost = start(&router, &dir, &pins, false);
+    until(&router, "attached", |a, b| {
+        a.is_some() && b.is_some() && a == b
+    });
+    for map in [
+        "routes4", "routes6", "groups", "neigh4", "neigh6", "ports", "tx", "stats",
+    ] {
+        assert!(pins.join("maps").join(map).exists(), "map {map} pinned");
+    }
+    stop(dphost);
+    until(&router, "detached on exit", |a, b| {
+        a.is_none() && b.is_none()
+    });
+
+    let dphost = start(&router, &dir, &pins, true);
+    until(&router, "attached", |a, b| a.is_some() && b.is_some());
+    let kept = xdp_program(&router, "r0");
+    stop(dphost);
+    assert_eq!(
+        xdp_program(&router, "r0"),
+        kept,
+        "kept forwarding after exit"
+    );
+    assert_eq!(
+        xdp_program(&router, "r1"),
+        kept,
+        "kept forwarding after exit"
+    );
+    for port in ["r0", "r1"] {
+        assert!(
+            pins.join("links").join(port).exists(),
+            "link of {port} pinned"
+        );
+    }
+
+    let dphost = start(&router, &dir, &pins, false);
+    until(&router, "taken over", |a, b| {
+        a.is_some() && a != kept && b == a
+    });
+    for port in ["r0", "r1"] {
+        assert!(
+            !pins.join("links").join(port).exists(),
+            "link of {port} taken"
+        );
+    }
+    stop(dphost);
+    until(&router, "detached on exit", |a, b| {
+        a.is_none() && b.is_none()
+    });
+}
+
+/// A `[dataplane]` naming a program the object lacks is refused by `run
+/// --check-config`, naming the program and those the object has.
+#[test]
+fn a_dataplane_without_its_program_is_refused() {
+    let dir = Scratch::new("xdp-check");
+    let config = dir.join("dphost.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[dataplane]\nobject = {:?}\nprogram = \"xdp_nothing\"\ninterfaces = [\"r0\"]\n",
+            bpf_object("xdp_router").display().to_string()
+        ),
+    )
+    .expect("writing the configuration");
+    let out = Command::new(DPHOST)
+        .args(["run", "--check-config", "--config"])
+        .arg(&config)
+        .output()
+        .expect("running dphost");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("has no program \"xdp_nothing\" (it has: xdp_router)"),
+        "{stderr}"
     );
 }

@@ -29,6 +29,43 @@ pub struct Config {
     pub netlink: NetlinkSection,
     #[serde(default, rename = "plugin")]
     pub plugins: Vec<PluginSection>,
+    /// The BPF dataplane dphost loads and attaches (none when absent).
+    pub dataplane: Option<DataplaneSection>,
+}
+
+/// `[dataplane]`: the operator's BPF object, and where its XDP program runs.
+#[derive(Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataplaneSection {
+    /// The BPF object (ELF, from `clang -target bpf`).
+    pub object: PathBuf,
+    /// Its XDP program, by function name.
+    pub program: String,
+    /// Interfaces of dphost's namespace to attach it to, in native mode.
+    pub interfaces: Vec<String>,
+    /// Where its maps and kept links are pinned (a bpffs is mounted there
+    /// if needed).
+    #[serde(default = "default_pin_dir")]
+    pub pin_dir: PathBuf,
+    /// Keep forwarding with the last state when dphost exits.
+    #[serde(default)]
+    pub keep: bool,
+}
+
+fn default_pin_dir() -> PathBuf {
+    PathBuf::from("/sys/fs/bpf/dphost")
+}
+
+impl DataplaneSection {
+    pub fn spec(&self) -> crate::dataplane::DataplaneSpec {
+        crate::dataplane::DataplaneSpec {
+            object: self.object.clone(),
+            program: self.program.clone(),
+            interfaces: self.interfaces.clone(),
+            pin_dir: self.pin_dir.clone(),
+            keep: self.keep,
+        }
+    }
 }
 
 /// `[netlink]`: the seed's knobs.
@@ -261,6 +298,18 @@ mod tests {
         assert_eq!(config.plugins.len(), 2);
         assert_eq!(config.plugins[1].config, "quiet");
         assert_eq!(config.netlink.to_config(), NetlinkConfig::default());
+        assert_eq!(config.dataplane, None);
+    }
+
+    /// The XDP router example's configuration parses, its dataplane whole.
+    #[test]
+    fn xdp_router_config_parses() {
+        let config =
+            Config::parse(include_str!("../../examples/xdp-router/dphost.toml")).unwrap();
+        let dataplane = config.dataplane.expect("[dataplane]").spec();
+        assert_eq!(dataplane.program, "xdp_router");
+        assert_eq!(dataplane.interfaces, ["r0", "r1"]);
+        assert!(!dataplane.keep);
     }
 
     /// An unknown key is an error that names the key and its line.

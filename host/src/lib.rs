@@ -20,6 +20,7 @@
 
 pub mod config;
 pub mod control;
+pub mod dataplane;
 pub mod dispatch;
 pub mod engine;
 pub mod histogram;

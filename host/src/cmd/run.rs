@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use dphost::config::{self, Config, PluginSection};
 use dphost::control::{ControlAddr, server};
+use dphost::dataplane::Dataplane;
 use dphost::dispatch::DispatchOptions;
 use dphost::engine::{Engine, EngineHandle, EngineState, PluginSet, Request};
 use dphost::netlink::socket::Netns;
@@ -118,6 +119,9 @@ pub fn run(args: RunArgs) -> Result<()> {
             .with_context(|| format!("loading plugin {}", plugin.path.display()))?;
         tracing::info!(plugin = %plugins.dispatcher.plugins()[id].name, file = %plugin.path.display(), "loaded");
     }
+    if let Some(dataplane) = &config.dataplane {
+        dphost::dataplane::check(&dataplane.spec()).context("checking [dataplane]")?;
+    }
     if args.check_config {
         return print_checked(&config, &controls, &plugins);
     }
@@ -125,12 +129,20 @@ pub fn run(args: RunArgs) -> Result<()> {
         Some(name) => Netns::named(name),
         None => Netns::current(),
     };
-    let (engine, handle) = Engine::new(config.netlink.to_config(), netns, plugins);
-    let _control = server::spawn(controls.clone(), handle.clone())?;
+    // Registered before anything is attached: a stop from then on detaches.
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop.clone())?;
     }
+    // Detached (or kept) when dropped, after the engine has stopped.
+    let _dataplane = match &config.dataplane {
+        Some(section) => {
+            Some(Dataplane::start(&section.spec(), &netns).context("starting the dataplane")?)
+        }
+        None => None,
+    };
+    let (engine, handle) = Engine::new(config.netlink.to_config(), netns, plugins);
+    let _control = server::spawn(controls.clone(), handle.clone())?;
     let hangup = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, hangup.clone())?;
     let engine_handle = handle.clone();

@@ -61,16 +61,23 @@ impl Netns {
     /// thread enters the namespace only for the `socket` call and returns
     /// to its own at once; the socket stays bound to the namespace.
     pub fn socket(&self) -> io::Result<Socket> {
+        self.enter(|| Socket::new(NETLINK_ROUTE))?
+    }
+
+    /// Runs `f` on the calling thread inside the namespace, and returns to
+    /// the thread's own at once: for what resolves interfaces by name or
+    /// index in the namespace it runs in (sockets, XDP attachments).
+    pub fn enter<T>(&self, f: impl FnOnce() -> T) -> io::Result<T> {
         let Some(path) = &self.path else {
-            return Socket::new(NETLINK_ROUTE);
+            return Ok(f());
         };
         let target = File::open(path)
             .map_err(|e| io::Error::new(e.kind(), format!("opening {}: {e}", path.display())))?;
         let home = File::open("/proc/thread-self/ns/net")?;
         setns(&target)?;
-        let socket = Socket::new(NETLINK_ROUTE);
+        let done = f();
         setns(&home).expect("returning to the thread's own network namespace");
-        socket
+        Ok(done)
     }
 }
 
