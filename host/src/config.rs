@@ -304,8 +304,7 @@ mod tests {
     /// The XDP router example's configuration parses, its dataplane whole.
     #[test]
     fn xdp_router_config_parses() {
-        let config =
-            Config::parse(include_str!("../../examples/xdp-router/dphost.toml")).unwrap();
+        let config = Config::parse(include_str!("../../examples/xdp-router/dphost.toml")).unwrap();
         let dataplane = config.dataplane.expect("[dataplane]").spec();
         assert_eq!(dataplane.program, "xdp_router");
         assert_eq!(dataplane.interfaces, ["r0", "r1"]);
