@@ -110,13 +110,6 @@ fn peak_rss<T>(pid: u32, during: impl FnOnce() -> T) -> (T, u64, u64) {
     (result, before, peak.load(Ordering::Relaxed))
 }
 
-fn status(control: &ControlAddr) -> Value {
-    client::request(control, "GET", "/status", "")
-        .ok()
-        .and_then(|a| serde_json::from_str(&a.body).ok())
-        .unwrap_or(Value::Null)
-}
-
 /// (table, destination) of a route as `ip -j` or dphost shows it; `ip`
 /// names the main table "main" (or leaves it out) and writes "default"
 /// and host routes without a length.
@@ -205,7 +198,7 @@ fn main() {
         }
     }
     wait_for_idle();
-    let restarts_before = status(&control)["plugins"][0]["restarts"].as_u64();
+    let restarts_before = daemon.status()["plugins"][0]["restarts"].as_u64();
     // Timed as the listing is, output counted; then again, each route read.
     let mut dump = ctl(&control);
     dump.args(["--json", "query", "fib", r#"{"op":"dump"}"#]);
@@ -227,7 +220,7 @@ fn main() {
         })
     });
     assert!(dump_ok, "ctl query fib dump");
-    let s = status(&control);
+    let s = daemon.status();
     let fib_state = s["plugins"][0]["state"].clone();
     let restarts_after = s["plugins"][0]["restarts"].as_u64();
     println!(
@@ -311,7 +304,7 @@ fn main() {
             let _ = s.kill();
             let _ = s.wait();
         }
-        let s = status(&control);
+        let s = daemon.status();
         let failed: Vec<String> = s["plugins"]
             .as_array()
             .into_iter()

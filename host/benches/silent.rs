@@ -225,11 +225,6 @@ fn quiet(watched: &Watched) {
     }
 }
 
-fn status(control: &ControlAddr) -> Value {
-    let answer = client::request(control, "GET", "/status", "").expect("control API");
-    serde_json::from_str(&answer.body).expect("status is JSON")
-}
-
 /// One scenario's result.
 struct Outcome {
     changed: u64,
@@ -243,10 +238,10 @@ struct Outcome {
 }
 
 /// Runs `command` against the kernel and waits for dphost to follow.
-fn scenario(ns: &Netns, control: &ControlAddr, watched: &Watched, command: &str) -> Outcome {
+fn scenario(ns: &Netns, daemon: &Daemon, watched: &Watched, command: &str) -> Outcome {
     quiet(watched);
     let before = through_e0(ns);
-    let reconciles = status(control)["reconciliations"].as_u64().unwrap_or(0);
+    let reconciles = daemon.status()["reconciliations"].as_u64().unwrap_or(0);
     let seen = watched.events.load(Ordering::SeqCst);
     let started = Instant::now();
     ip(&ns.name, command);
@@ -282,7 +277,7 @@ fn scenario(ns: &Netns, control: &ControlAddr, watched: &Watched, command: &str)
         kernel,
         seconds,
         extra: watched.events.load(Ordering::SeqCst) - seen - changed,
-        reconciles: status(control)["reconciliations"].as_u64().unwrap_or(0) - reconciles,
+        reconciles: daemon.status()["reconciliations"].as_u64().unwrap_or(0) - reconciles,
     }
 }
 
@@ -364,7 +359,7 @@ fn main() {
         if skip_notify {
             sysctl(1);
         }
-        let outcome = scenario(&ns, &control, &watched, command);
+        let outcome = scenario(&ns, &daemon, &watched, command);
         if skip_notify {
             sysctl(0);
         }
@@ -389,7 +384,7 @@ fn main() {
     let repairs: u64 = report["repairs"]
         .as_object()
         .map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
-    let syncs = status(&control)["syncs"].as_u64().unwrap_or(0);
+    let syncs = daemon.status()["syncs"].as_u64().unwrap_or(0);
     println!("audit afterwards: {repairs} repairs; syncs: {syncs}");
     assert_eq!(repairs, 0, "the audit repaired: {report}");
     assert_eq!(syncs, 1, "dphost resynchronised");

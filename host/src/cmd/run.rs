@@ -119,10 +119,11 @@ pub fn run(args: RunArgs) -> Result<()> {
             .with_context(|| format!("loading plugin {}", plugin.path.display()))?;
         tracing::info!(plugin = %plugins.dispatcher.plugins()[id].name, file = %plugin.path.display(), "loaded");
     }
-    if let Some(dataplane) = &config.dataplane {
-        dphost::dataplane::check(&dataplane.spec()).context("checking [dataplane]")?;
-    }
     if args.check_config {
+        // Without the kernel; `Dataplane::start` checks the same first.
+        if let Some(dataplane) = &config.dataplane {
+            dphost::dataplane::check(&dataplane.spec()).context("checking [dataplane]")?;
+        }
         return print_checked(&config, &controls, &plugins);
     }
     let netns = match &config.netns {

@@ -12,8 +12,7 @@ use axum::response::Response;
 use super::reply::ask;
 use super::stream;
 use crate::engine::{EngineHandle, Request, WatchItem};
-use crate::mirror::event_json;
-use crate::netlink::route;
+use crate::mirror::write_event_json;
 use crate::wit::Event;
 use crate::wit::filter::Subscription;
 
@@ -25,20 +24,7 @@ const REPLAY_STEP: usize = 1024;
 fn lines(events: &[Event]) -> Bytes {
     let mut text = Vec::new();
     for event in events {
-        match event {
-            // The bulk of a full table's replay: written straight in.
-            Event::RouteAdd(r) | Event::RouteDel(r) => {
-                text.extend_from_slice(b"{\"event\":\"");
-                text.extend_from_slice(event.name().as_bytes());
-                text.extend_from_slice(b"\",\"route\":");
-                route::write_json(r, &mut text);
-                text.push(b'}');
-            }
-            other => {
-                // Writing a `Value` into a Vec cannot fail.
-                let _ = serde_json::to_writer(&mut text, &event_json(other));
-            }
-        }
+        write_event_json(event, &mut text);
         text.push(b'\n');
     }
     Bytes::from(text)

@@ -322,6 +322,24 @@ pub fn event_json(event: &Event) -> Value {
     }
 }
 
+/// [`event_json`]'s text, written into `out` (without the newline); route
+/// events, the bulk of a full table's replay, without a `Value` between.
+pub fn write_event_json(event: &Event, out: &mut Vec<u8>) {
+    match event {
+        Event::RouteAdd(r) | Event::RouteDel(r) => {
+            out.extend_from_slice(b"{\"event\":\"");
+            out.extend_from_slice(event.name().as_bytes());
+            out.extend_from_slice(b"\",\"route\":");
+            route::write_json(r, out);
+            out.push(b'}');
+        }
+        // Writing a `Value` into a Vec cannot fail.
+        other => {
+            let _ = serde_json::to_writer(out, &event_json(other));
+        }
+    }
+}
+
 /// A snapshot replays itself in the plugin's worker.
 impl ReplaySource for Mirror {
     /// What [`Mirror::replay`] gives, handed to `deliver` one batch at a

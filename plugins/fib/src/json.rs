@@ -22,7 +22,7 @@ pub fn answer(plugin: &FibPlugin, request: &str) -> Result<String, String> {
             lookup_by_rules(fib, rules, &request)?
         }
         Some("lookup") => lookup(fib, &request)?,
-        Some("dump") => dump(fib, &plugin.waiting),
+        Some("dump") => return Ok(dump(fib, &plugin.waiting)),
         Some("stats") => stats(fib, &plugin.waiting, rules),
         _ => return Err(r#"unknown op: expected "lookup", "dump" or "stats""#.to_string()),
     };
@@ -59,7 +59,13 @@ pub fn answer_page(
                 "\"page\" must be a number of routes, 1 to {MAX_PAGE}"
             ))?,
     };
-    dump_page(&plugin.fib, &plugin.waiting, Cursor::parse(cursor)?, size)
+    let cursor = Cursor::parse(cursor)?;
+    Ok(Answer::Page(dump_page(
+        &plugin.fib,
+        &plugin.waiting,
+        cursor,
+        size,
+    )))
 }
 
 /// Where a paged dump goes on: after a prefix of the table, or past some
@@ -104,7 +110,7 @@ impl Cursor {
 
 /// One page of [`dump`]: about `size` routes from `cursor` on (a prefix's
 /// routes are never split), and where the next page starts.
-fn dump_page(fib: &Fib, waiting: &Waiting, cursor: Cursor, size: usize) -> Result<Answer, String> {
+fn dump_page(fib: &Fib, waiting: &Waiting, cursor: Cursor, size: usize) -> Page {
     let mut items = Vec::with_capacity(size.min(4096));
     let skip = match cursor {
         Cursor::Routes(after) => {
@@ -117,7 +123,7 @@ fn dump_page(fib: &Fib, waiting: &Waiting, cursor: Cursor, size: usize) -> Resul
             });
             if let Some(place) = stopped {
                 let next = Some(Cursor::Routes(Some(place)).text());
-                return Ok(Answer::Page(Page { items, next }));
+                return Page { items, next };
             }
             0
         }
@@ -131,7 +137,7 @@ fn dump_page(fib: &Fib, waiting: &Waiting, cursor: Cursor, size: usize) -> Resul
     }
     let given = skip + items.len() - before;
     let next = orphans.next().map(|_| Cursor::Orphans(given).text());
-    Ok(Answer::Page(Page { items, next }))
+    Page { items, next }
 }
 
 fn address(request: &Value) -> Result<IpAddr, String> {
@@ -179,26 +185,10 @@ fn lookup(fib: &Fib, request: &Value) -> Result<Value, String> {
 }
 
 /// Every route, each key's in order of position: the one in use, then
-/// those waiting behind it.
-fn dump(fib: &Fib, waiting: &Waiting) -> Value {
-    let mut routes = Vec::with_capacity(fib.len() + waiting.len());
-    fib.for_each(|r| {
-        routes.push(route(&r));
-        for (position, behind) in waiting.behind(r.key()) {
-            routes.push(at(route(behind), position));
-        }
-    });
-    // A plugin that filters by protocol may hold routes behind one it was
-    // not given.
-    for (position, behind) in waiting.orphans(fib) {
-        routes.push(at(route(behind), position));
-    }
-    Value::Array(routes)
-}
-
-fn at(mut route: Value, position: u32) -> Value {
-    route["position"] = json!(position);
-    route
+/// those waiting behind it; as one JSON array (one page of every route).
+fn dump(fib: &Fib, waiting: &Waiting) -> String {
+    let items = dump_page(fib, waiting, Cursor::Routes(None), usize::MAX).items;
+    format!("[{}]", items.join(","))
 }
 
 fn stats(fib: &Fib, waiting: &Waiting, rules: &Rules) -> Value {

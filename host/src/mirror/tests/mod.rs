@@ -715,3 +715,28 @@ fn neighbours_the_kernel_never_announces() {
     assert!(!m.unannounced(&gone));
     assert_eq!(gone.key(), ObjectKey::Neighbour(NeighbourKey::of(&held)));
 }
+
+/// The watch's written lines are exactly `event_json`'s, for route events
+/// (written directly) and the others (through a `Value`).
+#[test]
+fn written_event_lines_are_event_json() {
+    let mut multipath = route(100, "2001:db8:a::/48", 1024, NextHops::None);
+    multipath.nexthops = NextHops::Many(vec![hop("2001:db8::2", 2), hop("2001:db8::3", 3)]);
+    multipath.prefsrc = Some(ip("2001:db8::10"));
+    for event in [
+        Event::RouteAdd(route(
+            254,
+            "10.1.0.0/16",
+            0,
+            NextHops::One(hop("192.0.2.2", 2)),
+        )),
+        Event::RouteDel(multipath),
+        Event::LinkAdd(link(2, "v0")),
+        Event::SyncEnd(ObjectKind::Route),
+    ] {
+        let mut written = Vec::new();
+        super::write_event_json(&event, &mut written);
+        let written: serde_json::Value = serde_json::from_slice(&written).unwrap();
+        assert_eq!(written, super::event_json(&event), "{event:?}");
+    }
+}
