@@ -10,13 +10,20 @@
 //! place on those links (the maps, found pinned, are reused) and the
 //! plugins' replay brings the maps up to date.
 
+mod bpf;
+pub mod maps;
+
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use aya::maps::{MapData, MapError};
 use aya::programs::links::{FdLink, LinkError, PinnedLink};
 use aya::programs::xdp::{XdpLink, XdpLinkId};
 use aya::programs::{ProgramError, Xdp, XdpMode};
 use aya::{Ebpf, EbpfError, EbpfLoader};
+
+use maps::{BpfMap, MapDef, MapSet};
 
 use crate::netlink::socket::Netns;
 
@@ -97,21 +104,30 @@ pub enum DataplaneError {
     },
     #[error("entering the network namespace")]
     Netns(#[source] io::Error),
+    #[error("opening the pinned map {}", pin.display())]
+    Pinned {
+        pin: PathBuf,
+        #[source]
+        source: Box<MapError>,
+    },
+    #[error(
+        "the map pinned at {} is not the object's {name:?}: the kernel's is {kernel}, the object's {object}; it was made for another object (remove the pin to start afresh)",
+        pin.display()
+    )]
+    PinMismatch {
+        name: String,
+        pin: PathBuf,
+        kernel: String,
+        object: String,
+    },
 }
 
 /// Checks the object without the kernel: it parses and has the XDP
-/// program. Returns its maps' names. `dphost check` and `run
-/// --check-config` call it.
-pub fn check(spec: &DataplaneSpec) -> Result<Vec<String>, DataplaneError> {
+/// program. Returns its maps' definitions ([`object_maps`]). `run
+/// --check-config` calls it.
+pub fn check(spec: &DataplaneSpec) -> Result<Vec<MapDef>, DataplaneError> {
     let path = &spec.object;
-    let bytes = std::fs::read(path).map_err(|source| DataplaneError::Read {
-        path: path.clone(),
-        source,
-    })?;
-    let object = aya_obj::Object::parse(&bytes).map_err(|source| DataplaneError::Parse {
-        path: path.clone(),
-        source,
-    })?;
+    let object = parse(path)?;
     let Some(program) = object.programs.get(&spec.program) else {
         let mut found: Vec<&str> = object.programs.keys().map(String::as_str).collect();
         found.sort();
@@ -130,14 +146,35 @@ pub fn check(spec: &DataplaneSpec) -> Result<Vec<String>, DataplaneError> {
     if spec.interfaces.is_empty() {
         return Err(DataplaneError::NoInterface);
     }
-    let mut maps: Vec<String> = object
+    Ok(map_defs(&object))
+}
+
+/// The maps a BPF object defines, as the kernel will make them, sorted by
+/// name (the data sections clang makes, `.rodata` and such, left out).
+pub fn object_maps(path: &Path) -> Result<Vec<MapDef>, DataplaneError> {
+    Ok(map_defs(&parse(path)?))
+}
+
+fn parse(path: &Path) -> Result<aya_obj::Object, DataplaneError> {
+    let bytes = std::fs::read(path).map_err(|source| DataplaneError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    aya_obj::Object::parse(&bytes).map_err(|source| DataplaneError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn map_defs(object: &aya_obj::Object) -> Vec<MapDef> {
+    let mut maps: Vec<MapDef> = object
         .maps
-        .keys()
-        .filter(|name| !name.starts_with('.'))
-        .cloned()
+        .iter()
+        .filter(|(name, _)| !name.starts_with('.'))
+        .map(|(name, map)| MapDef::from_object(name, map))
         .collect();
-    maps.sort();
-    Ok(maps)
+    maps.sort_by(|a, b| a.name.cmp(&b.name));
+    maps
 }
 
 /// The loaded object and its attachments; detached on drop unless kept.
@@ -145,14 +182,14 @@ pub struct Dataplane {
     ebpf: Ebpf,
     spec: DataplaneSpec,
     links: Vec<(String, XdpLinkId)>,
-    maps: Vec<String>,
+    maps: Arc<MapSet>,
 }
 
 impl Dataplane {
     /// Loads the object (its maps pinned, or reused where pinned already),
     /// and attaches its program to every interface, in `netns`.
     pub fn start(spec: &DataplaneSpec, netns: &Netns) -> Result<Dataplane, DataplaneError> {
-        let maps = check(spec)?;
+        let defs = check(spec)?;
         on_bpffs(&spec.pin_dir).map_err(|source| DataplaneError::PinDir {
             dir: spec.pin_dir.clone(),
             source,
@@ -165,8 +202,8 @@ impl Dataplane {
             })?;
         }
         let mut loader = EbpfLoader::new();
-        for name in &maps {
-            loader.map_pin_path(name, maps_dir.join(name));
+        for def in &defs {
+            loader.map_pin_path(&def.name, maps_dir.join(&def.name));
         }
         let mut ebpf = loader
             .load_file(&spec.object)
@@ -187,6 +224,11 @@ impl Dataplane {
             .try_into()
             .map_err(program)?;
         xdp.load().map_err(program)?;
+        let maps = Arc::new(MapSet::new(
+            defs.iter()
+                .map(|def| pinned(def, &maps_dir, netns))
+                .collect::<Result<Vec<_>, _>>()?,
+        ));
         let mut links = Vec::new();
         for interface in &spec.interfaces {
             let kept = links_dir.join(interface);
@@ -210,10 +252,49 @@ impl Dataplane {
         })
     }
 
-    /// The object's maps, by name, as pinned under `pin_dir/maps`.
-    pub fn maps(&self) -> &[String] {
+    /// The object's maps, as pinned under `pin_dir/maps`.
+    pub fn maps(&self) -> &Arc<MapSet> {
         &self.maps
     }
+}
+
+/// The map `def` as pinned in `dir`, checked against the object: aya
+/// reuses a pinned map of the same name without comparing them, and a map
+/// left by another object would take writes of the wrong layout.
+fn pinned(def: &MapDef, dir: &Path, netns: &Netns) -> Result<BpfMap, DataplaneError> {
+    let pin = dir.join(&def.name);
+    let opened = |source| DataplaneError::Pinned {
+        pin: pin.clone(),
+        source: Box::new(source),
+    };
+    let data = MapData::from_pin(&pin).map_err(opened)?;
+    let info = data.info().map_err(opened)?;
+    let kind = info.map_type().map_or(0, |kind| kind as u32);
+    let kernel = MapDef::new(
+        &def.name,
+        kind,
+        info.key_size(),
+        info.value_size(),
+        info.max_entries(),
+    );
+    if kernel != *def {
+        let show = |d: &MapDef| {
+            format!(
+                "{} with {}-byte keys, {}-byte values, {} entries",
+                d.kind_name(),
+                d.key_size,
+                d.value_size,
+                d.max_entries
+            )
+        };
+        return Err(DataplaneError::PinMismatch {
+            name: def.name.clone(),
+            pin,
+            kernel: show(&kernel),
+            object: show(def),
+        });
+    }
+    Ok(BpfMap::kernel(kernel, data, netns))
 }
 
 /// Attaches `xdp` to `interface` (in the namespace the thread is in): in
