@@ -13,6 +13,7 @@ use crate::engine::NetlinkConfig;
 use crate::plugin::Limits;
 use crate::plugin::PluginSpec;
 use crate::plugin::limits::{DEFAULT_CALL_DEADLINE, DEFAULT_MEMORY_CAP, DEFAULT_QUEUE_BATCHES};
+use crate::plugin::spec::Grants;
 
 /// The whole file.
 #[derive(Debug, Default, PartialEq, Deserialize)]
@@ -153,6 +154,15 @@ pub struct PluginSection {
     /// Reload the plugin when its file changes on disk.
     #[serde(default = "default_watch")]
     pub watch: bool,
+    /// The dataplane's BPF maps it is granted: `"NAME"` to read and
+    /// write, `"NAME:read"` to read. None by default.
+    #[serde(default, deserialize_with = "map_grants")]
+    pub maps: Grants,
+}
+
+fn map_grants<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Grants, D::Error> {
+    let entries = Vec::<String>::deserialize(d)?;
+    Grants::maps(entries.iter().map(String::as_str)).map_err(serde::de::Error::custom)
 }
 
 fn default_watch() -> bool {
@@ -220,6 +230,7 @@ impl PluginSection {
             query_deadline_ms: default_deadline_ms(),
             queue_batches: default_queue(),
             watch: default_watch(),
+            maps: Grants::default(),
         }
     }
 
@@ -231,6 +242,7 @@ impl PluginSection {
             config: self.config.clone(),
             limits: self.limits(),
             watch: self.watch,
+            grants: self.maps.clone(),
         }
     }
 

@@ -47,6 +47,7 @@ impl Spec {
             config: self.config.to_string(),
             limits: self.limits,
             watch: self.watch,
+            grants: Default::default(),
         }
     }
 }

@@ -1,11 +1,16 @@
 //! `dphost check PLUGIN.wasm`: loads and validates a plugin, runs its
-//! `describe` and `init`, and prints what it says of itself.
+//! `describe` and `init`, and prints what it says of itself. A dataplane
+//! plugin is checked with the maps of a BPF object (`--dataplane`), empty
+//! and in memory, as `--grant` grants them.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
-use dphost::plugin::{Limits, Runtime, cache::CodeCache};
+use dphost::dataplane::maps::MapSet;
+use dphost::plugin::spec::Grants;
+use dphost::plugin::{PluginSpec, Runtime, cache::CodeCache};
 use dphost::wit::filter;
 
 #[derive(Args)]
@@ -21,13 +26,31 @@ pub struct CheckArgs {
     /// Do not read or write the compiled-code cache.
     #[arg(long)]
     no_cache: bool,
+    /// The BPF object whose maps a dataplane plugin is granted.
+    #[arg(long, value_name = "OBJECT")]
+    dataplane: Option<PathBuf>,
+    /// A map granted, as `[[plugin]] maps` writes it: `NAME` or
+    /// `NAME:read` (repeatable).
+    #[arg(long = "grant", value_name = "MAP")]
+    grants: Vec<String>,
 }
 
 pub fn check(args: CheckArgs) -> Result<()> {
     let cache_root = (!args.no_cache).then(CodeCache::default_root);
-    let runtime = Runtime::new(cache_root.as_deref())?;
+    let mut runtime = Runtime::new(cache_root.as_deref())?;
+    if let Some(object) = &args.dataplane {
+        let defs = dphost::dataplane::object_maps(object).context("reading --dataplane")?;
+        runtime = runtime.with_maps(Arc::new(MapSet::dry(&defs)));
+    }
+    let grants = Grants::maps(args.grants.iter().map(String::as_str))
+        .map_err(|e| anyhow::anyhow!("--grant: {e}"))?;
     let compiled = runtime.compile(&args.plugin)?;
-    let instance = runtime.instantiate(&compiled, None, &args.config, &Limits::default())?;
+    let spec = PluginSpec {
+        config: args.config.clone(),
+        grants: grants.clone(),
+        ..PluginSpec::new(&args.plugin)
+    };
+    let instance = runtime.instantiate_spec(&compiled, &spec)?;
     let info = instance.info();
     let kinds: Vec<&str> = info.kinds.iter().map(|k| k.name()).collect();
     let compile_ms = compiled.compile_time.as_secs_f64() * 1e3;
@@ -43,6 +66,8 @@ pub fn check(args: CheckArgs) -> Result<()> {
             "kinds": kinds,
             "filter": filter::json(instance.filter()),
             "state_handoff": instance.stateful(),
+            "imports_maps": compiled.imports_maps,
+            "maps": grants.maps.keys().collect::<Vec<_>>(),
             "from_cache": compiled.from_cache,
             "compile_ms": compile_ms,
         });
@@ -62,6 +87,9 @@ pub fn check(args: CheckArgs) -> Result<()> {
         false => "no",
     };
     println!("state:    {handoff}");
+    if compiled.imports_maps {
+        println!("maps:     {}", grants.describe_maps());
+    }
     let cached = if compiled.from_cache {
         " (from cache)"
     } else {

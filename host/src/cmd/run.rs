@@ -12,6 +12,7 @@ use clap::Args;
 use dphost::config::{self, Config, PluginSection};
 use dphost::control::{ControlAddr, server};
 use dphost::dataplane::Dataplane;
+use dphost::dataplane::maps::MapSet;
 use dphost::dispatch::DispatchOptions;
 use dphost::engine::{Engine, EngineHandle, EngineState, PluginSet, Request};
 use dphost::netlink::socket::Netns;
@@ -109,21 +110,20 @@ pub fn run(args: RunArgs) -> Result<()> {
         .cache_dir
         .clone()
         .unwrap_or_else(CodeCache::default_root);
-    let runtime = Arc::new(Runtime::new(
-        (!args.no_cache).then_some(cache_root.as_path()),
-    )?);
-    let mut plugins = PluginSet::new(runtime.clone(), DispatchOptions::default());
-    for plugin in &config.plugins {
-        let id = plugins
-            .load(&plugin.spec())
-            .with_context(|| format!("loading plugin {}", plugin.path.display()))?;
-        tracing::info!(plugin = %plugins.dispatcher.plugins()[id].name, file = %plugin.path.display(), "loaded");
-    }
+    let runtime = Runtime::new((!args.no_cache).then_some(cache_root.as_path()))?;
     if args.check_config {
-        // Without the kernel; `Dataplane::start` checks the same first.
-        if let Some(dataplane) = &config.dataplane {
-            dphost::dataplane::check(&dataplane.spec()).context("checking [dataplane]")?;
-        }
+        // Without the kernel: the object is checked as `Dataplane::start`
+        // checks it first, and plugins are granted empty maps of its
+        // definitions.
+        let runtime = match &config.dataplane {
+            Some(dataplane) => {
+                let defs =
+                    dphost::dataplane::check(&dataplane.spec()).context("checking [dataplane]")?;
+                runtime.with_maps(Arc::new(MapSet::dry(&defs)))
+            }
+            None => runtime,
+        };
+        let plugins = load_plugins(Arc::new(runtime), &config)?;
         return print_checked(&config, &controls, &plugins);
     }
     let netns = match &config.netns {
@@ -135,13 +135,19 @@ pub fn run(args: RunArgs) -> Result<()> {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop.clone())?;
     }
-    // Detached (or kept) when dropped, after the engine has stopped.
-    let _dataplane = match &config.dataplane {
+    // Started before the plugins load, so they can open its maps in their
+    // `init`. Detached (or kept) when dropped, after the engine has stopped.
+    let dataplane = match &config.dataplane {
         Some(section) => {
             Some(Dataplane::start(&section.spec(), &netns).context("starting the dataplane")?)
         }
         None => None,
     };
+    let runtime = Arc::new(match &dataplane {
+        Some(dataplane) => runtime.with_maps(dataplane.maps().clone()),
+        None => runtime,
+    });
+    let plugins = load_plugins(runtime.clone(), &config)?;
     let (engine, handle) = Engine::new(config.netlink.to_config(), netns, plugins);
     let _control = server::spawn(controls.clone(), handle.clone())?;
     let hangup = Arc::new(AtomicBool::new(false));
@@ -175,7 +181,21 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
     }
     drop(runtime);
+    drop(dataplane);
     Ok(())
+}
+
+/// Every `[[plugin]]` of the configuration, loaded; the first that fails
+/// stops the start, named.
+fn load_plugins(runtime: Arc<Runtime>, config: &Config) -> Result<PluginSet> {
+    let mut plugins = PluginSet::new(runtime, DispatchOptions::default());
+    for plugin in &config.plugins {
+        let id = plugins
+            .load(&plugin.spec())
+            .with_context(|| format!("loading plugin {}", plugin.path.display()))?;
+        tracing::info!(plugin = %plugins.dispatcher.plugins()[id].name, file = %plugin.path.display(), "loaded");
+    }
+    Ok(plugins)
 }
 
 /// Tells systemd (`Type=notify`) how the service stands: READY once the
@@ -262,9 +282,24 @@ fn print_checked(config: &Config, controls: &[ControlAddr], plugins: &PluginSet)
     for addr in controls {
         println!("  control:  {addr}");
     }
-    for view in plugins.dispatcher.plugins() {
+    if let Some(dataplane) = &config.dataplane {
         println!(
-            "  plugin:   {} {} (mp-safe {}, {})",
+            "  dataplane: {} ({}) on {}, pinned under {}{}",
+            dataplane.object.display(),
+            dataplane.program,
+            dataplane.interfaces.join(", "),
+            dataplane.pin_dir.display(),
+            if dataplane.keep { ", kept on exit" } else { "" }
+        );
+    }
+    // Loaded in the configuration's order.
+    for (view, section) in plugins.dispatcher.plugins().iter().zip(&config.plugins) {
+        let grants = match section.maps.maps.is_empty() {
+            true => String::new(),
+            false => format!(", maps {}", section.maps.describe_maps()),
+        };
+        println!(
+            "  plugin:   {} {} (mp-safe {}, {}{grants})",
             view.name,
             view.info.version,
             view.info.mp_safe,

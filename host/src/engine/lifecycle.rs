@@ -228,9 +228,7 @@ impl Engine {
         let spawned = std::thread::Builder::new()
             .name("dphost-restart".into())
             .spawn(move || {
-                let made = runtime
-                    .instantiate(&compiled, spec.name.as_deref(), &spec.config, &spec.limits)
-                    .map(Box::new);
+                let made = runtime.instantiate_spec(&compiled, &spec).map(Box::new);
                 let _ = requests.send(Request::Restarted { id, made });
             });
         if let Err(e) = spawned {

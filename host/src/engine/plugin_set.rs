@@ -58,8 +58,7 @@ impl PluginSet {
     /// Compiles (or takes from the cache) and instantiates a plugin.
     pub fn prepare(runtime: &Runtime, spec: &PluginSpec) -> Result<Prepared, LoadError> {
         let compiled = runtime.compile(&spec.path)?;
-        let instance =
-            runtime.instantiate(&compiled, spec.name.as_deref(), &spec.config, &spec.limits)?;
+        let instance = runtime.instantiate_spec(&compiled, spec)?;
         let meta = PluginMeta {
             path: compiled.path.clone(),
             sha256: compiled.sha256.clone(),

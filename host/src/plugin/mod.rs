@@ -7,6 +7,8 @@
 //! - [`limits`]: every sandbox limit, named, with the threat it guards against.
 //! - [`sandbox`]: the per-instance store data: WASI with nothing granted,
 //!   the memory limiter, the log import.
+//! - [`capabilities`]: what a plugin is granted beyond that (the
+//!   dataplane's BPF maps), checked at load.
 //! - [`cache`]: compiled code on disk, keyed by content hash and engine.
 //! - [`runtime`]: the wasmtime engine, the linker, the epoch ticker;
 //!   compile, validate, instantiate.
@@ -19,6 +21,7 @@
 //! - [`files`]: watches plugin files, so a changed one is reloaded.
 
 pub mod cache;
+pub mod capabilities;
 pub mod files;
 pub mod image;
 pub mod instance;

@@ -15,10 +15,13 @@ use wasmtime::component::{Component, Linker, types::ComponentItem};
 use wasmtime::{Config, Engine as WasmEngine, Store, UpdateDeadline};
 
 use super::cache::{CacheError, CodeCache};
+use super::capabilities::Capabilities;
 use super::instance::{Bindings, CallError, ImageHandles, Instance, StateFuncs};
 use super::limits::{self, EPOCH_TICK, Limits, MAX_WASM_STACK};
 use super::lowering::ImageHandle;
 use super::sandbox::Sandbox;
+use super::spec::PluginSpec;
+use crate::dataplane::maps::MapSet;
 use crate::wit::{ApiVersion, HANDLER_FUNCS, KindSet, Plugin, PluginInfo, PluginPre, v0_1};
 
 /// Why a plugin could not be loaded. Each message names the file and what
@@ -61,6 +64,13 @@ pub enum LoadError {
         name: String,
         message: String,
     },
+    /// Its grants cannot be given, or it asked for what it is not granted.
+    #[error("{path}: plugin {name:?} {reason}")]
+    NotGranted {
+        path: String,
+        name: String,
+        reason: String,
+    },
     /// `init` returned an error for the given config.
     #[error("{path}: plugin {name:?} refused its config: {message}")]
     InitRefused {
@@ -102,6 +112,8 @@ pub struct Compiled {
     pub compile_time: Duration,
     /// The version of the plugin API it was built for.
     pub version: ApiVersion,
+    /// It imports the BPF maps capability.
+    pub imports_maps: bool,
     pre: Pre,
 }
 
@@ -131,6 +143,8 @@ pub struct Runtime {
     engine: WasmEngine,
     linker: Linker<Sandbox>,
     cache: Option<CodeCache>,
+    /// The dataplane's maps, given to plugins as granted.
+    maps: Option<Arc<MapSet>>,
     ticker_stop: Arc<AtomicBool>,
     ticker: Option<JoinHandle<()>>,
 }
@@ -171,9 +185,17 @@ impl Runtime {
             engine,
             linker,
             cache,
+            maps: None,
             ticker_stop,
             ticker: Some(ticker),
         })
+    }
+
+    /// Plugins are granted maps from `maps` (the dataplane's, or dry maps
+    /// for a check).
+    pub fn with_maps(mut self, maps: Arc<MapSet>) -> Runtime {
+        self.maps = Some(maps);
+        self
     }
 
     pub fn wasm_engine(&self) -> &WasmEngine {
@@ -206,6 +228,10 @@ impl Runtime {
                 path: shown.clone(),
                 reason,
             })?;
+        let imports_maps = version.maps_import().is_some_and(|maps| {
+            let ty = component.component_type();
+            ty.imports(&self.engine).any(|(name, _)| name == maps)
+        });
         let linked = self.linker.instantiate_pre(&component);
         let pre = match version {
             ApiVersion::V0_1 => linked.and_then(v0_1::PluginPre::new).map(Pre::V0_1),
@@ -221,6 +247,7 @@ impl Runtime {
             from_cache,
             compile_time,
             version,
+            imports_maps,
             pre,
         })
     }
@@ -250,7 +277,7 @@ impl Runtime {
 
     /// A new sandboxed instance: its own `Store` with the plugin's limits,
     /// then `describe` and `init(config)`. `name` overrides the name the
-    /// plugin gives itself (to load one file twice).
+    /// plugin gives itself (to load one file twice). Nothing is granted.
     pub fn instantiate(
         &self,
         compiled: &Compiled,
@@ -258,9 +285,29 @@ impl Runtime {
         config: &str,
         limits: &Limits,
     ) -> Result<Instance, LoadError> {
+        let spec = PluginSpec {
+            name: name.map(str::to_string),
+            config: config.to_string(),
+            limits: *limits,
+            ..PluginSpec::new(&compiled.path)
+        };
+        self.instantiate_spec(compiled, &spec)
+    }
+
+    /// A new instance as `spec` asks: its name, config, limits and grants.
+    /// The grants are checked before `init`, and what `init` asked for and
+    /// was not granted refuses the load.
+    pub fn instantiate_spec(
+        &self,
+        compiled: &Compiled,
+        spec: &PluginSpec,
+    ) -> Result<Instance, LoadError> {
+        let (name, config, limits) = (spec.name.as_deref(), spec.config.as_str(), &spec.limits);
         let path = compiled.path.display().to_string();
         let provisional: Arc<str> = Arc::from(name.unwrap_or("(loading)"));
-        let mut store = Store::new(&self.engine, Sandbox::new(provisional, limits.memory_cap));
+        let mut sandbox = Sandbox::new(provisional, limits.memory_cap);
+        sandbox.capabilities = Capabilities::new(self.maps.clone(), spec.grants.clone());
+        let mut store = Store::new(&self.engine, sandbox);
         store.limiter(|sandbox| &mut sandbox.limiter);
         // At every epoch tick, the call in progress is checked against its
         // time budget (CPU time of its thread; a wall-clock ceiling).
@@ -300,16 +347,32 @@ impl Runtime {
             .map_err(|e| call_err("describe", &mut store, e))?;
         let name: Arc<str> = Arc::from(name.unwrap_or(&info.name));
         store.data_mut().rename(name.clone());
+        let not_granted = |reason| LoadError::NotGranted {
+            path: path.clone(),
+            name: name.to_string(),
+            reason,
+        };
+        let capabilities = &mut store.data_mut().capabilities;
+        capabilities
+            .check(compiled.imports_maps)
+            .map_err(not_granted)?;
+        capabilities.open_for_init();
         store.data_mut().budget.start(limits::LOAD_DEADLINE);
         store.set_epoch_deadline(1);
-        let filter = bindings
+        let init = bindings
             .init(&mut store, config)
-            .map_err(|e| call_err("init", &mut store, e))?
-            .map_err(|message| LoadError::InitRefused {
-                path: path.clone(),
-                name: name.to_string(),
-                message,
-            })?;
+            .map_err(|e| call_err("init", &mut store, e))?;
+        // An open refused is the refusal, whatever `init` made of it.
+        store
+            .data_mut()
+            .capabilities
+            .opened()
+            .map_err(not_granted)?;
+        let filter = init.map_err(|message| LoadError::InitRefused {
+            path: path.clone(),
+            name: name.to_string(),
+            message,
+        })?;
         if let Err(message) = filter.check() {
             return Err(LoadError::BadFilter {
                 path,
@@ -465,7 +528,7 @@ fn api_version(engine: &WasmEngine, component: &Component) -> Result<ApiVersion,
     for (name, _) in ty.imports(engine) {
         if !provided(version, name) {
             return Err(format!(
-                "it imports `{name}`, which the host does not provide to a {version} plugin (it provides {} and WASI 0.2's {} packages, with nothing granted; a JavaScript plugin built by componentize-js needs `-d http fetch-event`)",
+                "it imports `{name}`, which the host does not provide to a {version} plugin (it provides {} and WASI 0.2's {} packages, with nothing of WASI granted; a JavaScript plugin built by componentize-js needs `-d http fetch-event`)",
                 version.host_imports().join(", "),
                 HOST_WASI.join(", ")
             ));
@@ -536,6 +599,9 @@ mod tests {
             assert!(provided(ApiVersion::V0_1, name), "{name}");
         }
         assert!(provided(ApiVersion::V0_2, "dataplane:handler/host@0.2.0"));
+        // A capability: linked, then checked against the plugin's grants.
+        assert!(provided(ApiVersion::V0_2, "dataplane:handler/maps@0.2.0"));
+        assert!(!provided(ApiVersion::V0_1, "dataplane:handler/maps@0.1.0"));
         assert!(!provided(ApiVersion::V0_2, "dataplane:handler/host@0.1.0"));
         assert!(!provided(ApiVersion::V0_1, "dataplane:handler/types@0.2.0"));
         for name in [

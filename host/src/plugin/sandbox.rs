@@ -13,6 +13,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::capabilities::Capabilities;
 use super::limits::{
     MAX_INSTANCES, MAX_LOG_LINE, MAX_MEMORIES, MAX_TABLE_ELEMENTS, MAX_TABLES, WALL_CEILING,
 };
@@ -43,7 +44,9 @@ pub struct Sandbox {
     /// The plugin's name, on every log line it causes.
     name: PluginName,
     wasi: WasiCtx,
-    table: ResourceTable,
+    pub(super) table: ResourceTable,
+    /// What it may use beyond its events and log (`capabilities`).
+    pub(super) capabilities: Capabilities,
     pub(super) limiter: Limiter,
     /// The call in progress's time budget.
     pub(super) budget: Budget,
@@ -125,6 +128,7 @@ impl Sandbox {
             name,
             wasi,
             table: ResourceTable::new(),
+            capabilities: Capabilities::default(),
             limiter: Limiter {
                 memory_cap,
                 memory_in_use: 0,
@@ -172,8 +176,9 @@ impl v0_1::dataplane::handler::host::Host for Sandbox {
 }
 
 impl dataplane::handler::host::Host for Sandbox {
-    fn log(&mut self, level: LogLevel, message: String) {
+    fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
         emit(&self.name.get(), level, cut(&message));
+        Ok(())
     }
 }
 

@@ -13,8 +13,17 @@ pub mod v0_1;
 
 wasmtime::component::bindgen!({
     path: "../wit/0.2.0",
-    world: "plugin",
+    world: "dataplane-plugin",
+    // A map call can fail in the host (a handle not in the table): that
+    // traps the call instead of passing for the plugin's own error.
+    imports: { default: trappable },
 });
+
+/// Every 0.2.0 plugin is linked as a `dataplane-plugin`: the world of a
+/// plugin without capabilities is the same with fewer imports.
+pub use DataplanePlugin as Plugin;
+pub use DataplanePluginPre as PluginPre;
+pub use dataplane::handler::maps::{BatchError, BpfMap, MapError, MapInfo, SizeError};
 
 pub use dataplane::handler::types::{
     Address, Event, Family, Filter, GroupMember, HwAddress, IpAddress, IpPrefix, Link, LogLevel,
@@ -74,12 +83,25 @@ impl ApiVersion {
         format!("dataplane:handler/plugin@{}", self.number())
     }
 
-    /// The instances the host offers besides WASI.
-    pub fn host_imports(self) -> [String; 2] {
-        [
+    /// The instances the host offers besides WASI (capabilities among
+    /// them, usable only as far as a plugin is granted them).
+    pub fn host_imports(self) -> Vec<String> {
+        let mut imports = vec![
             format!("dataplane:handler/types@{}", self.number()),
             format!("dataplane:handler/host@{}", self.number()),
-        ]
+        ];
+        if let Some(maps) = self.maps_import() {
+            imports.push(maps);
+        }
+        imports
+    }
+
+    /// The BPF maps capability's instance, in the versions that have it.
+    pub fn maps_import(self) -> Option<String> {
+        match self {
+            ApiVersion::V0_1 => None,
+            ApiVersion::V0_2 => Some(format!("dataplane:handler/maps@{}", self.number())),
+        }
     }
 }
 

@@ -31,7 +31,7 @@ pub mod addr;
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit/0.2.0",
-        world: "plugin",
+        world: "dataplane-plugin",
         pub_export_macro: true,
         export_macro_name: "export_handler",
         default_bindings_module: "dphost_sdk::bindings",
@@ -45,6 +45,31 @@ pub use bindings::dataplane::handler::types::{
 };
 
 pub use bindings::exports::dataplane::handler::handler::{Answer, Page};
+
+/// The BPF maps capability (WIT `maps`): open in [`Plugin::init`] the maps
+/// the plugin's `[[plugin]]` table grants, then update them from events. A
+/// plugin that never calls [`maps::open`] does not import the interface,
+/// and needs no grant.
+pub mod maps {
+    pub use crate::bindings::dataplane::handler::maps::{
+        BatchError, BpfMap, MapError, MapInfo, SizeError, open,
+    };
+
+    /// A map error in words, for a log line or a refusal.
+    pub fn explain(error: &MapError) -> String {
+        match error {
+            MapError::NotGranted(name) => format!("map {name:?} is not granted"),
+            MapError::NoSuchMap(name) => format!("the dataplane has no map {name:?}"),
+            MapError::NotInInit => "maps are opened in init only".to_string(),
+            MapError::BadSize(e) => format!(
+                "the {} is {} bytes, the map's is {}",
+                e.what, e.given, e.expected
+            ),
+            MapError::ReadOnly => "the map is granted read-only".to_string(),
+            MapError::Os((errno, message)) => format!("{message} (errno {errno})"),
+        }
+    }
+}
 
 /// The WIT package version this SDK speaks.
 pub const WIT_VERSION: &str = "0.2.0";
@@ -87,6 +112,9 @@ pub trait Plugin: Default + 'static {
     /// [`Plugin::sync_end`] is gone.
     fn sync_begin(&mut self, _kind: ObjectKind) {}
     fn sync_end(&mut self, _kind: ObjectKind) {}
+    /// The batch's last event was delivered: the place to flush work
+    /// gathered from its events (many map updates in one call).
+    fn batch_end(&mut self) {}
 
     fn query(&mut self, _request: &str) -> Result<String, String> {
         Err("this plugin answers no queries".to_string())
@@ -109,7 +137,7 @@ pub trait Plugin: Default + 'static {
 }
 
 /// Delivers one batch to a plugin, event by event, moving each event's data
-/// into the method that takes it.
+/// into the method that takes it, then calls [`Plugin::batch_end`].
 pub fn dispatch<P: Plugin>(plugin: &mut P, events: Vec<Event>) {
     for event in events {
         match event {
@@ -129,6 +157,7 @@ pub fn dispatch<P: Plugin>(plugin: &mut P, events: Vec<Event>) {
             Event::RuleDel(rule) => plugin.rule_del(rule),
         }
     }
+    plugin.batch_end();
 }
 
 /// Builds a [`PluginInfo`].
