@@ -15,6 +15,8 @@
 //   the route's hops: one chosen by a hash of the flow (ECMP)
 //   no port entry for the hop's interface               -> the kernel
 //   no neighbour for (interface, gateway or destination)-> the kernel (it resolves)
+//   larger than the egress link's MTU                   -> the kernel (it fragments,
+//                                                          or answers ICMP)
 //   else: rewrite both MACs, decrement TTL (IPv4 checksum updated
 //   incrementally) or hop limit, and redirect to the port (devmap `tx`).
 // Each outcome is counted in the per-CPU array `stats`.
@@ -91,6 +93,7 @@ enum outcome {
 	PASS_ROUTE,
 	PASS_NO_PORT,
 	PASS_NO_NEIGHBOUR,
+	PASS_TOO_BIG,
 	OUTCOMES,
 };
 
@@ -139,12 +142,13 @@ struct {
 	__type(value, struct mac);
 } ports SEC(".maps");
 
-// Redirect targets: ifindex -> ifindex.
+// Redirect targets: ifindex -> the kernel's devmap value (the egress
+// ifindex, and a program fd of 0 for none).
 struct {
 	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
 	__uint(max_entries, 1024);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct bpf_devmap_val);
 } tx SEC(".maps");
 
 struct {
@@ -227,15 +231,23 @@ static __always_inline int forward(struct xdp_md *ctx, struct ethhdr *eth, __u32
 	}
 	if (!neigh)
 		return count(PASS_NO_NEIGHBOUR, XDP_PASS);
+	// Too big for the egress link: the kernel fragments it or answers
+	// "fragmentation needed" (path MTU discovery depends on it).
+	__u32 mtu_len = 0;
 
-	__builtin_memcpy(eth->h_dest, neigh->addr, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, port->addr, ETH_ALEN);
-	// Not in `tx`: the kernel, as for any interface we cannot send on.
+	if (bpf_check_mtu(ctx, ifindex, &mtu_len, 0, 0))
+		return count(PASS_TOO_BIG, XDP_PASS);
+
+	// Not in `tx`: the kernel, as for any interface we cannot send on,
+	// with the frame untouched. The redirect itself happens once the
+	// program returns, so the frame is rewritten after it is decided.
 	long action = bpf_redirect_map(&tx, ifindex, XDP_PASS);
 
-	if (action == XDP_REDIRECT)
-		return count(FORWARDED, XDP_REDIRECT);
-	return count(PASS_NO_PORT, XDP_PASS);
+	if (action != XDP_REDIRECT)
+		return count(PASS_NO_PORT, XDP_PASS);
+	__builtin_memcpy(eth->h_dest, neigh->addr, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, port->addr, ETH_ALEN);
+	return count(FORWARDED, XDP_REDIRECT);
 }
 
 static __always_inline int route4(struct xdp_md *ctx, struct ethhdr *eth, void *end)
@@ -251,8 +263,9 @@ static __always_inline int route4(struct xdp_md *ctx, struct ethhdr *eth, void *
 		return count(PASS_HEADER, XDP_PASS);
 	__u8 first = ((__u8 *)&ip->daddr)[0];
 
-	// Multicast, limited broadcast, loopback, this network.
-	if (first >= 224 || first == 127 || first == 0)
+	// Multicast, limited broadcast, loopback, this network, link-local.
+	if (first >= 224 || first == 127 || first == 0 ||
+	    (first == 169 && ((__u8 *)&ip->daddr)[1] == 254))
 		return count(PASS_SPECIAL_DESTINATION, XDP_PASS);
 	if (ip->ttl <= 1)
 		return count(PASS_TTL, XDP_PASS);
