@@ -7,6 +7,7 @@
 //! - `bird`: BIRD 2 exporting plain and multipath routes into two tables, reconfigured live.
 //! - `cli`: the `dphost` binary: `run`, `ctl`, `check`, SIGHUP, JSON logs, `ctl watch`.
 //! - `fib`: the FIB plugin's lookups, replaces, multipath and resync sweep.
+//! - `forwarding`: the XDP router programmed by `xdp-fib`: real packets, route flips, ECMP, neighbours, a hot reload, grants.
 //! - `frr`: FRR's zebra, staticd and bgpd installing and changing routes through nexthop objects.
 //! - `hostile`: plugins that trap, spin, bomb or recurse on a real kernel recover or are disabled.
 //! - `image`: pre-lowered batches reach a plugin exactly as typed lowering does.
@@ -36,6 +37,7 @@ mod barrier;
 mod bird;
 mod cli;
 mod fib;
+mod forwarding;
 mod frr;
 mod hostile;
 mod image;

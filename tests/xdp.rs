@@ -3,9 +3,10 @@
 //! three namespaces joined by veth pairs, the program attached in native
 //! mode to both of the router's ports.
 //!
-//! Its maps start empty (dphost's `xdp-fib` plugin fills them: issue 12),
-//! so every packet meets "no route" and must be passed to the kernel,
-//! which forwards it: what the router cannot handle still gets through.
+//! Here its maps stay empty (dphost's `xdp-fib` plugin fills them: see
+//! `forwarding`), so every packet meets "no route" and must be passed to
+//! the kernel, which forwards it: what the router cannot handle still gets
+//! through.
 //!
 //! `dphost run` with `[dataplane]` loads it itself: attached on start,
 //! maps pinned on a bpffs it mounts, detached on exit, or kept forwarding
@@ -26,7 +27,7 @@ const DATAGRAMS: usize = 20;
 
 /// client (c0) - (r0) router (r1) - (s0) server, addressed in both
 /// families, the router forwarding and the ends routed through it.
-fn topology() -> Option<(TestNetns, TestNetns, TestNetns)> {
+pub(crate) fn topology() -> Option<(TestNetns, TestNetns, TestNetns)> {
     let client = TestNetns::new("xdp-c")?;
     let router = TestNetns::new("xdp-r")?;
     let server = TestNetns::new("xdp-s")?;
@@ -98,7 +99,7 @@ fn send(client: &TestNetns, family: &str, addr: &str) {
 
 /// The router kernel's forwarded packets: IPv4 ForwDatagrams, IPv6
 /// Ip6OutForwDatagrams.
-fn forwarded(router: &TestNetns) -> (u64, u64) {
+pub(crate) fn forwarded(router: &TestNetns) -> (u64, u64) {
     let read = |file: &str| {
         let out = Command::new("ip")
             .args(["netns", "exec", &router.name, "cat", file])
@@ -186,7 +187,7 @@ fn until(router: &TestNetns, what: &str, done: impl Fn(Option<u32>, Option<u32>)
 }
 
 /// A bpffs dphost mounted for a test: unmounted when the test ends.
-struct Bpffs(PathBuf);
+pub(crate) struct Bpffs(pub(crate) PathBuf);
 
 impl Drop for Bpffs {
     fn drop(&mut self) {

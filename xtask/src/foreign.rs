@@ -203,6 +203,25 @@ fn ensure_debian(packages: &[&str], ready: fn() -> bool, needs: &str) -> Result<
     Ok(())
 }
 
+/// What the XDP router's tests run besides the kernel: `ping`, and
+/// `ethtool` (a veth delivers XDP-redirected frames only with GRO on at its
+/// peer). Installed from Debian when missing and running as root.
+pub fn ensure_test_tools() -> Result<()> {
+    ensure_debian(
+        &["iputils-ping", "ethtool"],
+        || answers("ping", "-V") && answers("ethtool", "--version"),
+        "the XDP router's tests need ping and ethtool",
+    )
+}
+
+/// True when `bin flag` runs and succeeds.
+fn answers(bin: &str, flag: &str) -> bool {
+    Command::new(bin)
+        .arg(flag)
+        .output()
+        .is_ok_and(|out| out.status.success())
+}
+
 /// libbpf's headers (`bpf/bpf_helpers.h`), for the XDP example.
 const LIBBPF_PACKAGES: [&str; 1] = ["libbpf-dev"];
 
