@@ -6,8 +6,9 @@
 //! nexthop group under a route, and (when FRR is installed) has zebra
 //! install a route through a nexthop object; provokes a
 //! notification storm into a small receive buffer so a resync happens;
-//! shows the status and FIB lookups side by side with `ip route get`; and
-//! removes everything it made. Without root it follows the current
+//! shows the status and FIB lookups side by side with `ip route get`; runs
+//! the example XDP router programmed by the xdp-fib plugin (`demo_xdp`);
+//! and removes everything it made. Without root it follows the current
 //! namespace read-only and says so.
 
 use std::path::{Path, PathBuf};
@@ -26,7 +27,7 @@ impl Drop for Netns {
 }
 
 /// A running `dphost run`, stopped on drop.
-struct Daemon(Child);
+pub(crate) struct Daemon(pub(crate) Child);
 
 impl Drop for Daemon {
     fn drop(&mut self) {
@@ -48,7 +49,7 @@ fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-fn say(title: &str) {
+pub(crate) fn say(title: &str) {
     println!("\n\x1b[1m== {title}\x1b[0m");
 }
 
@@ -331,6 +332,7 @@ pub fn run(target: &Path) -> Result<()> {
     {
         println!("   {line}");
     }
+    crate::demo_xdp::run(target, pid)?;
     say(&format!(
         "cleaning up: namespace {} removed, log in {}",
         ns.0,
