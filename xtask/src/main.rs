@@ -8,8 +8,9 @@
 //! - `test`: `build`, then every test in the workspace.
 //! - `demo`: `build`, then dphost on a throwaway namespace (see `demo.rs`).
 //! - `bench dispatch`, `bench sync`, `bench reload`, `bench languages`,
-//!   `bench nexthops`, `bench filter`, `bench audit`, `bench silent`, `bench control`: `build`, then that
-//!   benchmark (figures go to BENCHMARKS.md).
+//!   `bench nexthops`, `bench filter`, `bench audit`, `bench silent`,
+//!   `bench control`, `bench dataplane`: `build`, then that benchmark
+//!   (figures go to BENCHMARKS.md).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,10 +18,15 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 mod demo;
+mod demo_xdp;
 mod foreign;
 
 /// The example plugins: crate name, and the file name under target/plugins.
-const PLUGINS: [(&str, &str); 2] = [("dphost-fib", "fib"), ("logger", "logger")];
+const PLUGINS: [(&str, &str); 3] = [
+    ("dphost-fib", "fib"),
+    ("logger", "logger"),
+    ("xdp-fib", "xdp_fib"),
+];
 
 /// The test fixtures, built to target/plugins/fixtures.
 const FIXTURES: [&str; 14] = [
@@ -53,11 +59,11 @@ fn main() -> Result<()> {
         [
             "bench",
             name @ ("dispatch" | "sync" | "reload" | "languages" | "nexthops" | "filter" | "audit"
-            | "silent" | "control"),
+            | "silent" | "control" | "dataplane"),
         ] => bench(name),
         _ => {
             eprintln!(
-                "usage: cargo xtask <build | tools | test [cargo test args] | demo | bench dispatch|sync|reload|languages|nexthops|filter|audit|silent|control>"
+                "usage: cargo xtask <build | tools | test [cargo test args] | demo | bench dispatch|sync|reload|languages|nexthops|filter|audit|silent|control|dataplane>"
             );
             bail!("unknown command {args:?}")
         }
@@ -162,6 +168,7 @@ fn copy(built: &Path, krate: &str, to: &Path) -> Result<()> {
 
 fn test(extra: &[&str]) -> Result<()> {
     build()?;
+    foreign::ensure_test_tools()?;
     let mut child = cargo()
         .args(["test", "--workspace", "--no-fail-fast"])
         .args(extra)
@@ -200,6 +207,7 @@ fn count(result: &str, label: &str) -> u64 {
 
 fn demo() -> Result<()> {
     build()?;
+    foreign::ensure_test_tools()?;
     demo::run(&target_dir())
 }
 
