@@ -321,6 +321,19 @@ mod tests {
         assert_eq!(dataplane.program, "xdp_router");
         assert_eq!(dataplane.interfaces, ["r0", "r1"]);
         assert!(!dataplane.keep);
+        let grants = &config.plugins[0].maps.maps;
+        assert_eq!(grants.len(), 8);
+        assert_eq!(grants["stats"], crate::plugin::spec::Access::Read);
+        assert_eq!(grants["routes4"], crate::plugin::spec::Access::ReadWrite);
+    }
+
+    /// A bad map grant is an error naming it, at its line.
+    #[test]
+    fn bad_map_grants_are_refused() {
+        let text = "[[plugin]]\npath = \"x.wasm\"\nmaps = [\"a\", \"a:write\"]\n";
+        let message = format!("{:#}", Config::parse(text).unwrap_err());
+        assert!(message.contains("unknown access \"write\""), "{message}");
+        assert!(message.contains("line 3"), "{message}");
     }
 
     /// An unknown key is an error that names the key and its line.
