@@ -17,7 +17,7 @@
 //! transmit checksumming off, as a NIC's frames carry their checksum.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -52,6 +52,7 @@ struct Lab {
     router: TestNetns,
     server: TestNetns,
     dir: Scratch,
+    config: PathBuf,
     control: String,
     dphost: Option<Child>,
     _bpffs: Bpffs,
@@ -59,6 +60,11 @@ struct Lab {
 
 impl Lab {
     fn new(tag: &str) -> Option<Lab> {
+        Lab::keeping(tag, false)
+    }
+
+    /// With `keep`: the router goes on forwarding when dphost stops.
+    fn keeping(tag: &str, keep: bool) -> Option<Lab> {
         let (client, router, server) = topology()?;
         router.ip(&format!(
             "link add r2 type veth peer name s1 netns {}",
@@ -97,8 +103,8 @@ impl Lab {
             &config,
             format!(
                 "netns = {:?}\ncontrol = [{control:?}]\n\n[dataplane]\nobject = {:?}\n\
-                 program = \"xdp_router\"\ninterfaces = [\"r0\", \"r1\", \"r2\"]\npin_dir = {:?}\n\n\
-                 [[plugin]]\npath = {:?}\nmaps = [{}]\n",
+                 program = \"xdp_router\"\ninterfaces = [\"r0\", \"r1\", \"r2\"]\npin_dir = {:?}\n\
+                 keep = {keep}\n\n[[plugin]]\npath = {:?}\nmaps = [{}]\n",
                 router.name,
                 bpf_object("xdp_router").display().to_string(),
                 mount.join("router").display().to_string(),
@@ -107,27 +113,42 @@ impl Lab {
             ),
         )
         .expect("writing the configuration");
-        let dphost = Command::new(DPHOST)
-            .args(["run", "--no-cache", "--config"])
-            .arg(&config)
-            .env("RUST_LOG", "warn")
-            .spawn()
-            .expect("starting dphost run");
-        let lab = Lab {
+        let mut lab = Lab {
             client,
             router,
             server,
             dir,
+            config,
             control,
-            dphost: Some(dphost),
+            dphost: None,
             _bpffs: bpffs,
         };
+        lab.start();
         // The neighbours both ways, resolved by the kernels' slow path.
         for addr in ["10.0.2.2", "10.0.3.2", "fd00:2::2", "fd00:3::2"] {
             lab.ping(addr, 1, 0);
         }
         lab.settled();
         Some(lab)
+    }
+
+    /// Starts dphost (attached, or taking over kept links).
+    fn start(&mut self) {
+        let dphost = Command::new(DPHOST)
+            .args(["run", "--no-cache", "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .expect("starting dphost run");
+        self.dphost = Some(dphost);
+    }
+
+    /// Stops dphost with SIGTERM; it must exit cleanly.
+    fn stop(&mut self) {
+        let mut dphost = self.dphost.take().expect("dphost runs");
+        let _ = Command::new("kill").arg(dphost.id().to_string()).status();
+        let status = dphost.wait().expect("dphost exits");
+        assert!(status.success(), "dphost run: {status}");
     }
 
     fn ctl(&self, args: &[&str]) -> Output {
@@ -286,7 +307,6 @@ impl Drop for Lab {
             let _ = Command::new("kill").arg(dphost.id().to_string()).status();
             let _ = dphost.wait();
         }
-        let _ = &self.dir;
     }
 }
 
@@ -350,6 +370,20 @@ fn xdp_fib_follows_routes_and_neighbours() {
     let (d0, d1) = (lab.server_rx("s0") - s0, lab.server_rx("s1") - s1);
     assert!(d0 >= 100 && d1 >= 100, "ECMP spread 400 flows {d0} / {d1}");
 
+    // Through a nexthop object, as FRR installs routes; the object
+    // replaced under the route, which the kernel announces by no route
+    // message.
+    lab.router.ip("nexthop add id 10 via 10.0.2.2 dev r1");
+    routed("nhid 10");
+    let s0 = lab.server_rx("s0");
+    assert_eq!(lab.udp(service, 100, 2000), 100, "through the nexthop");
+    assert!(lab.server_rx("s0") - s0 >= 100);
+    lab.router.ip("nexthop replace id 10 via 10.0.3.2 dev r2");
+    lab.settled();
+    let s1 = lab.server_rx("s1");
+    assert_eq!(lab.udp(service, 100, 2000), 100, "through the new nexthop");
+    assert!(lab.server_rx("s1") - s1 >= 100);
+
     // A MAC no port has: what XDP sends there, the server drops.
     routed("via 10.0.3.2");
     lab.router
@@ -384,7 +418,7 @@ fn xdp_fib_follows_routes_and_neighbours() {
 }
 
 /// `ctl reload xdp-fib` in the middle of a stream of 10,000 datagrams a
-/// second: not one is lost, and XDP forwards them all (the maps stay, the
+/// second (3 s): not one is lost, and XDP forwards them all (the maps stay, the
 /// new instance reconciles them from the replay).
 #[test]
 fn a_hot_reload_of_xdp_fib_loses_nothing() {
@@ -393,9 +427,17 @@ fn a_hot_reload_of_xdp_fib_loses_nothing() {
     };
     let kernel = forwarded(&lab.router);
     let reloaded = std::thread::scope(|scope| {
-        let stream = scope.spawn(|| lab.udp("10.0.2.2", 20_000, 10_000));
-        std::thread::sleep(Duration::from_millis(500));
+        let s0 = lab.server_rx("s0");
+        let stream = scope.spawn(|| lab.udp("10.0.2.2", 30_000, 10_000));
+        // The reload starts once the stream flows, and must end before it
+        // does: it is in the middle by construction, whatever the pace.
+        let started = Instant::now();
+        while lab.server_rx("s0") - s0 < 1000 {
+            assert!(started.elapsed() < Duration::from_secs(20), "no stream");
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let reload = lab.ctl(&["reload", "xdp-fib"]);
+        assert!(!stream.is_finished(), "the reload outlasted the stream");
         (stream.join().expect("the stream"), reload)
     });
     let (received, reload) = reloaded;
@@ -404,13 +446,47 @@ fn a_hot_reload_of_xdp_fib_loses_nothing() {
         "reload: {}",
         String::from_utf8_lossy(&reload.stderr)
     );
-    assert_eq!(received, 20_000, "datagrams received across the reload");
+    assert_eq!(received, 30_000, "datagrams received across the reload");
     let after = forwarded(&lab.router);
     assert!(
         after.0 - kernel.0 <= SLOW_PATH,
         "the router's kernel forwarded {kernel:?} -> {after:?}"
     );
     lab.settled();
+}
+
+/// With `keep = true` the router forwards while dphost is stopped, with
+/// the maps' last state; the next dphost takes the links over and its
+/// xdp-fib reconciles the maps with what changed meanwhile: a route
+/// deleted while nobody watched is swept, a new one added.
+#[test]
+fn a_kept_dataplane_forwards_while_dphost_is_down_and_is_resynced() {
+    let Some(mut lab) = Lab::keeping("fwd-keep", true) else {
+        return;
+    };
+    lab.router.ip("route add 10.9.9.0/24 via 10.0.2.2");
+    lab.settled();
+    lab.stop();
+    let kernel = forwarded(&lab.router);
+    assert_eq!(lab.udp("10.9.9.1", 100, 2000), 100, "forwarded while down");
+    let after = forwarded(&lab.router);
+    assert!(
+        after.0 - kernel.0 <= SLOW_PATH,
+        "XDP, not the kernel: {kernel:?} -> {after:?}"
+    );
+    lab.router.ip("route del 10.9.9.0/24");
+    lab.router.ip("route add 10.8.8.0/24 via 10.0.3.2");
+    lab.start();
+    lab.settled();
+    let summary = lab.query(r#"{"op":"summary"}"#);
+    assert_eq!(lab.udp("10.9.9.1", 20, 2000), 0, "the stale route swept");
+    lab.server.ip("addr add 10.8.8.1/32 dev lo");
+    assert_eq!(
+        lab.udp("10.8.8.1", 100, 2000),
+        100,
+        "the new route: {summary}"
+    );
+    lab.stop();
 }
 
 /// A plugin is refused at load, before it runs a batch, when its grants
