@@ -5,8 +5,8 @@
 //! attaches; these act on the fds of the maps it pinned. The attribute
 //! layout is the kernel's own (`aya_obj::generated::bpf_attr`), not a copy.
 //!
-//! Sizes are the caller's to check ([`super::maps`] checks them against
-//! the kernel's definition of the map): the kernel reads exactly its key
+//! Sizes are the caller's to check (`maps.rs` checks them against the
+//! kernel's definition of the map): the kernel reads exactly its key
 //! and value sizes from the pointers given.
 
 use std::io;

@@ -10,12 +10,10 @@
 
 use std::sync::Arc;
 
-use wasmtime::component::Resource;
+use wasmtime::component::{Resource, ResourceTable};
 
-use super::sandbox::Sandbox;
 use super::spec::{Access, Grants};
 use crate::dataplane::maps::{BpfMap as Map, MapFault, MapSet};
-use crate::wit::dataplane::handler::maps::{Host, HostBpfMap};
 use crate::wit::{BatchError, BpfMap, MapError, MapInfo, SizeError};
 
 /// Most keys one `keys` call gives: each costs the host a system call,
@@ -145,7 +143,15 @@ fn fault(fault: MapFault) -> MapError {
     }
 }
 
-impl Sandbox {
+/// The `maps` interface's calls on one instance: its handles (in its
+/// resource table) and its capabilities. The sandbox's host traits
+/// delegate here.
+pub struct Maps<'a> {
+    pub table: &'a mut ResourceTable,
+    pub capabilities: &'a mut Capabilities,
+}
+
+impl Maps<'_> {
     fn handle(&self, map: &Resource<BpfMap>) -> wasmtime::Result<&Handle> {
         Ok(self.table.get(&Resource::<Handle>::new_borrow(map.rep()))?)
     }
@@ -157,10 +163,8 @@ impl Sandbox {
             Access::Read => Err(MapError::ReadOnly),
         })
     }
-}
 
-impl Host for Sandbox {
-    fn open(&mut self, name: String) -> wasmtime::Result<Result<Resource<BpfMap>, MapError>> {
+    pub fn open(&mut self, name: String) -> wasmtime::Result<Result<Resource<BpfMap>, MapError>> {
         let handle = match self.capabilities.open(&name) {
             Ok(handle) => handle,
             Err(e) => return Ok(Err(e)),
@@ -168,10 +172,8 @@ impl Host for Sandbox {
         let pushed = self.table.push(handle)?;
         Ok(Ok(Resource::new_own(pushed.rep())))
     }
-}
 
-impl HostBpfMap for Sandbox {
-    fn info(&mut self, map: Resource<BpfMap>) -> wasmtime::Result<MapInfo> {
+    pub fn info(&mut self, map: Resource<BpfMap>) -> wasmtime::Result<MapInfo> {
         let handle = self.handle(&map)?;
         let def = handle.map.def();
         Ok(MapInfo {
@@ -184,7 +186,7 @@ impl HostBpfMap for Sandbox {
         })
     }
 
-    fn lookup(
+    pub fn lookup(
         &mut self,
         map: Resource<BpfMap>,
         key: Vec<u8>,
@@ -192,7 +194,7 @@ impl HostBpfMap for Sandbox {
         Ok(self.handle(&map)?.map.lookup(&key).map_err(fault))
     }
 
-    fn update(
+    pub fn update(
         &mut self,
         map: Resource<BpfMap>,
         key: Vec<u8>,
@@ -203,7 +205,7 @@ impl HostBpfMap for Sandbox {
             .and_then(|h| h.map.update(&key, &value).map_err(fault)))
     }
 
-    fn delete(
+    pub fn delete(
         &mut self,
         map: Resource<BpfMap>,
         key: Vec<u8>,
@@ -213,7 +215,7 @@ impl HostBpfMap for Sandbox {
             .and_then(|h| h.map.delete(&key).map_err(fault)))
     }
 
-    fn update_batch(
+    pub fn update_batch(
         &mut self,
         map: Resource<BpfMap>,
         keys: Vec<u8>,
@@ -229,7 +231,7 @@ impl HostBpfMap for Sandbox {
         })
     }
 
-    fn keys(
+    pub fn keys(
         &mut self,
         map: Resource<BpfMap>,
         after: Option<Vec<u8>>,
@@ -242,7 +244,7 @@ impl HostBpfMap for Sandbox {
             .map_err(fault))
     }
 
-    fn drop(&mut self, map: Resource<BpfMap>) -> wasmtime::Result<()> {
+    pub fn drop(&mut self, map: Resource<BpfMap>) -> wasmtime::Result<()> {
         self.table.delete(Resource::<Handle>::new_own(map.rep()))?;
         Ok(())
     }

@@ -8,17 +8,18 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use wasmtime::ResourceLimiter;
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::capabilities::Capabilities;
+use super::capabilities::{Capabilities, Maps};
 use super::limits::{
     MAX_INSTANCES, MAX_LOG_LINE, MAX_MEMORIES, MAX_TABLE_ELEMENTS, MAX_TABLES, WALL_CEILING,
 };
 use crate::netlink::socket::thread_cpu_time;
-use crate::wit::{LogLevel, dataplane, v0_1};
+use crate::wit::dataplane::handler::maps::{Host as MapsHost, HostBpfMap};
+use crate::wit::{BatchError, BpfMap, LogLevel, MapError, MapInfo, dataplane, v0_1};
 
 /// A plugin's name, shared by its store and its output streams. It is set
 /// once `describe` has answered (or from configuration), before any event.
@@ -158,6 +159,74 @@ impl WasiView for Sandbox {
 }
 
 impl dataplane::handler::types::Host for Sandbox {}
+
+impl Sandbox {
+    fn maps(&mut self) -> Maps<'_> {
+        Maps {
+            table: &mut self.table,
+            capabilities: &mut self.capabilities,
+        }
+    }
+}
+
+impl MapsHost for Sandbox {
+    fn open(&mut self, name: String) -> wasmtime::Result<Result<Resource<BpfMap>, MapError>> {
+        self.maps().open(name)
+    }
+}
+
+impl HostBpfMap for Sandbox {
+    fn info(&mut self, map: Resource<BpfMap>) -> wasmtime::Result<MapInfo> {
+        self.maps().info(map)
+    }
+
+    fn lookup(
+        &mut self,
+        map: Resource<BpfMap>,
+        key: Vec<u8>,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, MapError>> {
+        self.maps().lookup(map, key)
+    }
+
+    fn update(
+        &mut self,
+        map: Resource<BpfMap>,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), MapError>> {
+        self.maps().update(map, key, value)
+    }
+
+    fn delete(
+        &mut self,
+        map: Resource<BpfMap>,
+        key: Vec<u8>,
+    ) -> wasmtime::Result<Result<bool, MapError>> {
+        self.maps().delete(map, key)
+    }
+
+    fn update_batch(
+        &mut self,
+        map: Resource<BpfMap>,
+        keys: Vec<u8>,
+        values: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), BatchError>> {
+        self.maps().update_batch(map, keys, values)
+    }
+
+    fn keys(
+        &mut self,
+        map: Resource<BpfMap>,
+        after: Option<Vec<u8>>,
+        max: u32,
+    ) -> wasmtime::Result<Result<Vec<u8>, MapError>> {
+        self.maps().keys(map, after, max)
+    }
+
+    fn drop(&mut self, map: Resource<BpfMap>) -> wasmtime::Result<()> {
+        self.maps().drop(map)
+    }
+}
 
 impl v0_1::dataplane::handler::types::Host for Sandbox {}
 
