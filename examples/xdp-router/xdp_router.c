@@ -234,9 +234,12 @@ static __always_inline int forward(struct xdp_md *ctx, struct ethhdr *eth, __u32
 	// Too big for the egress link: the kernel fragments it or answers
 	// "fragmentation needed" (path MTU discovery depends on it).
 	__u32 mtu_len = 0;
+	long fits = bpf_check_mtu(ctx, ifindex, &mtu_len, 0, 0);
 
-	if (bpf_check_mtu(ctx, ifindex, &mtu_len, 0, 0))
+	if (fits > 0)
 		return count(PASS_TOO_BIG, XDP_PASS);
+	if (fits < 0)
+		return count(PASS_NO_PORT, XDP_PASS);
 
 	// Not in `tx`: the kernel, as for any interface we cannot send on,
 	// with the frame untouched. The redirect itself happens once the
@@ -323,7 +326,9 @@ static __always_inline int route6(struct xdp_md *ctx, struct ethhdr *eth, void *
 		hash = mix(hash, ip6->daddr.in6_u.u6_addr32[w]);
 	}
 	hash = mix(hash, ip6->nexthdr);
-	hash = mix(hash, bpf_ntohl(ip6->flow_lbl[0] << 16 | ip6->flow_lbl[1] << 8 | ip6->flow_lbl[2]));
+	// The flow label's 20 bits, not the traffic class sharing its first
+	// byte: an ECN mark on the way must not move a flow to another hop.
+	hash = mix(hash, (ip6->flow_lbl[0] & 0x0f) << 16 | ip6->flow_lbl[1] << 8 | ip6->flow_lbl[2]);
 	hash = mix(hash, ports_of(ip6 + 1, end, ip6->nexthdr));
 
 	int action = forward(ctx, eth, route->group, hash, key.addr, 1);

@@ -5,9 +5,10 @@
 //! attaches; these act on the fds of the maps it pinned. The attribute
 //! layout is the kernel's own (`aya_obj::generated::bpf_attr`), not a copy.
 //!
-//! Sizes are the caller's to check (`maps.rs` checks them against the
-//! kernel's definition of the map): the kernel reads exactly its key
-//! and value sizes from the pointers given.
+//! Every command is `unsafe`: the kernel reads (or writes) exactly the
+//! map's key and value sizes at the pointers given, whatever the slices'
+//! lengths, so the caller must have checked them against the kernel's
+//! definition of the map (`maps.rs` does, before each call).
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -54,9 +55,12 @@ fn elem(fd: BorrowedFd<'_>, key: &[u8], value: u64, flags: u64) -> bpf_attr {
     attr
 }
 
-/// The value under `key` into `value` (its size the map's); false when
-/// there is none.
-pub fn lookup(fd: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> io::Result<bool> {
+/// The value under `key` into `value`; false when there is none.
+///
+/// # Safety
+/// `key` is the map's key size and `value` its value size (for a per-CPU
+/// map, the whole per-CPU array).
+pub unsafe fn lookup(fd: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> io::Result<bool> {
     let mut attr = elem(fd, key, value.as_mut_ptr() as u64, 0);
     match sys_bpf(bpf_cmd::BPF_MAP_LOOKUP_ELEM, &mut attr) {
         Ok(()) => Ok(true),
@@ -66,13 +70,19 @@ pub fn lookup(fd: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> io::Result<bo
 }
 
 /// Creates or replaces the entry.
-pub fn update(fd: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> io::Result<()> {
+///
+/// # Safety
+/// `key` and `value` are the map's key and value sizes.
+pub unsafe fn update(fd: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> io::Result<()> {
     let mut attr = elem(fd, key, value.as_ptr() as u64, BPF_ANY);
     sys_bpf(bpf_cmd::BPF_MAP_UPDATE_ELEM, &mut attr)
 }
 
 /// Deletes the entry; false when there was none.
-pub fn delete(fd: BorrowedFd<'_>, key: &[u8]) -> io::Result<bool> {
+///
+/// # Safety
+/// `key` is the map's key size.
+pub unsafe fn delete(fd: BorrowedFd<'_>, key: &[u8]) -> io::Result<bool> {
     let mut attr = elem(fd, key, 0, 0);
     match sys_bpf(bpf_cmd::BPF_MAP_DELETE_ELEM, &mut attr) {
         Ok(()) => Ok(true),
@@ -83,7 +93,14 @@ pub fn delete(fd: BorrowedFd<'_>, key: &[u8]) -> io::Result<bool> {
 
 /// The key after `key` (the first with `None`) into `next`; false past
 /// the last.
-pub fn next_key(fd: BorrowedFd<'_>, key: Option<&[u8]>, next: &mut [u8]) -> io::Result<bool> {
+///
+/// # Safety
+/// `key` (when given) and `next` are the map's key size.
+pub unsafe fn next_key(
+    fd: BorrowedFd<'_>,
+    key: Option<&[u8]>,
+    next: &mut [u8],
+) -> io::Result<bool> {
     let mut attr = elem(fd, key.unwrap_or(&[]), next.as_mut_ptr() as u64, 0);
     if key.is_none() {
         attr.__bindgen_anon_2.key = 0;
@@ -97,7 +114,11 @@ pub fn next_key(fd: BorrowedFd<'_>, key: Option<&[u8]>, next: &mut [u8]) -> io::
 
 /// `count` entries in one command: `keys` and `values` laid end to end.
 /// On failure, how many were applied before it.
-pub fn update_batch(
+///
+/// # Safety
+/// `keys` is `count` times the map's key size, `values` `count` times its
+/// value size.
+pub unsafe fn update_batch(
     fd: BorrowedFd<'_>,
     keys: &[u8],
     values: &[u8],
@@ -110,8 +131,11 @@ pub fn update_batch(
     attr.batch.count = count;
     attr.batch.elem_flags = BPF_ANY;
     sys_bpf(bpf_cmd::BPF_MAP_UPDATE_BATCH, &mut attr).map_err(|e| {
-        // SAFETY: the kernel wrote back how many it processed into the
-        // batch member, a plain integer.
-        (unsafe { attr.batch.count }, e)
+        // SAFETY: the batch member is the one written, plain integers.
+        let left = unsafe { attr.batch.count };
+        // The kernel writes back how many it processed, except when it
+        // refuses the command before the first (no batch command, no
+        // access): then the count is still the one given.
+        (if left == count { 0 } else { left }, e)
     })
 }

@@ -33,72 +33,115 @@ pub struct MapDef {
     pub max_entries: u32,
 }
 
-/// `BPF_MAP_TYPE_*` numbers, and the names bpftool gives them.
-const KINDS: [(u32, &str); 30] = [
-    (1, "hash"),
-    (2, "array"),
-    (3, "prog_array"),
-    (4, "perf_event_array"),
-    (5, "percpu_hash"),
-    (6, "percpu_array"),
-    (7, "stack_trace"),
-    (8, "cgroup_array"),
-    (9, "lru_hash"),
-    (10, "lru_percpu_hash"),
-    (11, "lpm_trie"),
-    (12, "array_of_maps"),
-    (13, "hash_of_maps"),
-    (14, "devmap"),
-    (15, "sockmap"),
-    (16, "cpumap"),
-    (17, "xskmap"),
-    (18, "sockhash"),
-    (19, "cgroup_storage"),
-    (20, "reuseport_sockarray"),
-    (21, "percpu_cgroup_storage"),
-    (22, "queue"),
-    (23, "stack"),
-    (24, "sk_storage"),
-    (25, "devmap_hash"),
-    (26, "struct_ops"),
-    (27, "ringbuf"),
-    (28, "inode_storage"),
-    (29, "task_storage"),
-    (30, "bloom_filter"),
+use aya_obj::generated::bpf_map_type as t;
+
+/// `BPF_MAP_TYPE_*`, and the names bpftool gives them.
+const KINDS: [(t, &str); 30] = [
+    (t::BPF_MAP_TYPE_HASH, "hash"),
+    (t::BPF_MAP_TYPE_ARRAY, "array"),
+    (t::BPF_MAP_TYPE_PROG_ARRAY, "prog_array"),
+    (t::BPF_MAP_TYPE_PERF_EVENT_ARRAY, "perf_event_array"),
+    (t::BPF_MAP_TYPE_PERCPU_HASH, "percpu_hash"),
+    (t::BPF_MAP_TYPE_PERCPU_ARRAY, "percpu_array"),
+    (t::BPF_MAP_TYPE_STACK_TRACE, "stack_trace"),
+    (t::BPF_MAP_TYPE_CGROUP_ARRAY, "cgroup_array"),
+    (t::BPF_MAP_TYPE_LRU_HASH, "lru_hash"),
+    (t::BPF_MAP_TYPE_LRU_PERCPU_HASH, "lru_percpu_hash"),
+    (t::BPF_MAP_TYPE_LPM_TRIE, "lpm_trie"),
+    (t::BPF_MAP_TYPE_ARRAY_OF_MAPS, "array_of_maps"),
+    (t::BPF_MAP_TYPE_HASH_OF_MAPS, "hash_of_maps"),
+    (t::BPF_MAP_TYPE_DEVMAP, "devmap"),
+    (t::BPF_MAP_TYPE_SOCKMAP, "sockmap"),
+    (t::BPF_MAP_TYPE_CPUMAP, "cpumap"),
+    (t::BPF_MAP_TYPE_XSKMAP, "xskmap"),
+    (t::BPF_MAP_TYPE_SOCKHASH, "sockhash"),
+    (t::BPF_MAP_TYPE_CGROUP_STORAGE, "cgroup_storage"),
+    (t::BPF_MAP_TYPE_REUSEPORT_SOCKARRAY, "reuseport_sockarray"),
+    (
+        t::BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE,
+        "percpu_cgroup_storage",
+    ),
+    (t::BPF_MAP_TYPE_QUEUE, "queue"),
+    (t::BPF_MAP_TYPE_STACK, "stack"),
+    (t::BPF_MAP_TYPE_SK_STORAGE, "sk_storage"),
+    (t::BPF_MAP_TYPE_DEVMAP_HASH, "devmap_hash"),
+    (t::BPF_MAP_TYPE_STRUCT_OPS, "struct_ops"),
+    (t::BPF_MAP_TYPE_RINGBUF, "ringbuf"),
+    (t::BPF_MAP_TYPE_INODE_STORAGE, "inode_storage"),
+    (t::BPF_MAP_TYPE_TASK_STORAGE, "task_storage"),
+    (t::BPF_MAP_TYPE_BLOOM_FILTER, "bloom_filter"),
 ];
 
-const PERCPU: [u32; 3] = [5, 6, 10];
-/// Devmaps and the cpumap: their values name kernel objects by index,
-/// resolved in the namespace of the process that writes them, and their
-/// kernel value is 8 bytes (aya creates them so on 5.8 and later, whatever
-/// the C declares).
-const DEVMAPS: [u32; 3] = [14, 16, 25];
+/// Maps with one value per possible CPU.
+const PERCPU: [t; 3] = [
+    t::BPF_MAP_TYPE_PERCPU_HASH,
+    t::BPF_MAP_TYPE_PERCPU_ARRAY,
+    t::BPF_MAP_TYPE_LRU_PERCPU_HASH,
+];
+/// Devmaps and the cpumap: their values name kernel objects, an
+/// interface by index (resolved in the namespace of the process that
+/// writes it) and a program by fd (of the writing process: dphost's, so a
+/// plugin may not name one). Their kernel value is 8 bytes (aya creates
+/// them so on 5.8 and later, whatever the C declares).
+const DEVMAPS: [t; 3] = [
+    t::BPF_MAP_TYPE_DEVMAP,
+    t::BPF_MAP_TYPE_CPUMAP,
+    t::BPF_MAP_TYPE_DEVMAP_HASH,
+];
 /// The kinds a plugin may be granted: maps of plain keys and values.
 /// The others hold programs, sockets, maps or streams, which are not
 /// bytes a sandbox should write.
-const GRANTABLE: [u32; 10] = [1, 2, 5, 6, 9, 10, 11, 14, 16, 25];
+const GRANTABLE: [t; 10] = [
+    t::BPF_MAP_TYPE_HASH,
+    t::BPF_MAP_TYPE_ARRAY,
+    t::BPF_MAP_TYPE_PERCPU_HASH,
+    t::BPF_MAP_TYPE_PERCPU_ARRAY,
+    t::BPF_MAP_TYPE_LRU_HASH,
+    t::BPF_MAP_TYPE_LRU_PERCPU_HASH,
+    t::BPF_MAP_TYPE_LPM_TRIE,
+    t::BPF_MAP_TYPE_DEVMAP,
+    t::BPF_MAP_TYPE_CPUMAP,
+    t::BPF_MAP_TYPE_DEVMAP_HASH,
+];
+
+/// Most entries one batch takes: a batch is one system call, outside the
+/// plugin's deadline, and its sizes multiplied must not overflow.
+pub const MAX_BATCH: usize = 65_536;
+
+fn is(kinds: &[t], kind: u32) -> bool {
+    kinds.iter().any(|k| *k as u32 == kind)
+}
 
 impl MapDef {
-    /// From the kernel's definition (`value_size` per element).
-    pub fn new(name: &str, kind: u32, key_size: u32, value_size: u32, max_entries: u32) -> MapDef {
-        let value_size = match PERCPU.contains(&kind) {
-            true => value_size.next_multiple_of(8) * possible_cpus(),
-            false => value_size,
+    /// From the kernel's definition (`value_size` per element). Fails only
+    /// for a per-CPU map when the number of possible CPUs is unknown.
+    pub fn new(
+        name: &str,
+        kind: u32,
+        key_size: u32,
+        value_size: u32,
+        max_entries: u32,
+    ) -> io::Result<MapDef> {
+        let value_size = if is(&PERCPU, kind) {
+            value_size.next_multiple_of(8) * possible_cpus()?
+        } else {
+            value_size
         };
-        MapDef {
+        Ok(MapDef {
             name: name.to_string(),
             kind,
             key_size,
             value_size,
             max_entries,
-        }
+        })
     }
 
     /// From the object's definition, as the kernel will make it.
-    pub fn from_object(name: &str, map: &aya_obj::Map) -> MapDef {
-        let value_size = match DEVMAPS.contains(&map.map_type()) {
-            true => 8,
-            false => map.value_size(),
+    pub fn from_object(name: &str, map: &aya_obj::Map) -> io::Result<MapDef> {
+        let value_size = if is(&DEVMAPS, map.map_type()) {
+            8
+        } else {
+            map.value_size()
         };
         MapDef::new(
             name,
@@ -113,36 +156,44 @@ impl MapDef {
     pub fn kind_name(&self) -> &'static str {
         KINDS
             .iter()
-            .find(|(kind, _)| *kind == self.kind)
+            .find(|(kind, _)| *kind as u32 == self.kind)
             .map_or("unknown", |(_, name)| name)
     }
 
-    /// Whether a plugin may be granted it, else why not.
-    pub fn grantable(&self) -> Result<(), String> {
-        match GRANTABLE.contains(&self.kind) {
-            true => Ok(()),
-            false => Err(format!(
-                "map {:?} is a {} map: its entries are kernel objects, not bytes, and it cannot be granted",
-                self.name,
-                self.kind_name()
-            )),
-        }
+    /// Whether a plugin may be granted it: maps of plain keys and values.
+    pub fn grantable(&self) -> bool {
+        is(&GRANTABLE, self.kind)
     }
 }
 
-fn possible_cpus() -> u32 {
-    aya::util::nr_cpus().map_or(1, |n| n as u32)
+/// The possible CPUs, as the kernel sizes per-CPU values by them. Never
+/// guessed: a per-CPU value buffer too small would be overrun.
+fn possible_cpus() -> io::Result<u32> {
+    aya::util::nr_cpus()
+        .map(|n| n as u32)
+        .map_err(|(path, e)| io::Error::new(e.kind(), format!("reading {path}: {e}")))
 }
 
 /// Why an operation on a map failed.
 #[derive(Debug, thiserror::Error)]
 pub enum MapFault {
+    /// A key, a value or a batch not of the map's sizes; nothing was done.
     #[error("the {what} is {given} bytes, the map's are {expected}")]
     BadSize {
         what: &'static str,
-        expected: u32,
-        given: u32,
+        expected: u64,
+        given: u64,
     },
+    /// A batch of more than [`MAX_BATCH`] entries; nothing was done.
+    #[error("a batch of {given} entries: the most one call takes is {MAX_BATCH}")]
+    TooMany { given: usize },
+    /// A devmap or cpumap value naming a program: its fd would be
+    /// dphost's own.
+    #[error(
+        "a {kind} value may not name a program (its fd would be dphost's): the second word must be 0"
+    )]
+    ProgramFd { kind: &'static str },
+    /// The kernel refused.
     #[error(transparent)]
     Os(#[from] io::Error),
 }
@@ -154,6 +205,7 @@ pub struct BpfMap {
 }
 
 enum Store {
+    /// A pinned map, behind its fd.
     Kernel {
         data: MapData,
         /// Devmaps are written in the dataplane's namespace (their
@@ -162,13 +214,14 @@ enum Store {
         /// False once the kernel said the map has no batch command.
         batches: AtomicBool,
     },
+    /// Entries in memory, for checks without the kernel.
     Dry(Mutex<BTreeMap<Vec<u8>, Vec<u8>>>),
 }
 
 impl BpfMap {
     /// A pinned map of the kernel, written in `netns` when a devmap.
     pub fn kernel(def: MapDef, data: MapData, netns: &Netns) -> BpfMap {
-        let netns = DEVMAPS.contains(&def.kind).then(|| netns.clone());
+        let netns = is(&DEVMAPS, def.kind).then(|| netns.clone());
         BpfMap {
             def,
             store: Store::Kernel {
@@ -191,23 +244,31 @@ impl BpfMap {
         &self.def
     }
 
-    fn check(&self, what: &'static str, expected: u32, given: usize) -> Result<(), MapFault> {
-        match given == expected as usize {
-            true => Ok(()),
-            false => Err(MapFault::BadSize {
-                what,
-                expected,
-                given: u32::try_from(given).unwrap_or(u32::MAX),
-            }),
+    fn check(what: &'static str, expected: usize, given: usize) -> Result<(), MapFault> {
+        if given == expected {
+            return Ok(());
         }
+        Err(MapFault::BadSize {
+            what,
+            expected: expected as u64,
+            given: given as u64,
+        })
     }
 
     fn check_key(&self, key: &[u8]) -> Result<(), MapFault> {
-        self.check("key", self.def.key_size, key.len())
+        BpfMap::check("key", self.def.key_size as usize, key.len())
     }
 
+    /// The value's size, and for a devmap no program named.
     fn check_value(&self, value: &[u8]) -> Result<(), MapFault> {
-        self.check("value", self.def.value_size, value.len())
+        BpfMap::check("value", self.def.value_size as usize, value.len())?;
+        let program = value.get(4..8).is_some_and(|fd| fd != [0; 4]);
+        if is(&DEVMAPS, self.def.kind) && program {
+            return Err(MapFault::ProgramFd {
+                kind: self.def.kind_name(),
+            });
+        }
+        Ok(())
     }
 
     /// The value under `key` (an LPM trie's longest match).
@@ -216,7 +277,9 @@ impl BpfMap {
         match &self.store {
             Store::Kernel { data, .. } => {
                 let mut value = vec![0; self.def.value_size as usize];
-                let found = bpf::lookup(data.fd().as_fd(), key, &mut value)?;
+                // SAFETY: the key was checked against the kernel's key
+                // size, the buffer is its value size.
+                let found = unsafe { bpf::lookup(data.fd().as_fd(), key, &mut value)? };
                 Ok(found.then_some(value))
             }
             Store::Dry(entries) => Ok(lock(entries).get(key).cloned()),
@@ -229,7 +292,10 @@ impl BpfMap {
         self.check_value(value)?;
         match &self.store {
             Store::Kernel { data, netns, .. } => {
-                in_netns(netns, || bpf::update(data.fd().as_fd(), key, value))??;
+                // SAFETY: both sizes were checked against the kernel's.
+                in_netns(netns, || unsafe {
+                    bpf::update(data.fd().as_fd(), key, value)
+                })??;
                 Ok(())
             }
             Store::Dry(entries) => self.dry_update(&mut lock(entries), key, value),
@@ -253,21 +319,29 @@ impl BpfMap {
     pub fn delete(&self, key: &[u8]) -> Result<bool, MapFault> {
         self.check_key(key)?;
         match &self.store {
-            Store::Kernel { data, .. } => Ok(bpf::delete(data.fd().as_fd(), key)?),
+            // SAFETY: the key was checked against the kernel's key size.
+            Store::Kernel { data, .. } => Ok(unsafe { bpf::delete(data.fd().as_fd(), key)? }),
             Store::Dry(entries) => Ok(lock(entries).remove(key).is_some()),
         }
     }
 
-    /// Updates laid end to end, in order; on failure, how many were
-    /// applied before the one that failed. Sizes are checked before any
-    /// is applied.
+    /// Updates laid end to end, in order, at most [`MAX_BATCH`]; on
+    /// failure, how many were applied before the one that failed. Sizes
+    /// (and devmap values) are checked before any is applied.
     pub fn update_batch(&self, keys: &[u8], values: &[u8]) -> Result<(), (u32, MapFault)> {
         let (k, v) = (self.def.key_size as usize, self.def.value_size as usize);
         let count = keys.len() / k.max(1);
-        self.check("keys' total", (count * k) as u32, keys.len())
-            .and_then(|()| self.check("values' total", (count * v) as u32, values.len()))
+        if count > MAX_BATCH {
+            return Err((0, MapFault::TooMany { given: count }));
+        }
+        // Bounded by MAX_BATCH and u32 sizes: no product overflows.
+        BpfMap::check("keys' total", count * k, keys.len())
+            .and_then(|()| BpfMap::check("values' total", count * v, values.len()))
             .map_err(|e| (0, e))?;
         let pairs = || keys.chunks_exact(k).zip(values.chunks_exact(v));
+        for value in values.chunks_exact(v) {
+            self.check_value(value).map_err(|e| (0, e))?;
+        }
         match &self.store {
             Store::Kernel {
                 data,
@@ -276,20 +350,22 @@ impl BpfMap {
             } => {
                 let fd = data.fd().as_fd();
                 if batches.load(Ordering::Relaxed) {
-                    let done =
-                        in_netns(netns, || bpf::update_batch(fd, keys, values, count as u32))
-                            .map_err(|e| (0, MapFault::Os(e)))?;
+                    // SAFETY: `count` keys and values of the kernel's
+                    // sizes, checked above.
+                    let done = in_netns(netns, || unsafe {
+                        bpf::update_batch(fd, keys, values, count as u32)
+                    })
+                    .map_err(|e| (0, MapFault::Os(e)))?;
                     match done {
                         Ok(()) => return Ok(()),
-                        // Refused before any element: the count the
-                        // kernel left is still the one given.
-                        Err((_, e)) if no_batches(&e) => batches.store(false, Ordering::Relaxed),
+                        Err((0, e)) if no_batches(&e) => batches.store(false, Ordering::Relaxed),
                         Err((applied, e)) => return Err((applied, e.into())),
                     }
                 }
                 in_netns(netns, || {
                     for (i, (key, value)) in pairs().enumerate() {
-                        bpf::update(fd, key, value).map_err(|e| (i as u32, e.into()))?;
+                        // SAFETY: each key and value of the kernel's sizes.
+                        unsafe { bpf::update(fd, key, value) }.map_err(|e| (i as u32, e.into()))?;
                     }
                     Ok(())
                 })
@@ -320,7 +396,8 @@ impl BpfMap {
                 let mut next = vec![0; k];
                 let mut prev = after.map(<[u8]>::to_vec);
                 for _ in 0..max {
-                    if !bpf::next_key(fd, prev.as_deref(), &mut next)? {
+                    // SAFETY: `prev` and `next` are of the kernel's key size.
+                    if !unsafe { bpf::next_key(fd, prev.as_deref(), &mut next)? } {
                         break;
                     }
                     out.extend_from_slice(&next);
@@ -398,7 +475,7 @@ mod tests {
     use super::*;
 
     fn hash(max_entries: u32) -> BpfMap {
-        BpfMap::dry(MapDef::new("h", 1, 4, 2, max_entries))
+        BpfMap::dry(MapDef::new("h", 1, 4, 2, max_entries).unwrap())
     }
 
     /// Sizes are checked against the definition, a batch is checked whole
@@ -443,12 +520,50 @@ mod tests {
     /// value is 8 bytes whatever the object declares.
     #[test]
     fn plugin_value_sizes() {
-        let cpus = possible_cpus();
-        assert_eq!(MapDef::new("s", 6, 4, 8, 9).value_size, 8 * cpus);
-        assert_eq!(MapDef::new("s", 6, 4, 4, 9).value_size, 8 * cpus);
-        assert_eq!(MapDef::new("l", 11, 8, 4, 9).value_size, 4);
-        assert_eq!(MapDef::new("l", 11, 8, 4, 9).kind_name(), "lpm_trie");
-        assert!(MapDef::new("p", 3, 4, 4, 9).grantable().is_err());
-        assert!(MapDef::new("t", 25, 4, 8, 9).grantable().is_ok());
+        let cpus = possible_cpus().unwrap();
+        let def = |kind, value| MapDef::new("m", kind, 4, value, 9).unwrap();
+        assert_eq!(def(6, 8).value_size, 8 * cpus);
+        assert_eq!(def(6, 4).value_size, 8 * cpus);
+        assert_eq!(def(11, 4).value_size, 4);
+        assert_eq!(def(11, 4).kind_name(), "lpm_trie");
+        assert!(!def(3, 4).grantable());
+        assert!(def(25, 8).grantable());
+    }
+
+    /// A batch is refused by its count before any size is multiplied (26M
+    /// entries of 164 bytes would wrap to 4 in 32 bits, and have the kernel
+    /// read past the values); a devmap value naming a program fd is
+    /// refused.
+    #[test]
+    fn batches_and_devmap_values_are_bounded() {
+        let groups = BpfMap::dry(MapDef::new("g", 1, 4, 164, 9).unwrap());
+        let keys = vec![0u8; (MAX_BATCH + 1) * 4];
+        assert!(matches!(
+            groups.update_batch(&keys, &[0; 4]),
+            Err((0, MapFault::TooMany { given })) if given == MAX_BATCH + 1
+        ));
+        let keys = vec![0u8; MAX_BATCH * 4];
+        assert!(matches!(
+            groups.update_batch(&keys, &[0; 4]),
+            Err((
+                0,
+                MapFault::BadSize {
+                    what: "values' total",
+                    ..
+                }
+            ))
+        ));
+        let tx = BpfMap::dry(MapDef::new("tx", 25, 4, 8, 9).unwrap());
+        tx.update(&[3, 0, 0, 0], &[3, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+        assert!(matches!(
+            tx.update(&[3, 0, 0, 0], &[3, 0, 0, 0, 7, 0, 0, 0]),
+            Err(MapFault::ProgramFd {
+                kind: "devmap_hash"
+            })
+        ));
+        assert!(matches!(
+            tx.update_batch(&[3, 0, 0, 0], &[3, 0, 0, 0, 7, 0, 0, 0]),
+            Err((0, MapFault::ProgramFd { .. }))
+        ));
     }
 }

@@ -104,6 +104,8 @@ pub enum DataplaneError {
     },
     #[error("entering the network namespace")]
     Netns(#[source] io::Error),
+    #[error("counting the possible CPUs, which size per-CPU values")]
+    Cpus(#[source] io::Error),
     #[error("opening the pinned map {}", pin.display())]
     Pinned {
         pin: PathBuf,
@@ -146,13 +148,13 @@ pub fn check(spec: &DataplaneSpec) -> Result<Vec<MapDef>, DataplaneError> {
     if spec.interfaces.is_empty() {
         return Err(DataplaneError::NoInterface);
     }
-    Ok(map_defs(&object))
+    map_defs(&object)
 }
 
 /// The maps a BPF object defines, as the kernel will make them, sorted by
 /// name (the data sections clang makes, `.rodata` and such, left out).
 pub fn object_maps(path: &Path) -> Result<Vec<MapDef>, DataplaneError> {
-    Ok(map_defs(&parse(path)?))
+    map_defs(&parse(path)?)
 }
 
 fn parse(path: &Path) -> Result<aya_obj::Object, DataplaneError> {
@@ -166,15 +168,16 @@ fn parse(path: &Path) -> Result<aya_obj::Object, DataplaneError> {
     })
 }
 
-fn map_defs(object: &aya_obj::Object) -> Vec<MapDef> {
+fn map_defs(object: &aya_obj::Object) -> Result<Vec<MapDef>, DataplaneError> {
     let mut maps: Vec<MapDef> = object
         .maps
         .iter()
         .filter(|(name, _)| !name.starts_with('.'))
         .map(|(name, map)| MapDef::from_object(name, map))
-        .collect();
+        .collect::<io::Result<_>>()
+        .map_err(DataplaneError::Cpus)?;
     maps.sort_by(|a, b| a.name.cmp(&b.name));
-    maps
+    Ok(maps)
 }
 
 /// The loaded object and its attachments; detached on drop unless kept.
@@ -276,7 +279,8 @@ fn pinned(def: &MapDef, dir: &Path, netns: &Netns) -> Result<BpfMap, DataplaneEr
         info.key_size(),
         info.value_size(),
         info.max_entries(),
-    );
+    )
+    .map_err(DataplaneError::Cpus)?;
     if kernel != *def {
         let show = |d: &MapDef| {
             format!(

@@ -32,6 +32,30 @@ pub struct Capabilities {
     denied: Vec<String>,
 }
 
+/// Why a plugin's grants refuse its load; each message follows the
+/// plugin's name ("plugin \"x\" ...").
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    #[error("imports the BPF maps capability, and dphost has no [dataplane] to give maps from")]
+    ImportsWithoutDataplane,
+    #[error("is granted maps {granted}, and dphost has no [dataplane] to give them from")]
+    NoDataplane { granted: String },
+    #[error("is granted map {name:?}, which the dataplane's object does not have (it has: {has})")]
+    NoSuchMap { name: String, has: String },
+    #[error(
+        "is granted map {name:?}, a {kind} map: its entries are kernel objects, not bytes, and it cannot be granted"
+    )]
+    NotGrantable { name: String, kind: &'static str },
+    #[error(
+        "imports the BPF maps capability, and its [[plugin]] table grants no map: grant the ones it needs with maps = [\"NAME\", ...] (the dataplane has: {has})"
+    )]
+    NothingGranted { has: String },
+    #[error(
+        "asked for map {asked}, which its [[plugin]] table does not grant (it grants {granted}): add what it needs to its maps = [...]"
+    )]
+    Denied { asked: String, granted: String },
+}
+
 /// An open map, as a plugin's handle refers to it.
 struct Handle {
     map: Arc<Map>,
@@ -52,35 +76,30 @@ impl Capabilities {
     /// granted maps without a dataplane, or that it does not have or that
     /// cannot be granted; a plugin importing the maps capability with
     /// nothing granted.
-    pub fn check(&self, imports_maps: bool) -> Result<(), String> {
+    pub fn check(&self, imports_maps: bool) -> Result<(), GrantError> {
+        let granted = || self.grants.describe_maps();
         let Some(maps) = &self.maps else {
             return match (self.grants.maps.is_empty(), imports_maps) {
                 (true, false) => Ok(()),
-                (true, true) => Err(
-                    "imports the BPF maps capability, and dphost has no [dataplane] to give maps from"
-                        .to_string(),
-                ),
-                (false, _) => Err(format!(
-                    "is granted maps {}, and dphost has no [dataplane] to give them from",
-                    self.grants.describe_maps()
-                )),
+                (true, true) => Err(GrantError::ImportsWithoutDataplane),
+                (false, _) => Err(GrantError::NoDataplane { granted: granted() }),
             };
         };
         let has = || maps.names().collect::<Vec<_>>().join(", ");
         for name in self.grants.maps.keys() {
-            let map = maps.get(name).ok_or_else(|| {
-                format!(
-                    "is granted map {name:?}, which the dataplane's object does not have (it has: {})",
-                    has()
-                )
+            let map = maps.get(name).ok_or_else(|| GrantError::NoSuchMap {
+                name: name.clone(),
+                has: has(),
             })?;
-            map.def().grantable()?;
+            if !map.def().grantable() {
+                return Err(GrantError::NotGrantable {
+                    name: name.clone(),
+                    kind: map.def().kind_name(),
+                });
+            }
         }
         if imports_maps && self.grants.maps.is_empty() {
-            return Err(format!(
-                "imports the BPF maps capability, and its [[plugin]] table grants no map: grant the ones it needs with maps = [\"NAME\", ...] (the dataplane has: {})",
-                has()
-            ));
+            return Err(GrantError::NothingGranted { has: has() });
         }
         Ok(())
     }
@@ -92,17 +111,16 @@ impl Capabilities {
 
     /// `init` is over: no more opens. The maps it asked for and was not
     /// granted, if any, refuse the load.
-    pub fn opened(&mut self) -> Result<(), String> {
+    pub fn opened(&mut self) -> Result<(), GrantError> {
         self.opening = false;
         if self.denied.is_empty() {
             return Ok(());
         }
         let asked: Vec<String> = self.denied.iter().map(|n| format!("{n:?}")).collect();
-        Err(format!(
-            "asked for map {}, which its [[plugin]] table does not grant (it grants {}): add what it needs to its maps = [...]",
-            asked.join(", "),
-            self.grants.describe_maps()
-        ))
+        Err(GrantError::Denied {
+            asked: asked.join(", "),
+            granted: self.grants.describe_maps(),
+        })
     }
 
     fn open(&mut self, name: &str) -> Result<Handle, MapError> {
@@ -129,16 +147,26 @@ impl Capabilities {
 }
 
 fn fault(fault: MapFault) -> MapError {
+    let size = |what: &str, expected: u64, given: u64| {
+        let saturate = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        MapError::BadSize(SizeError {
+            what: what.to_string(),
+            expected: saturate(expected),
+            given: saturate(given),
+        })
+    };
     match fault {
         MapFault::BadSize {
             what,
             expected,
             given,
-        } => MapError::BadSize(SizeError {
-            what: what.to_string(),
-            expected,
-            given,
-        }),
+        } => size(what, expected, given),
+        MapFault::TooMany { given } => size(
+            "entries of a batch",
+            crate::dataplane::maps::MAX_BATCH as u64,
+            given as u64,
+        ),
+        MapFault::ProgramFd { .. } => MapError::Os((libc::EPERM, fault.to_string())),
         MapFault::Os(e) => MapError::Os((e.raw_os_error().unwrap_or(0), e.to_string())),
     }
 }

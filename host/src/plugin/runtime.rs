@@ -15,7 +15,7 @@ use wasmtime::component::{Component, Linker, types::ComponentItem};
 use wasmtime::{Config, Engine as WasmEngine, Store, UpdateDeadline};
 
 use super::cache::{CacheError, CodeCache};
-use super::capabilities::Capabilities;
+use super::capabilities::{Capabilities, GrantError};
 use super::instance::{Bindings, CallError, ImageHandles, Instance, StateFuncs};
 use super::limits::{self, EPOCH_TICK, Limits, MAX_WASM_STACK};
 use super::lowering::ImageHandle;
@@ -69,7 +69,7 @@ pub enum LoadError {
     NotGranted {
         path: String,
         name: String,
-        reason: String,
+        reason: GrantError,
     },
     /// `init` returned an error for the given config.
     #[error("{path}: plugin {name:?} refused its config: {message}")]

@@ -29,6 +29,19 @@ pub struct Grants {
     pub maps: BTreeMap<String, Access>,
 }
 
+/// A map grant that is not written as `"NAME"` or `"NAME:read"`.
+#[derive(Debug, thiserror::Error)]
+pub enum GrantSyntax {
+    #[error(
+        "map grant {entry:?}: unknown access {access:?} (\"NAME\" grants reads and writes, \"NAME:read\" reads only)"
+    )]
+    Access { entry: String, access: String },
+    #[error("map grant {0:?}: a map's name is letters, digits and _")]
+    Name(String),
+    #[error("map {0:?} is granted twice")]
+    Twice(String),
+}
+
 /// How far a grant goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
@@ -41,27 +54,26 @@ pub enum Access {
 impl Grants {
     /// Map grants as the configuration writes them: `"NAME"` (read and
     /// write) or `"NAME:read"`, each map once.
-    pub fn maps<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<Grants, String> {
+    pub fn maps<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<Grants, GrantSyntax> {
         let mut maps = BTreeMap::new();
         for entry in entries {
             let (name, access) = match entry.split_once(':') {
                 None => (entry, Access::ReadWrite),
                 Some((name, "read")) => (name, Access::Read),
-                Some((_, other)) => {
-                    return Err(format!(
-                        "map grant {entry:?}: unknown access {other:?} (\"NAME\" grants reads and writes, \"NAME:read\" reads only)"
-                    ));
+                Some((_, access)) => {
+                    return Err(GrantSyntax::Access {
+                        entry: entry.to_string(),
+                        access: access.to_string(),
+                    });
                 }
             };
             let valid =
                 !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
             if !valid {
-                return Err(format!(
-                    "map grant {entry:?}: a map's name is letters, digits and _"
-                ));
+                return Err(GrantSyntax::Name(entry.to_string()));
             }
             if maps.insert(name.to_string(), access).is_some() {
-                return Err(format!("map {name:?} is granted twice"));
+                return Err(GrantSyntax::Twice(name.to_string()));
             }
         }
         Ok(Grants { maps })
@@ -120,7 +132,7 @@ mod tests {
             (vec![""], "letters, digits"),
             (vec!["a-b"], "letters, digits"),
         ] {
-            let e = Grants::maps(bad.iter().copied()).unwrap_err();
+            let e = Grants::maps(bad.iter().copied()).unwrap_err().to_string();
             assert!(e.contains(why), "{bad:?}: {e}");
         }
     }
