@@ -3,13 +3,13 @@
 //! Pure state: no map, no group interning (`route.rs` does both).
 //!
 //! The choice, as the kernel's policy rules `local`, then the configured
-//! tables in order, decide it:
+//! table, decide it (`tables` is a list, but the config names one: see
+//! `config.rs` for why several cannot be folded into one trie):
 //! - a route in the local table (255): group 0, the packet is the
 //!   router's own (or a broadcast) and goes up the stack;
 //! - a route with a TOS: group 0, the kernel looks at the TOS, the
 //!   program cannot;
-//! - else the route of the first configured table holding one, lowest
-//!   metric first; two equally preferred routes with different targets
+//! - else the configured table's route, lowest metric first; two equally preferred routes with different targets
 //!   (IPv6 device routes on two links): group 0, the kernel decides.
 //!
 //! A prefix usually has one route, held inline: at a million routes the
@@ -196,7 +196,7 @@ impl<const K: usize> Candidates<K> {
 }
 
 /// The group `key`'s entry should point at; none when no route is held.
-/// `tables` are the configured tables, in order of preference.
+/// `tables` are the tables to prefer, in order (the config names one).
 pub fn choose(candidates: &[Candidate], tables: &[u32]) -> Option<u32> {
     let rank = |c: &Candidate| {
         tables

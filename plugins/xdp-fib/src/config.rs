@@ -1,13 +1,19 @@
 //! The plugin's configuration: JSON, or empty for the defaults.
 //!
 //! ```json
-//! {"tables": [254]}
+//! {"table": 254}
 //! ```
 //!
-//! `tables`: the routing tables to forward by, in the order the kernel's
-//! policy rules look them up (default: main, 254). The local table (255)
-//! is always followed and always wins, so it is not listed. Unknown keys
-//! are refused: a misspelt key must not silently mean the default.
+//! `table`: the routing table to forward by (default: main, 254). The
+//! local table (255) is always followed too, for its entries that pass to
+//! the kernel (the router's own addresses, broadcasts), and always wins,
+//! so it is not named. One table only: the kernel looks tables up one
+//! after the other in rule order, and a longest-prefix match in an earlier
+//! table ends the lookup, however long a match a later one has (table 100
+//! with 10/8 and main with 10.1/16: 10.1.x.x goes by 10/8). One LPM trie
+//! per family cannot express that, so policy routing across tables is not
+//! programmed. Unknown keys are refused: a misspelt key must not silently
+//! mean the default.
 
 use serde::Deserialize;
 
@@ -20,46 +26,44 @@ const MAIN_TABLE: u32 = 254;
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default = "main_table")]
-    pub tables: Vec<u32>,
+    pub table: u32,
 }
 
-fn main_table() -> Vec<u32> {
-    vec![MAIN_TABLE]
+fn main_table() -> u32 {
+    MAIN_TABLE
 }
 
 impl Config {
     pub fn parse(text: &str) -> Result<Config, String> {
-        let config: Config = match text.trim() {
-            "" => Config {
-                tables: main_table(),
-            },
-            json => serde_json::from_str(json).map_err(|e| format!("xdp-fib config: {e}"))?,
+        let json = match text.trim() {
+            "" => return Ok(Config { table: MAIN_TABLE }),
+            json => json,
         };
-        config.check()?;
+        let value: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| format!("xdp-fib config: {e}"))?;
+        if value.get("tables").is_some() {
+            return Err(
+                "xdp-fib config: \"tables\" is not supported, give one \"table\": \
+                 the kernel looks tables up in rule order and stops at the first with any \
+                 matching prefix, which one LPM trie per family cannot express"
+                    .to_string(),
+            );
+        }
+        let config: Config =
+            serde_json::from_value(value).map_err(|e| format!("xdp-fib config: {e}"))?;
+        if config.table == 0 || config.table == LOCAL_TABLE {
+            return Err(format!(
+                "xdp-fib config: table {} cannot be named (0 is no table, 255 the local table, always followed)",
+                config.table
+            ));
+        }
         Ok(config)
     }
 
-    fn check(&self) -> Result<(), String> {
-        if self.tables.is_empty() {
-            return Err("xdp-fib config: \"tables\" names no table".to_string());
-        }
-        for (i, table) in self.tables.iter().enumerate() {
-            if *table == 0 || *table == LOCAL_TABLE {
-                return Err(format!(
-                    "xdp-fib config: table {table} cannot be listed (0 is no table, 255 the local table, always followed)"
-                ));
-            }
-            if self.tables[..i].contains(table) {
-                return Err(format!("xdp-fib config: table {table} is listed twice"));
-            }
-        }
-        Ok(())
-    }
-
-    /// The tables whose routes the plugin wants: the configured ones and
+    /// The tables whose routes the plugin wants: the configured one and
     /// the local table.
     pub fn followed(&self) -> Vec<u32> {
-        self.tables.iter().copied().chain([LOCAL_TABLE]).collect()
+        vec![self.table, LOCAL_TABLE]
     }
 }
 
@@ -67,18 +71,24 @@ impl Config {
 mod tests {
     use super::*;
 
-    /// Empty means main; unknown keys, an empty list, the local table and
-    /// duplicates are refused.
+    /// Empty means main; one table is taken; a list of tables is refused
+    /// saying why; 0, the local table and unknown keys are refused.
     #[test]
-    fn defaults_and_refusals() {
-        assert_eq!(Config::parse("").unwrap().tables, [254]);
+    fn one_table_defaults_and_refusals() {
+        assert_eq!(Config::parse("").unwrap().table, 254);
+        assert_eq!(Config::parse("{}").unwrap().table, 254);
         assert_eq!(
-            Config::parse(r#"{"tables":[100,254]}"#).unwrap().followed(),
-            [100, 254, 255]
+            Config::parse(r#"{"table":100}"#).unwrap().followed(),
+            [100, 255]
         );
+        let error = Config::parse(r#"{"tables":[100,254]}"#).unwrap_err();
+        assert!(
+            error.contains("\"table\"") && error.contains("rule order"),
+            "{error}"
+        );
+        assert!(Config::parse(r#"{"table":0}"#).is_err());
+        assert!(Config::parse(r#"{"table":255}"#).is_err());
         assert!(Config::parse(r#"{"table":[254]}"#).is_err());
-        assert!(Config::parse(r#"{"tables":[]}"#).is_err());
-        assert!(Config::parse(r#"{"tables":[255]}"#).is_err());
-        assert!(Config::parse(r#"{"tables":[7,7]}"#).is_err());
+        assert!(Config::parse(r#"{"table":254,"x":1}"#).is_err());
     }
 }

@@ -5,7 +5,7 @@
 //! order of operations the XDP program would see.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use dphost_sdk::maps::{BatchError, MapError};
@@ -31,8 +31,8 @@ pub struct Op {
 struct FakeMap {
     sizes: Option<Sizes>,
     entries: BTreeMap<Vec<u8>, Vec<u8>>,
-    /// Keys whose update the "kernel" refuses.
-    refuse: HashSet<Vec<u8>>,
+    /// Keys whose update and delete the "kernel" refuses, with the errno.
+    refuse: HashMap<Vec<u8>, i32>,
     /// Not granted: `open` fails.
     withheld: bool,
 }
@@ -104,15 +104,24 @@ impl FakeMaps {
         };
     }
 
-    /// Makes the map refuse updates of `key`.
+    /// Makes the map refuse updates and deletes of `key`, as a device
+    /// that cannot be a redirect target is refused (EOPNOTSUPP).
     pub fn refuse(&self, map: &str, key: &[u8]) {
+        self.refuse_with(map, key, 95);
+    }
+
+    /// Makes the map refuse updates and deletes of `key` with `errno`.
+    pub fn refuse_with(&self, map: &str, key: &[u8], errno: i32) {
         let mut state = self.0.borrow_mut();
-        state
-            .maps
-            .get_mut(map)
-            .expect("a fake map")
-            .refuse
-            .insert(key.to_vec());
+        let fake = state.maps.get_mut(map).expect("a fake map");
+        fake.refuse.insert(key.to_vec(), errno);
+    }
+
+    /// Makes the map take `key` again.
+    pub fn allow(&self, map: &str, key: &[u8]) {
+        let mut state = self.0.borrow_mut();
+        let fake = state.maps.get_mut(map).expect("a fake map");
+        fake.refuse.remove(key);
     }
 
     /// Gives a map other sizes, or withholds its grant.
@@ -159,14 +168,17 @@ impl Table for FakeTable {
 
     fn delete(&self, key: &[u8]) -> Result<bool, MapError> {
         let name = self.name.clone();
-        Ok(self.with(|map, ops| {
+        self.with(|map, ops| {
+            if let Some(errno) = map.refuse.get(key) {
+                return Err(MapError::Os((*errno, "refused".to_string())));
+            }
             ops.push(Op {
                 map: name,
                 verb: "delete",
                 key: key.to_vec(),
             });
-            map.entries.remove(key).is_some()
-        }))
+            Ok(map.entries.remove(key).is_some())
+        })
     }
 
     fn update_batch(&self, keys: &[u8], values: &[u8]) -> Result<(), BatchError> {
@@ -177,10 +189,10 @@ impl Table for FakeTable {
             .zip(values.chunks_exact(sizes.value as usize));
         self.with(|map, ops| {
             for (applied, (key, value)) in pairs.enumerate() {
-                if map.refuse.contains(key) {
+                if let Some(errno) = map.refuse.get(key) {
                     return Err(BatchError {
                         applied: applied as u32,
-                        error: MapError::Os((95, "operation not supported".to_string())),
+                        error: MapError::Os((*errno, "refused".to_string())),
                     });
                 }
                 ops.push(Op {

@@ -7,7 +7,8 @@
 //! family, which its neighbour tables cannot resolve) passes the whole
 //! route. The list is sorted, so that equal hop sets are one group
 //! whatever their order, and weights become repeated hops when they fit in
-//! [`MAX_HOPS`] slots (the program picks a slot by a hash of the flow).
+//! [`MAX_HOPS`] slots (the program picks a slot by a hash of the flow);
+//! hops or weights that do not fit pass the route to the kernel.
 
 use dphost_sdk::{IpAddress, NextHop, NextHops};
 
@@ -47,32 +48,32 @@ pub fn of_route(hops: &NextHops, v6: bool) -> Option<Vec<Hop>> {
     }
 }
 
-/// The group of these hops: the first [`MAX_HOPS`] usable ones, sorted,
-/// weighted by repetition; none when no hop is usable or one cannot be
-/// followed.
+/// The group of these hops: the usable ones, sorted, weighted by
+/// repetition; none when no hop is usable or one cannot be followed, and
+/// none too when the hops do not fit in [`MAX_HOPS`] slots as the kernel
+/// weighs them (more than [`MAX_HOPS`] usable hops, or weights whose
+/// smallest repetition needs more slots): the kernel, which honours them,
+/// forwards the route rather than the program by other weights or hops.
 pub fn group(hops: impl IntoIterator<Item = KernelHop>, v6: bool) -> Option<Vec<Hop>> {
     let mut usable: Vec<(Hop, u16)> = Vec::new();
     for hop in hops {
         if hop.flags & (DEAD | LINKDOWN) != 0 {
             continue;
         }
-        let followed = follow(&hop, v6)?;
-        if usable.len() < MAX_HOPS {
-            usable.push((followed, hop.weight.max(1)));
+        usable.push((follow(&hop, v6)?, hop.weight.max(1)));
+        if usable.len() > MAX_HOPS {
+            return None;
         }
     }
-    if usable.is_empty() {
+    let divisor = usable.iter().fold(0, |g, (_, w)| gcd(g, *w)).max(1);
+    let slots: usize = usable.iter().map(|(_, w)| usize::from(w / divisor)).sum();
+    if usable.is_empty() || slots > MAX_HOPS {
         return None;
     }
-    let divisor = usable.iter().fold(0, |g, (_, w)| gcd(g, *w));
-    let slots: usize = usable.iter().map(|(_, w)| usize::from(w / divisor)).sum();
-    let mut list: Vec<Hop> = match slots <= MAX_HOPS {
-        true => usable
-            .iter()
-            .flat_map(|(hop, w)| std::iter::repeat_n(*hop, usize::from(w / divisor)))
-            .collect(),
-        false => usable.iter().map(|(hop, _)| *hop).collect(),
-    };
+    let mut list: Vec<Hop> = usable
+        .iter()
+        .flat_map(|(hop, w)| std::iter::repeat_n(*hop, usize::from(w / divisor)))
+        .collect();
     list.sort_unstable();
     Some(list)
 }
@@ -119,8 +120,8 @@ mod tests {
     }
 
     /// Weights 1:3 become four slots, the hops come out sorted, dead and
-    /// linkdown hops are dropped, and an IPv6 route via an IPv4 gateway
-    /// cannot be followed.
+    /// linkdown hops are dropped, eight equal hops fill the eight slots,
+    /// and an IPv6 route via an IPv4 gateway cannot be followed.
     #[test]
     fn weights_order_and_unusable_hops() {
         let list = group([hop(2, 3, 0, 3), hop(1, 2, 0, 1)], false).unwrap();
@@ -133,8 +134,24 @@ mod tests {
         assert_eq!(list.unwrap()[0].ifindex, 4);
         assert_eq!(group([hop(1, 2, 0, 1)], true), None);
         assert_eq!(group([hop(1, 0, 0, 1)], false), None);
-        let many = group((1..=10).map(|i| hop(i, i, 0, 1)), false).unwrap();
+        let many = group((1..=8).map(|i| hop(i, i, 0, 1)), false).unwrap();
         assert_eq!(many.len(), MAX_HOPS);
-        assert_eq!(many.last().unwrap().ifindex, 8);
+    }
+
+    /// Hops that do not fit in the slots as weighed pass the route to the
+    /// kernel, rather than being dropped or flattened: nine usable hops,
+    /// weights 1:8 (nine slots), weights 3:4:2 (nine slots); 2:4:2 (four
+    /// slots) still fits, and a dead ninth hop leaves eight that fit.
+    #[test]
+    fn weights_or_hops_beyond_the_slots_pass_to_the_kernel() {
+        assert_eq!(group((1..=9).map(|i| hop(i, i, 0, 1)), false), None);
+        assert_eq!(group([hop(1, 2, 0, 1), hop(2, 3, 0, 8)], false), None);
+        let three = [hop(1, 2, 0, 3), hop(2, 3, 0, 4), hop(3, 4, 0, 2)];
+        assert_eq!(group(three, false), None);
+        let fits = group([hop(1, 2, 0, 2), hop(2, 3, 0, 4), hop(3, 4, 0, 2)], false);
+        let ifindexes: Vec<u32> = fits.unwrap().iter().map(|h| h.ifindex).collect();
+        assert_eq!(ifindexes, [2, 3, 3, 4]);
+        let with_dead = (1..=9).map(|i| hop(i, i, if i == 9 { DEAD } else { 0 }, 1));
+        assert_eq!(group(with_dead, false).unwrap().len(), MAX_HOPS);
     }
 }

@@ -5,7 +5,7 @@
 //! the kernel.
 //!
 //! Layout, in the direction data flows:
-//! - `config.rs`: the JSON config (the tables to forward by);
+//! - `config.rs`: the JSON config (the table to forward by);
 //! - `router.rs`: the state, and the one dispatch of events to
 //!   - `route.rs` (routes of a family: target, candidate, choice), with
 //!     `candidates.rs` (the routes per prefix and the kernel's choice),
@@ -20,9 +20,13 @@
 //! - `query.rs`: the `stats`, `compare` and `summary` queries.
 //!
 //! The maps are pinned: they outlive a reload and a dphost restart. At
-//! init the plugin reads back what they hold, and the first sync of each
-//! kind sweeps what is stale and overwrites the rest in place; no entry is
-//! removed and added again, so no packet falls to the slow path meanwhile.
+//! init the plugin reads back the keys they hold, and the first sync of
+//! each kind sweeps what is stale and overwrites the rest in place; no
+//! entry is removed and added again, so no packet falls to the slow path
+//! meanwhile. Groups read back are never trusted by value (the old
+//! instance writes on until the swap, and may reuse their ids): the new
+//! instance writes its own under other ids, moves each route entry in
+//! place onto them, and sweeps the old ones (`groups.rs`).
 //!
 //! Build with: `cargo xtask build` (writes `target/plugins/xdp_fib.wasm`).
 
@@ -56,7 +60,7 @@ use table::{Opener, Tables};
 #[derive(Default)]
 pub struct XdpFib {
     router: Option<Router>,
-    /// The configured tables and the local one, for the filter.
+    /// The configured table and the local one, for the filter.
     followed: Vec<u32>,
 }
 

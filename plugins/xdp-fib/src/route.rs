@@ -44,7 +44,7 @@ pub struct Family<'a, const K: usize> {
     pub groups: &'a mut Groups,
     pub group_shadow: &'a mut GroupShadow,
     pub nexthops: &'a Nexthops,
-    /// The configured tables, in order of preference.
+    /// The configured table (see [`crate::router::Router::tables`]).
     pub tables: &'a [u32],
 }
 

@@ -17,7 +17,8 @@ use crate::{link, neighbour};
 
 /// Everything the plugin holds.
 pub struct Router {
-    /// The configured tables, in order of preference.
+    /// The configured table, the one the choice prefers (the local table
+    /// aside); a list for [`crate::candidates::choose`].
     pub tables: Vec<u32>,
     pub writer: Writer,
     pub groups: Groups,
@@ -30,11 +31,9 @@ impl Router {
     /// Starts from what the maps already hold.
     pub fn open(config: Config, tables: Tables) -> Result<Router, String> {
         let writer = Writer::open(tables)?;
-        let routes_read_back =
-            !writer.routes4.held().is_empty() || !writer.routes6.held().is_empty();
         Ok(Router {
-            tables: config.tables,
-            groups: Groups::adopt(&writer.groups, routes_read_back),
+            tables: vec![config.table],
+            groups: Groups::open(&writer.groups),
             writer,
             routes4: Candidates::default(),
             routes6: Candidates::default(),
@@ -174,7 +173,8 @@ impl Router {
             ObjectKind::Route => {
                 self.v4().sweep();
                 self.v6().sweep();
-                self.groups.settle(&mut self.writer.groups);
+                let w = &mut self.writer;
+                self.groups.sweep(&*w.tables.groups, &mut w.groups);
             }
             ObjectKind::Address | ObjectKind::Rule => {}
         }
@@ -183,6 +183,6 @@ impl Router {
     /// The end of a batch: the maps get every change of its events.
     pub fn flush(&mut self) {
         self.writer.flush();
-        self.groups.flushed();
+        self.groups.flushed(&self.writer.groups);
     }
 }

@@ -22,6 +22,11 @@ pub struct Shadow<const K: usize, const V: usize> {
     /// Keys marked by [`Shadow::mark`] and not written since: the sweep
     /// deletes them.
     stale: HashSet<[u8; K]>,
+    /// Keys whose last write the map refused, with the flushes that tried
+    /// it: the map still holds what `held` says (or nothing), the write is
+    /// pending again until the writer gives up. Cleared when a write of the
+    /// key goes through.
+    failed: HashMap<[u8; K], u8>,
 }
 
 impl<const K: usize, const V: usize> Shadow<K, V> {
@@ -31,6 +36,7 @@ impl<const K: usize, const V: usize> Shadow<K, V> {
             held: HashMap::new(),
             pending: HashMap::new(),
             stale: HashSet::new(),
+            failed: HashMap::new(),
         }
     }
 
@@ -44,16 +50,34 @@ impl<const K: usize, const V: usize> Shadow<K, V> {
     pub fn set(&mut self, key: [u8; K], value: [u8; V]) {
         self.pending.insert(key, Some(value));
         self.stale.remove(&key);
+        self.fresh_attempts(&key);
     }
 
     /// The entry is to be gone after the next flush.
     pub fn clear(&mut self, key: [u8; K]) {
         if self.held.contains_key(&key) {
             self.pending.insert(key, None);
+            self.fresh_attempts(&key);
         } else {
             self.pending.remove(&key);
+            self.failed.remove(&key);
         }
         self.stale.remove(&key);
+    }
+
+    /// A new write of a key that failed before gets the writer's full
+    /// count of attempts again (the key stays failed until one succeeds).
+    fn fresh_attempts(&mut self, key: &[u8; K]) {
+        if let Some(attempts) = self.failed.get_mut(key) {
+            *attempts = 0;
+        }
+    }
+
+    /// The entry `key` is to be deleted although it is not held: found in
+    /// the map by a sweep, written by someone else.
+    pub fn clear_found(&mut self, key: [u8; K]) {
+        self.held.entry(key).or_insert(None);
+        self.clear(key);
     }
 
     /// Marks every entry the map will hold: the start of a sync.
@@ -101,19 +125,50 @@ impl<const K: usize, const V: usize> Shadow<K, V> {
         updates
     }
 
-    /// Takes the waiting deletes (every one of a held key).
+    /// Takes the waiting deletes (every one of a held key); updates put
+    /// back for a retry stay.
     pub fn take_deletes(&mut self) -> Vec<[u8; K]> {
-        self.pending.drain().map(|(key, _)| key).collect()
+        let mut deletes = Vec::new();
+        self.pending.retain(|key, write| match write {
+            Some(_) => true,
+            None => {
+                deletes.push(*key);
+                false
+            }
+        });
+        deletes
     }
 
     /// The map took an update.
     pub fn confirm_update(&mut self, key: [u8; K], value: [u8; V]) {
         self.held.insert(key, Some(value));
+        self.failed.remove(&key);
     }
 
     /// The map no longer holds the key.
     pub fn confirm_delete(&mut self, key: &[u8; K]) {
         self.held.remove(key);
+        self.failed.remove(key);
+    }
+
+    /// The map refused a write taken from the pending ones: `held` stays
+    /// as it was; returns how many flushes have tried this write so far.
+    pub fn refused(&mut self, key: [u8; K]) -> u8 {
+        let attempts = self.failed.entry(key).or_insert(0);
+        *attempts = attempts.saturating_add(1);
+        *attempts
+    }
+
+    /// A write taken from the pending ones waits for the next flush (a
+    /// retry, or a delete held back), unless a newer one is pending.
+    pub fn again(&mut self, key: [u8; K], write: Option<[u8; V]>) {
+        self.pending.entry(key).or_insert(write);
+    }
+
+    /// The keys whose last write the map refused: what the map holds
+    /// under them is `held`'s (or, held without a value, unknown).
+    pub fn failed_keys(&self) -> impl Iterator<Item = &[u8; K]> {
+        self.failed.keys()
     }
 }
 

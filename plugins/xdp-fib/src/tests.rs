@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::XdpFib;
 use crate::fake::{CPUS, FakeMaps, Op};
 use crate::maps::{self, Hop};
+use crate::writer::MAX_ATTEMPTS;
 
 /// A plugin instance over `fake`, initialised with `config`.
 fn start(fake: &FakeMaps, config: &str) -> Result<XdpFib, String> {
@@ -424,7 +425,8 @@ fn links_become_ports_and_redirect_targets() {
 /// A reload: a second instance over the same maps starts from what they
 /// hold, deletes nothing before its syncs end, then deletes exactly the
 /// stale entries (after the route entries that used a stale group), never
-/// deletes a kept one, and gives the kept route the same group id.
+/// deletes a kept one; the kept route is overwritten in place onto a group
+/// of its own (same hops, another id), and the old groups go after it.
 #[test]
 fn reload_sweeps_stale_entries_and_keeps_the_rest() {
     let fake = FakeMaps::new();
@@ -490,12 +492,17 @@ fn reload_sweeps_stale_entries_and_keeps_the_rest() {
     assert!(deletes(&fake).is_empty());
     assert_eq!(fake.entries("routes4").len(), 2);
     batch(&mut new, vec![Event::SyncEnd(ObjectKind::Route)]);
-    let expected = [
-        ("routes4", key4([10, 2, 0, 0], 16)),
-        ("groups", stale_group.to_le_bytes().to_vec()),
-    ];
-    assert_eq!(deletes(&fake), expected.map(|(m, k)| (m.to_string(), k)));
-    assert_eq!(group_of(&fake, [10, 1, 0, 0], 16), Some(kept_group));
+    let mut found = deletes(&fake);
+    assert_eq!(found[0], ("routes4".to_string(), key4([10, 2, 0, 0], 16)));
+    found[1..].sort();
+    let old_groups =
+        [kept_group, stale_group].map(|id| ("groups".to_string(), id.to_le_bytes().to_vec()));
+    let mut old_groups = old_groups.to_vec();
+    old_groups.sort();
+    assert_eq!(found[1..], old_groups);
+    let moved = group_of(&fake, [10, 1, 0, 0], 16).unwrap();
+    assert_ne!(moved, kept_group);
+    assert_eq!(hops_of(&fake, moved), [(3, [192, 0, 2, 1])]);
     assert_eq!(fake.entries("groups").len(), 1);
     assert_eq!(fake.entries("ports").len(), 1);
     assert_eq!(fake.entries("tx").len(), 1);
@@ -635,4 +642,205 @@ fn ipv6_routes_and_their_gateways() {
             gateway: (0xfe80u128 << 112 | 1).to_be_bytes()
         }]
     );
+}
+
+/// A group's hops as [`hops_of`] gives them.
+type Hops4 = Vec<(u32, [u8; 4])>;
+
+/// The routes4 entries with their hops, as the program would forward:
+/// (prefix key, hops); a dangling group panics.
+fn forwarding(fake: &FakeMaps) -> Vec<(Vec<u8>, Hops4)> {
+    let routes = fake.entries("routes4");
+    let group = |value: &Vec<u8>| u32::from_le_bytes(value.clone().try_into().unwrap());
+    let hops = |id: u32| match id {
+        0 => Vec::new(),
+        id => hops_of(fake, id),
+    };
+    routes
+        .iter()
+        .map(|(k, v)| (k.clone(), hops(group(v))))
+        .collect()
+}
+
+/// A reload where the old instance goes on after the new one's init (as
+/// the host runs them until the swap): it frees the group of a route and
+/// hands its id to another hop list. The new instance, started before,
+/// must not believe the id still holds what it read back: after its
+/// replay every route entry forwards by its own hops, the old groups are
+/// swept, no route entry was removed on the way, and `compare` is equal.
+#[test]
+fn reload_while_the_old_instance_reuses_a_group_id() {
+    let fake = FakeMaps::new();
+    let mut old = start(&fake, "").unwrap();
+    let one = NextHops::One(via([192, 0, 2, 1], 3));
+    let two = NextHops::One(via([192, 0, 2, 2], 4));
+    let a = route([10, 1, 0, 0], 16, 254, 0, one.clone());
+    let b = route([10, 2, 0, 0], 16, 254, 0, two);
+    let a2 = route([10, 3, 0, 0], 16, 254, 0, one);
+    batch(&mut old, vec![Event::RouteAdd(a.clone())]);
+    let id_a = group_of(&fake, [10, 1, 0, 0], 16).unwrap();
+
+    let mut new = start(&fake, "").unwrap();
+    batch(&mut old, vec![Event::RouteDel(a)]);
+    batch(
+        &mut old,
+        vec![Event::RouteAdd(b.clone()), Event::RouteAdd(a2.clone())],
+    );
+    assert_eq!(group_of(&fake, [10, 2, 0, 0], 16), Some(id_a), "reused");
+    drop(old);
+    fake.take_ops();
+
+    batch(
+        &mut new,
+        vec![
+            Event::SyncBegin(ObjectKind::Route),
+            Event::RouteAdd(b),
+            Event::RouteAdd(a2),
+            Event::SyncEnd(ObjectKind::Route),
+        ],
+    );
+    let by_one = (key4([10, 3, 0, 0], 16), vec![(3, [192, 0, 2, 1])]);
+    let by_two = (key4([10, 2, 0, 0], 16), vec![(4, [192, 0, 2, 2])]);
+    assert_eq!(forwarding(&fake), [by_two, by_one]);
+    assert_eq!(fake.entries("groups").len(), 2);
+    let ops = fake.take_ops();
+    let replayed = [key4([10, 2, 0, 0], 16), key4([10, 3, 0, 0], 16)];
+    let removed = |op: &Op| op.verb == "delete" && replayed.contains(&op.key);
+    assert!(!ops.iter().any(removed), "{ops:?}");
+    assert_eq!(query(&mut new, "compare")["equal"], true);
+}
+
+/// A route entry whose update the map refuses still points at its old
+/// group: that group is neither deleted nor reused while the write fails;
+/// the write is tried again at the next flush, and once it goes through
+/// the old group goes.
+#[test]
+fn a_refused_route_write_keeps_its_old_group() {
+    let fake = FakeMaps::new();
+    let mut p = start(&fake, "").unwrap();
+    let before = route(
+        [10, 1, 0, 0],
+        16,
+        254,
+        0,
+        NextHops::One(via([192, 0, 2, 1], 3)),
+    );
+    let after = route(
+        [10, 1, 0, 0],
+        16,
+        254,
+        0,
+        NextHops::One(via([192, 0, 2, 2], 4)),
+    );
+    batch(&mut p, vec![Event::RouteAdd(before)]);
+    let old_id = group_of(&fake, [10, 1, 0, 0], 16).unwrap();
+    fake.refuse_with("routes4", &key4([10, 1, 0, 0], 16), 12);
+    batch(&mut p, vec![Event::RouteAdd(after)]);
+    assert_eq!(group_of(&fake, [10, 1, 0, 0], 16), Some(old_id));
+    assert_eq!(hops_of(&fake, old_id), [(3, [192, 0, 2, 1])]);
+    let other = route(
+        [10, 9, 0, 0],
+        16,
+        254,
+        0,
+        NextHops::One(via([192, 0, 2, 9], 5)),
+    );
+    batch(&mut p, vec![Event::RouteAdd(other)]);
+    assert_ne!(group_of(&fake, [10, 9, 0, 0], 16), Some(old_id));
+    assert_eq!(hops_of(&fake, old_id), [(3, [192, 0, 2, 1])]);
+    assert_eq!(forwarding(&fake)[0].1, [(3, [192, 0, 2, 1])]);
+
+    fake.allow("routes4", &key4([10, 1, 0, 0], 16));
+    batch(&mut p, vec![Event::LinkAdd(link(3, 0))]);
+    assert_eq!(forwarding(&fake)[0].1, [(4, [192, 0, 2, 2])]);
+    assert!(
+        !fake
+            .entries("groups")
+            .contains_key(old_id.to_le_bytes().as_slice())
+    );
+    assert_eq!(query(&mut p, "summary")["errors"], 2);
+    assert_eq!(query(&mut p, "compare")["equal"], true);
+}
+
+/// A write refused for good is tried at [`MAX_ATTEMPTS`] flushes, then
+/// given up (counted), not tried at every flush forever.
+#[test]
+fn refused_writes_are_retried_a_bounded_number_of_times() {
+    let fake = FakeMaps::new();
+    let mut p = start(&fake, "").unwrap();
+    let n = neighbour(3, v4([192, 0, 2, 1]), NudState::REACHABLE);
+    fake.refuse_with("neigh4", &maps::neigh_key::<8>(3, &[192, 0, 2, 1]), 7);
+    batch(&mut p, vec![Event::NeighbourAdd(n)]);
+    for ifindex in 10..20 {
+        batch(&mut p, vec![Event::LinkAdd(link(ifindex, 0))]);
+    }
+    let summary = query(&mut p, "summary");
+    assert_eq!(summary["errors"], u64::from(MAX_ATTEMPTS));
+    assert_eq!(summary["writes_given_up"], 1);
+}
+
+/// A transient `tx` refusal (no memory) does not mark the link as no
+/// redirect target: it is retried, and the link becomes a port.
+#[test]
+fn a_transient_tx_refusal_is_retried() {
+    let fake = FakeMaps::new();
+    let mut p = start(&fake, "").unwrap();
+    fake.refuse_with("tx", &7u32.to_le_bytes(), 12);
+    batch(&mut p, vec![Event::LinkAdd(link(7, 0))]);
+    assert!(fake.entries("ports").is_empty());
+    fake.allow("tx", &7u32.to_le_bytes());
+    batch(&mut p, vec![Event::LinkAdd(link(3, 0))]);
+    assert!(
+        fake.entries("tx")
+            .contains_key(7u32.to_le_bytes().as_slice())
+    );
+    assert!(
+        fake.entries("ports")
+            .contains_key(7u32.to_le_bytes().as_slice())
+    );
+}
+
+/// `compare` reads at most `limit` keys per map per call: a bigger map is
+/// `truncated` (and not `equal`), and paging on with `after` from `next`
+/// reads it all, the pages' `found` summing to `expected`; one map can be
+/// asked alone; with room for all, it is `equal`.
+#[test]
+fn compare_pages_through_a_big_map() {
+    let fake = FakeMaps::new();
+    let mut p = start(&fake, "").unwrap();
+    let routes = (1..=5).map(|i| {
+        let hop = NextHops::One(via([192, 0, 2, 1], 3));
+        Event::RouteAdd(route([10, i, 0, 0], 16, 254, 0, hop))
+    });
+    batch(&mut p, routes.collect());
+    let ask = |p: &mut XdpFib, request: Value| -> Value {
+        serde_json::from_str(&p.query(&request.to_string()).unwrap()).unwrap()
+    };
+    let all = ask(&mut p, serde_json::json!({"op": "compare", "limit": 2}));
+    assert_eq!(all["equal"], false);
+    assert_eq!(all["maps"]["routes4"]["truncated"], true);
+    assert_eq!(all["maps"]["groups"]["truncated"], false);
+    let (mut after, mut found) = (None, 0);
+    loop {
+        let mut request = serde_json::json!({"op": "compare", "map": "routes4", "limit": 2});
+        if let Some(next) = &after {
+            request["after"] = Value::clone(next);
+        }
+        let page = ask(&mut p, request);
+        let report = &page["maps"]["routes4"];
+        assert_eq!(
+            (report["extra"].clone(), report["differ"].clone()),
+            (0.into(), 0.into())
+        );
+        assert!(page["maps"].get("groups").is_none());
+        found += report["found"].as_u64().unwrap();
+        if report["truncated"] == false {
+            break;
+        }
+        after = Some(report["next"].clone());
+    }
+    assert_eq!(found, 5);
+    assert_eq!(query(&mut p, "compare")["equal"], true);
+    assert!(p.query(r#"{"op":"compare","after":"00"}"#).is_err());
+    assert!(p.query(r#"{"op":"compare","map":"routes9"}"#).is_err());
 }
