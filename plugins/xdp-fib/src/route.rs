@@ -102,13 +102,7 @@ impl<const K: usize> Family<'_, K> {
             self.groups.release(gone.group, self.group_shadow);
             self.settle(key);
         }
-        let candidates = &*self.candidates;
-        for key in self
-            .shadow
-            .held_keys_without(|key| candidates.contains(key))
-        {
-            self.shadow.clear(key);
-        }
+        self.shadow.sweep_unclaimed();
     }
 
     /// Writes the prefix's choice, or removes its entry.

@@ -27,6 +27,10 @@ pub struct Shadow<const K: usize, const V: usize> {
     /// pending again until the writer gives up. Cleared when a write of the
     /// key goes through.
     failed: HashMap<[u8; K], u8>,
+    /// Keys read back at init and not written since: what a sync's end
+    /// deletes when no object claimed them ([`Shadow::sweep_unclaimed`]),
+    /// without walking every key held.
+    unclaimed: HashSet<[u8; K]>,
 }
 
 impl<const K: usize, const V: usize> Shadow<K, V> {
@@ -37,6 +41,7 @@ impl<const K: usize, const V: usize> Shadow<K, V> {
             pending: HashMap::new(),
             stale: HashSet::new(),
             failed: HashMap::new(),
+            unclaimed: HashSet::new(),
         }
     }
 
@@ -44,12 +49,14 @@ impl<const K: usize, const V: usize> Shadow<K, V> {
     /// unless read.
     pub fn adopt(&mut self, key: [u8; K], value: Option<[u8; V]>) {
         self.held.insert(key, value);
+        self.unclaimed.insert(key);
     }
 
     /// The entry is to hold `value` after the next flush.
     pub fn set(&mut self, key: [u8; K], value: [u8; V]) {
         self.pending.insert(key, Some(value));
         self.stale.remove(&key);
+        self.unclaimed.remove(&key);
         self.fresh_attempts(&key);
     }
 
@@ -63,6 +70,7 @@ impl<const K: usize, const V: usize> Shadow<K, V> {
             self.failed.remove(&key);
         }
         self.stale.remove(&key);
+        self.unclaimed.remove(&key);
     }
 
     /// A new write of a key that failed before gets the writer's full
@@ -94,6 +102,13 @@ impl<const K: usize, const V: usize> Shadow<K, V> {
     /// Deletes every entry still marked: the end of a sync.
     pub fn sweep(&mut self) {
         for key in std::mem::take(&mut self.stale) {
+            self.clear(key);
+        }
+    }
+
+    /// Deletes the keys read back at init that nothing wrote since.
+    pub fn sweep_unclaimed(&mut self) {
+        for key in std::mem::take(&mut self.unclaimed) {
             self.clear(key);
         }
     }

@@ -57,6 +57,11 @@ fn route(dst: [u8; 4], length: u8, table: u32, metric: u32, nexthops: NextHops) 
     }
 }
 
+/// A main-table IPv4 route of metric 0 through one gateway.
+fn main_via(dst: [u8; 4], len: u8, gateway: [u8; 4], ifindex: u32) -> Route {
+    route(dst, len, 254, 0, NextHops::One(via(gateway, ifindex)))
+}
+
 fn key4(dst: [u8; 4], length: u8) -> Vec<u8> {
     maps::route_key::<4, 8>(dst, length).to_vec()
 }
@@ -143,13 +148,7 @@ fn query(plugin: &mut XdpFib, op: &str) -> Value {
 fn one_hop_route_writes_its_group_first() {
     let fake = FakeMaps::new();
     let mut p = start(&fake, "").unwrap();
-    let r = route(
-        [10, 1, 0, 0],
-        16,
-        254,
-        0,
-        NextHops::One(via([192, 0, 2, 1], 3)),
-    );
+    let r = main_via([10, 1, 0, 0], 16, [192, 0, 2, 1], 3);
     batch(&mut p, vec![Event::RouteAdd(r)]);
     let id = group_of(&fake, [10, 1, 0, 0], 16).unwrap();
     assert_ne!(id, 0);
@@ -183,13 +182,7 @@ fn ecmp_groups_are_interned_whatever_the_order() {
 fn route_delete_frees_its_group_after_the_entry() {
     let fake = FakeMaps::new();
     let mut p = start(&fake, "").unwrap();
-    let r = route(
-        [10, 1, 0, 0],
-        16,
-        254,
-        0,
-        NextHops::One(via([192, 0, 2, 1], 3)),
-    );
+    let r = main_via([10, 1, 0, 0], 16, [192, 0, 2, 1], 3);
     batch(&mut p, vec![Event::RouteAdd(r.clone())]);
     fake.take_ops();
     batch(&mut p, vec![Event::RouteDel(r)]);
@@ -206,13 +199,7 @@ fn route_delete_frees_its_group_after_the_entry() {
 fn local_table_wins_over_main() {
     let fake = FakeMaps::new();
     let mut p = start(&fake, "").unwrap();
-    let main = route(
-        [10, 0, 0, 1],
-        32,
-        254,
-        0,
-        NextHops::One(via([192, 0, 2, 1], 3)),
-    );
+    let main = main_via([10, 0, 0, 1], 32, [192, 0, 2, 1], 3);
     let local = Route {
         kind: RouteType::Local,
         nexthops: NextHops::One(NextHop {
@@ -299,21 +286,9 @@ fn dead_hops_are_excluded() {
 fn nhid_resolution_follows_nexthop_changes() {
     let fake = FakeMaps::new();
     let mut p = start(&fake, "").unwrap();
-    let mut r = route(
-        [10, 1, 0, 0],
-        16,
-        254,
-        0,
-        NextHops::One(via([192, 0, 2, 1], 3)),
-    );
+    let mut r = main_via([10, 1, 0, 0], 16, [192, 0, 2, 1], 3);
     r.nhid = Some(10);
-    let mut unknown = route(
-        [10, 9, 0, 0],
-        16,
-        254,
-        0,
-        NextHops::One(via([192, 0, 2, 1], 3)),
-    );
+    let mut unknown = main_via([10, 9, 0, 0], 16, [192, 0, 2, 1], 3);
     unknown.nhid = Some(99);
     batch(
         &mut p,
@@ -431,20 +406,8 @@ fn links_become_ports_and_redirect_targets() {
 fn reload_sweeps_stale_entries_and_keeps_the_rest() {
     let fake = FakeMaps::new();
     let mut old = start(&fake, "").unwrap();
-    let kept = route(
-        [10, 1, 0, 0],
-        16,
-        254,
-        0,
-        NextHops::One(via([192, 0, 2, 1], 3)),
-    );
-    let stale = route(
-        [10, 2, 0, 0],
-        16,
-        254,
-        0,
-        NextHops::One(via([198, 51, 100, 1], 4)),
-    );
+    let kept = main_via([10, 1, 0, 0], 16, [192, 0, 2, 1], 3);
+    let stale = main_via([10, 2, 0, 0], 16, [198, 51, 100, 1], 4);
     let n_kept = neighbour(3, v4([192, 0, 2, 1]), NudState::REACHABLE);
     let n_stale = neighbour(4, v4([198, 51, 100, 1]), NudState::REACHABLE);
     batch(
@@ -516,13 +479,7 @@ fn reload_sweeps_stale_entries_and_keeps_the_rest() {
 fn compare_finds_planted_differences() {
     let fake = FakeMaps::new();
     let mut p = start(&fake, "").unwrap();
-    let r = route(
-        [10, 1, 0, 0],
-        16,
-        254,
-        0,
-        NextHops::One(via([192, 0, 2, 1], 3)),
-    );
+    let r = main_via([10, 1, 0, 0], 16, [192, 0, 2, 1], 3);
     batch(&mut p, vec![Event::RouteAdd(r), Event::LinkAdd(link(3, 0))]);
     assert_eq!(query(&mut p, "compare")["equal"], true);
     fake.plant("routes4", &key4([10, 1, 0, 0], 16), Some(&[9, 0, 0, 0]));
@@ -718,33 +675,15 @@ fn reload_while_the_old_instance_reuses_a_group_id() {
 fn a_refused_route_write_keeps_its_old_group() {
     let fake = FakeMaps::new();
     let mut p = start(&fake, "").unwrap();
-    let before = route(
-        [10, 1, 0, 0],
-        16,
-        254,
-        0,
-        NextHops::One(via([192, 0, 2, 1], 3)),
-    );
-    let after = route(
-        [10, 1, 0, 0],
-        16,
-        254,
-        0,
-        NextHops::One(via([192, 0, 2, 2], 4)),
-    );
+    let before = main_via([10, 1, 0, 0], 16, [192, 0, 2, 1], 3);
+    let after = main_via([10, 1, 0, 0], 16, [192, 0, 2, 2], 4);
     batch(&mut p, vec![Event::RouteAdd(before)]);
     let old_id = group_of(&fake, [10, 1, 0, 0], 16).unwrap();
     fake.refuse_with("routes4", &key4([10, 1, 0, 0], 16), 12);
     batch(&mut p, vec![Event::RouteAdd(after)]);
     assert_eq!(group_of(&fake, [10, 1, 0, 0], 16), Some(old_id));
     assert_eq!(hops_of(&fake, old_id), [(3, [192, 0, 2, 1])]);
-    let other = route(
-        [10, 9, 0, 0],
-        16,
-        254,
-        0,
-        NextHops::One(via([192, 0, 2, 9], 5)),
-    );
+    let other = main_via([10, 9, 0, 0], 16, [192, 0, 2, 9], 5);
     batch(&mut p, vec![Event::RouteAdd(other)]);
     assert_ne!(group_of(&fake, [10, 9, 0, 0], 16), Some(old_id));
     assert_eq!(hops_of(&fake, old_id), [(3, [192, 0, 2, 1])]);
