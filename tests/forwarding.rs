@@ -212,6 +212,16 @@ impl Lab {
             .success()
     }
 
+    /// The router's kernel forwarded no more than the slow path's few
+    /// since `before` (its counters then): XDP forwarded the rest.
+    fn kernel_idle_since(&self, before: (u64, u64)) {
+        let after = forwarded(&self.router);
+        assert!(
+            after.0 - before.0 <= SLOW_PATH && after.1 - before.1 <= SLOW_PATH,
+            "the router's kernel forwarded {before:?} -> {after:?}"
+        );
+    }
+
     /// The XDP program's count of an outcome, over every CPU.
     fn xdp(&self, outcome: &str) -> u64 {
         let stats = self.query(r#"{"op":"stats"}"#);
@@ -322,16 +332,12 @@ fn xdp_fib_forwards_both_families() {
         assert!(lab.ping(addr, 20, 5), "ping {addr}");
         assert_eq!(lab.udp(addr, 200, 2000), 200, "UDP to {addr}");
     }
-    let (after, xdp_after) = (forwarded(&lab.router), lab.xdp("forwarded"));
-    assert!(
-        after.0 - kernel.0 <= SLOW_PATH && after.1 - kernel.1 <= SLOW_PATH,
-        "the router's kernel forwarded {kernel:?} -> {after:?}"
-    );
+    lab.kernel_idle_since(kernel);
     // Each family: 20 echo requests, 20 replies, 200 datagrams.
+    let by_xdp = lab.xdp("forwarded") - xdp;
     assert!(
-        xdp_after - xdp >= 2 * 240 - SLOW_PATH,
-        "XDP forwarded {} packets",
-        xdp_after - xdp
+        by_xdp >= 2 * 240 - SLOW_PATH,
+        "XDP forwarded {by_xdp} packets"
     );
 }
 
@@ -398,11 +404,7 @@ fn xdp_fib_follows_routes_and_neighbours() {
     lab.settled();
     assert_eq!(lab.udp(service, 100, 2000), 100, "the MAC followed");
 
-    let after = forwarded(&lab.router);
-    assert!(
-        after.0 - kernel.0 <= SLOW_PATH,
-        "the router's kernel forwarded {kernel:?} -> {after:?}"
-    );
+    lab.kernel_idle_since(kernel);
 
     // Too big for the egress link: passed to the kernel, which fragments
     // it (redirected whole, the veth would drop it).
@@ -447,11 +449,7 @@ fn a_hot_reload_of_xdp_fib_loses_nothing() {
         String::from_utf8_lossy(&reload.stderr)
     );
     assert_eq!(received, 30_000, "datagrams received across the reload");
-    let after = forwarded(&lab.router);
-    assert!(
-        after.0 - kernel.0 <= SLOW_PATH,
-        "the router's kernel forwarded {kernel:?} -> {after:?}"
-    );
+    lab.kernel_idle_since(kernel);
     lab.settled();
 }
 
@@ -469,11 +467,7 @@ fn a_kept_dataplane_forwards_while_dphost_is_down_and_is_resynced() {
     lab.stop();
     let kernel = forwarded(&lab.router);
     assert_eq!(lab.udp("10.9.9.1", 100, 2000), 100, "forwarded while down");
-    let after = forwarded(&lab.router);
-    assert!(
-        after.0 - kernel.0 <= SLOW_PATH,
-        "XDP, not the kernel: {kernel:?} -> {after:?}"
-    );
+    lab.kernel_idle_since(kernel);
     lab.router.ip("route del 10.9.9.0/24");
     lab.router.ip("route add 10.8.8.0/24 via 10.0.3.2");
     lab.start();

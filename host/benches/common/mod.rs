@@ -22,9 +22,6 @@ impl Daemon {
     /// Starts dphost on `ns` with the example plugins `plugins` (names
     /// under target/plugins, without `.wasm`).
     pub fn start(ns: &Netns, tag: &str, plugins: &[&str]) -> Daemon {
-        let dir = std::env::temp_dir().join(format!("dphost-bench-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("scratch directory");
-        let config = dir.join("dphost.toml");
         let mut text = "[netlink]\naudit_interval_s = 0\n".to_string();
         for name in plugins {
             let path = target().join(format!("plugins/{name}.wasm"));
@@ -33,6 +30,14 @@ impl Daemon {
                 path.display().to_string()
             ));
         }
+        Daemon::with_config(ns, tag, &text)
+    }
+
+    /// Starts dphost on `ns` with the configuration `text`, as it is.
+    pub fn with_config(ns: &Netns, tag: &str, text: &str) -> Daemon {
+        let dir = std::env::temp_dir().join(format!("dphost-bench-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch directory");
+        let config = dir.join("dphost.toml");
         std::fs::write(&config, text).expect("writing the configuration");
         let control = ControlAddr::Unix(dir.join("control.sock"));
         let child = spawn_dphost(ns, &control.to_string(), Some(&config), &[]);
