@@ -21,8 +21,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use dphost::dataplane::maps::MapSet;
+use dphost::plugin::PluginSpec;
+use dphost::plugin::spec::Grants;
+
 use crate::util::netns::TestNetns;
-use crate::util::{Scratch, bpf_object, plugin};
+use crate::util::{Scratch, bpf_object, fixture, plugin, runtime};
 use crate::xdp::{Bpffs, forwarded, topology};
 
 const DPHOST: &str = env!("CARGO_BIN_EXE_dphost");
@@ -518,6 +522,27 @@ fn a_plugin_denied_a_map_is_refused_at_load() {
         "{stderr}"
     );
 
+    // A plugin that goes on without the map it was refused is refused
+    // all the same: the host, not the plugin, decides.
+    let greedy = |grants: &[&str]| {
+        let mut cmd = Command::new(DPHOST);
+        cmd.args(["check", "--no-cache", "--dataplane"])
+            .arg(&object)
+            .arg(fixture("greedy"));
+        for grant in grants {
+            cmd.args(["--grant", grant]);
+        }
+        cmd.output().expect("running dphost check")
+    };
+    let careless = greedy(&["routes4"]);
+    let stderr = String::from_utf8_lossy(&careless.stderr);
+    assert!(!careless.status.success(), "init returned Ok: {stderr}");
+    assert!(
+        stderr.contains("plugin \"greedy\" asked for map \"neigh6\""),
+        "{stderr}"
+    );
+    assert!(greedy(&["routes4", "neigh6"]).status.success());
+
     let none = check(&[]);
     let stderr = String::from_utf8_lossy(&none.stderr);
     assert!(!none.status.success());
@@ -561,4 +586,25 @@ fn checked(config: &Path) -> Output {
         .arg(config)
         .output()
         .expect("running dphost")
+}
+
+/// A map is opened in `init` or not at all: the same open from a query is
+/// refused with `not-in-init`, whatever the grants.
+#[test]
+fn maps_are_opened_in_init_only() {
+    let defs = dphost::dataplane::object_maps(&bpf_object("xdp_router")).expect("the object");
+    let runtime = runtime().with_maps(std::sync::Arc::new(MapSet::dry(&defs)));
+    let compiled = runtime
+        .compile(&fixture("greedy"))
+        .expect("greedy compiles");
+    let spec = PluginSpec {
+        grants: Grants::maps(["routes4", "neigh6"]).expect("grants"),
+        ..PluginSpec::new(fixture("greedy"))
+    };
+    let mut greedy = runtime
+        .instantiate_spec(&compiled, &spec)
+        .expect("granted, it loads");
+    let answer = greedy.query("open routes4", None).expect("the query runs");
+    let refusal = answer.expect_err("refused after init");
+    assert!(refusal.0.contains("opened in init only"), "{}", refusal.0);
 }

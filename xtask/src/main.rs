@@ -29,7 +29,7 @@ const PLUGINS: [(&str, &str); 3] = [
 ];
 
 /// The test fixtures, built to target/plugins/fixtures.
-const FIXTURES: [&str; 14] = [
+const FIXTURES: [&str; 15] = [
     "noop",
     "echo",
     "slowfib",
@@ -44,6 +44,7 @@ const FIXTURES: [&str; 14] = [
     "view2",
     "echo2",
     "pager",
+    "greedy",
 ];
 
 const WASM_TARGET: &str = "wasm32-wasip2";
