@@ -36,10 +36,10 @@ impl Drop for Daemon {
     }
 }
 
-struct Demo {
-    bin: PathBuf,
-    control: String,
-    netns: Option<String>,
+pub(crate) struct Demo {
+    pub(crate) bin: PathBuf,
+    pub(crate) control: String,
+    pub(crate) netns: Option<String>,
 }
 
 fn is_root() -> bool {
@@ -73,7 +73,7 @@ fn ip_batch(netns: &str, commands: &[&str]) -> Result<()> {
 }
 
 impl Demo {
-    fn ctl(&self, args: &[&str]) -> Result<String> {
+    pub(crate) fn ctl(&self, args: &[&str]) -> Result<String> {
         let out = Command::new(&self.bin)
             .args(["ctl", "--control", &self.control])
             .args(args)
@@ -122,7 +122,7 @@ impl Demo {
         Ok(())
     }
 
-    fn wait_until(
+    pub(crate) fn wait_until(
         &self,
         what: &str,
         timeout: Duration,

@@ -7,11 +7,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::demo::{Daemon, say};
+use crate::demo::{Daemon, Demo, say};
 
 /// Every map of the example, granted to xdp-fib.
 const GRANTS: &str =
@@ -175,39 +175,12 @@ fn ping(client: &str, addr: &str, count: u32) -> Result<bool> {
     Ok(out.status.success())
 }
 
-struct Router<'a> {
-    bin: &'a Path,
-    control: String,
-}
-
-impl Router<'_> {
-    fn ctl(&self, args: &[&str]) -> Result<String> {
-        let out = Command::new(self.bin)
-            .args(["ctl", "--control", &self.control])
-            .args(args)
-            .output()?;
-        if !out.status.success() {
-            bail!(
-                "dphost ctl {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    /// Waits until xdp-fib's maps equal what it was told.
-    fn settled(&self) -> Result<()> {
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(30) {
-            let compare = self.ctl(&["--json", "query", "xdp-fib", r#"{"op":"compare"}"#]);
-            if compare.is_ok_and(|c| c.contains("\"equal\":true")) {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        bail!("xdp-fib's maps did not settle in 30 s")
-    }
+/// Waits until xdp-fib's maps equal what it was told.
+fn settled(router: &Demo) -> Result<()> {
+    router.wait_until("xdp-fib's maps to settle", Duration::from_secs(30), |d| {
+        d.ctl(&["--json", "query", "xdp-fib", r#"{"op":"compare"}"#])
+            .is_ok_and(|c| c.contains("\"equal\":true"))
+    })
 }
 
 /// The dataplane step of `cargo xtask demo`.
@@ -248,8 +221,12 @@ pub fn run(target: &Path, pid: u32) -> Result<()> {
             .spawn()
             .context("starting dphost run")?,
     );
-    let router = Router { bin: &bin, control };
-    router.settled()?;
+    let router = Demo {
+        bin,
+        control,
+        netns: Some(lab.router().to_string()),
+    };
+    settled(&router)?;
     let (c, r, s) = (lab.client(), lab.router(), lab.server());
     print!(
         "{}",
@@ -266,7 +243,7 @@ pub fn run(target: &Path, pid: u32) -> Result<()> {
     );
     ping(c, "10.0.2.2", 1)?;
     ping(c, "fd00:2::2", 1)?;
-    router.settled()?;
+    settled(&router)?;
     let kernel = kernel_forwarded(r)?;
     if !ping(c, "10.0.2.2", 20)? {
         bail!("the ping did not cross the XDP router");
@@ -286,7 +263,7 @@ pub fn run(target: &Path, pid: u32) -> Result<()> {
     ping(c, "10.0.3.2", 1)?;
     for (how, link) in [("via 10.0.2.2", "s0"), ("via 10.0.3.2", "s1")] {
         ip(r, &format!("route replace 10.9.9.0/24 {how}"))?;
-        router.settled()?;
+        settled(&router)?;
         let before = rx_packets(s, link)?;
         ping(c, "10.9.9.1", 10)?;
         println!(
@@ -295,13 +272,13 @@ pub fn run(target: &Path, pid: u32) -> Result<()> {
         );
     }
     ip(r, "route del 10.9.9.0/24")?;
-    router.settled()?;
+    settled(&router)?;
     if ping(c, "10.9.9.1", 3)? {
         bail!("a deleted route still forwarded");
     }
     println!("   no route: no answer");
     ip(r, "route add 10.9.9.0/24 via 10.0.2.2")?;
-    router.settled()?;
+    settled(&router)?;
     ping(c, "10.9.9.1", 5)?;
     print!(
         "{}",
