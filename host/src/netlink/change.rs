@@ -11,7 +11,7 @@ use netlink_packet_route::RouteNetlinkMessage;
 use super::kind::Kind;
 use super::nexthop::{self, Nexthop, RTM_NEWNEXTHOP};
 use super::rule::{self, Rule};
-use super::wire::RTM_NEWROUTE;
+use super::wire::{Frame, RTM_NEWROUTE};
 use super::{address, link, neighbour, route, route_raw};
 use crate::wit::{Address, Link, Neighbour, Route};
 
@@ -55,6 +55,25 @@ impl Change {
             Change::NewRule(_) | Change::DelRule(_) => Kind::Rule,
             Change::NewRoute { .. } | Change::DelRoute { .. } => Kind::Route,
         }
+    }
+}
+
+/// Converts one frame of a datagram, as the notification reader and the
+/// dump reader both do; None for a frame that is not an object (the end of a
+/// dump, an error, what did not parse) and for what [`from_message`] skips.
+pub fn from_frame(frame: Frame<'_>) -> Option<Change> {
+    match frame {
+        Frame::Route {
+            message_type,
+            flags,
+            payload,
+        } => from_route_bytes(message_type, flags, payload),
+        Frame::Nexthop {
+            message_type,
+            payload,
+        } => from_nexthop_bytes(message_type, payload),
+        Frame::Message(message) => from_message(&message),
+        Frame::Done | Frame::Error(_) | Frame::Unparsed => None,
     }
 }
 

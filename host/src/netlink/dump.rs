@@ -256,20 +256,11 @@ impl DumpReader {
             }
         };
         let framing = wire::frames(&self.buf, |frame| match frame {
-            Frame::Route {
-                message_type,
-                flags,
-                payload,
-            } => take(change::from_route_bytes(message_type, flags, payload)),
-            Frame::Nexthop {
-                message_type,
-                payload,
-            } => take(change::from_nexthop_bytes(message_type, payload)),
-            Frame::Message(message) => take(change::from_message(&message)),
             Frame::Done => done = true,
             Frame::Error(0) => {}
             Frame::Error(errno) => failed = Some(errno),
             Frame::Unparsed => unparsed += 1,
+            object => take(change::from_frame(object)),
         });
         self.done |= done;
         self.interrupted |= framing.interrupted;

@@ -246,24 +246,11 @@ impl ReadLoop {
     }
 
     fn parse(&self, buf: &[u8], changes: &mut Vec<Change>) {
-        wire::frames(buf, |frame| match frame {
-            Frame::Route {
-                message_type,
-                flags,
-                payload,
-            } => self.take(
-                change::from_route_bytes(message_type, flags, payload),
-                changes,
-            ),
-            Frame::Nexthop {
-                message_type,
-                payload,
-            } => self.take(change::from_nexthop_bytes(message_type, payload), changes),
-            Frame::Message(message) => self.take(change::from_message(&message), changes),
-            Frame::Unparsed => {
+        wire::frames(buf, |frame| {
+            if matches!(frame, Frame::Unparsed) {
                 self.counters.unparsed.fetch_add(1, Ordering::Relaxed);
             }
-            Frame::Done | Frame::Error(_) => {}
+            self.take(change::from_frame(frame), changes);
         });
     }
 
