@@ -2,7 +2,7 @@
 //! every change to sandboxed WebAssembly plugins (see `docs/architecture.md`).
 //!
 //! Layout, in the order data flows; each module imports only those below
-//! it (`wit`, `histogram` and `config` aside), never one above:
+//! it (`wit`, `histogram`, `clock` and `config` aside), never one above:
 //! - [`control`]: the HTTP control API and its client; asks the engine.
 //! - [`engine`]: the state machine (Following, Syncing), the requests it
 //!   serves, plugin lifecycle; owns the mirror and the dispatcher.
@@ -17,7 +17,10 @@
 //! - [`wit`]: the plugin API's bindings and the one event type, used by all.
 //! - [`config`]: the TOML configuration, read into each stage's settings.
 //! - [`histogram`]: fixed-bucket latency histograms.
+//! - [`clock`]: time as the engine acts on it; the system's, or a
+//!   simulator's.
 
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod dataplane;

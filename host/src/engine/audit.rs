@@ -28,10 +28,10 @@ use super::report::{AuditReport, Repair};
 use super::request::Request;
 use super::{DumpStepHook, Engine};
 use crate::mirror::{Fix, Mirror, ObjectKey};
-use crate::netlink::dump::Dump;
+use crate::netlink::kernel::Kernel;
 use crate::netlink::kind::Kind;
 use crate::netlink::scope::Scope;
-use crate::netlink::socket::{self, Netns};
+use crate::netlink::socket;
 use crate::wit::{Event, ObjectKind};
 
 /// Objects taken from a dump per step.
@@ -81,7 +81,8 @@ impl Audits {
 impl Engine {
     /// Starts an audit when one is due and none is running.
     pub(super) fn audit_if_due(&mut self) {
-        let due = self.audits.due.is_some_and(|due| Instant::now() >= due);
+        let now = self.clock.now();
+        let due = self.audits.due.is_some_and(|due| now >= due);
         if due && self.audits.running.is_none() {
             self.start_audit();
         }
@@ -90,7 +91,8 @@ impl Engine {
     /// After a sync: the next audit is an interval away.
     pub(super) fn schedule_audit(&mut self) {
         if self.audits.due.is_none() {
-            self.audits.due = self.audits.interval.map(|every| Instant::now() + every);
+            let now = self.clock.now();
+            self.audits.due = self.audits.interval.map(|every| now + every);
         }
     }
 
@@ -104,12 +106,12 @@ impl Engine {
 
     fn start_audit(&mut self) {
         self.audits.due = None;
-        let (netns, requests) = (self.netns.clone(), self.requests_tx.clone());
+        let (kernel, requests) = (self.kernel.clone(), self.requests_tx.clone());
         let hook = self.audits.step_hook.clone();
         let spawned = std::thread::Builder::new()
             .name("dphost-audit".into())
             .spawn(move || {
-                let result = audit(&netns, &requests, hook.as_ref());
+                let result = audit(kernel.as_ref(), &requests, hook.as_ref());
                 let _ = requests.send(Request::AuditDone(result));
             });
         match spawned {
@@ -217,14 +219,15 @@ impl Engine {
         for waiter in self.audits.waiters.drain(..) {
             let _ = waiter.send(result.clone());
         }
-        self.audits.due = self.audits.interval.map(|every| Instant::now() + every);
+        let now = self.clock.now();
+        self.audits.due = self.audits.interval.map(|every| now + every);
     }
 }
 
 /// One audit, on the calling thread (at the lowest priority: it yields
 /// the CPU to the engine and the plugins).
 fn audit(
-    netns: &Netns,
+    kernel: &dyn Kernel,
     requests: &Sender<Request>,
     hook: Option<&DumpStepHook>,
 ) -> Result<AuditReport, String> {
@@ -234,7 +237,7 @@ fn audit(
     let mut readers_cpu = Duration::ZERO;
     let (mut report, fixes) = (1..=MAX_ATTEMPTS)
         .find_map(
-            |attempt| match compare(netns, requests, hook, &mut readers_cpu) {
+            |attempt| match compare(kernel, requests, hook, &mut readers_cpu) {
                 Ok(Some(found)) => Some(Ok(found)),
                 Ok(None) => {
                     tracing::debug!(attempt, "audit: a dump was interrupted; again");
@@ -258,7 +261,7 @@ fn audit(
 /// each object the kernel holds otherwise, the kernel's version of it. None
 /// when a dump was interrupted (its comparison cannot be trusted).
 fn compare(
-    netns: &Netns,
+    kernel: &dyn Kernel,
     requests: &Sender<Request>,
     hook: Option<&DumpStepHook>,
     readers_cpu: &mut Duration,
@@ -268,7 +271,9 @@ fn compare(
     let mut objects = 0;
     let mut step = Vec::with_capacity(STEP);
     for (sequence, kind) in (1..).zip(Kind::ALL) {
-        let mut dump = Dump::start(netns, kind, sequence).map_err(|e| e.to_string())?;
+        let mut dump = kernel
+            .start_dump(kind, sequence)
+            .map_err(|e| e.to_string())?;
         copy.reconcile_begin(Scope::all(kind));
         while !dump.is_done() {
             step.clear();
@@ -283,8 +288,9 @@ fn compare(
             }
         }
         copy.reconcile_end(&mut differences);
-        *readers_cpu += dump.cpu;
-        if dump.interrupted {
+        let end = dump.end();
+        *readers_cpu += end.cpu;
+        if end.interrupted {
             return Ok(None);
         }
     }

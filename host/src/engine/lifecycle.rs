@@ -92,7 +92,7 @@ impl Engine {
     /// Restarts crashed plugins when their backoff has passed, disables the
     /// ones that keep crashing, and settles finished swaps.
     pub(super) fn supervise(&mut self) {
-        let now = Instant::now();
+        let now = self.clock.now();
         for (id, name, state) in self.dispatcher.states() {
             if self.settle(id) {
                 continue;
@@ -234,7 +234,7 @@ impl Engine {
         if let Err(e) = spawned {
             tracing::error!("cannot start a restart: {e}");
             s.restarting = false;
-            s.crashed(Instant::now());
+            s.crashed(self.clock.now());
         }
     }
 
@@ -248,7 +248,7 @@ impl Engine {
             Ok(instance) => instance,
             Err(e) => {
                 tracing::error!("restart failed: {e}");
-                s.crashed(Instant::now());
+                s.crashed(self.clock.now());
                 return;
             }
         };

@@ -1,7 +1,7 @@
 //! The engine: the seed's state machine, Following ⇄ Syncing, and the one
 //! thread that owns the mirror and the dispatcher.
 //!
-//! Following: notifications from the [`Reader`] become changes, each is
+//! Following: notifications from the [`Kernel`]'s stream become changes, each is
 //! applied to the [`Mirror`] first, and the events the mirror emits are
 //! dispatched. Any loss (ENOBUFS or another socket error) starts a resync:
 //! close the notification socket and discard what it queued, wait
@@ -48,11 +48,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded, select};
 
+use crate::clock::{Clock, SystemClock};
 use crate::dispatch::{Dispatcher, PluginId, Replay};
 use crate::mirror::Mirror;
 use crate::netlink::change::Change;
-use crate::netlink::dump::Dump;
-use crate::netlink::reader::{Loss, Notice, Reader};
+use crate::netlink::kernel::{DumpStream, Kernel, Notifications};
+use crate::netlink::reader::{Loss, Notice};
 use crate::netlink::scope::Scope;
 use crate::netlink::socket::Netns;
 use crate::plugin::Runtime;
@@ -150,7 +151,10 @@ enum SyncError {
 /// The engine; [`Engine::run`] drives it on the calling thread.
 pub struct Engine {
     config: NetlinkConfig,
-    netns: Netns,
+    /// Where notifications and dumps come from: a network namespace, or
+    /// the simulator's model of one.
+    kernel: Arc<dyn Kernel>,
+    clock: Arc<dyn Clock>,
     mirror: Mirror,
     dispatcher: Dispatcher,
     /// Makes new instances: restarts and reloads.
@@ -166,7 +170,7 @@ pub struct Engine {
     stats: Arc<EngineStats>,
     requests: Receiver<Request>,
     stop: Arc<AtomicBool>,
-    reader: Option<Reader>,
+    reader: Option<Box<dyn Notifications>>,
     /// Events applied to the mirror and not yet dispatched...
     out: Vec<Event>,
     /// ...and when the notification behind the first of them was read, so
@@ -197,7 +201,18 @@ pub struct Engine {
 const RECONCILE_LATENCY: Duration = Duration::from_millis(200);
 
 impl Engine {
+    /// An engine following the namespace `netns` by the system's clock.
     pub fn new(config: NetlinkConfig, netns: Netns, plugins: PluginSet) -> (Engine, EngineHandle) {
+        Engine::with_kernel(config, Arc::new(netns), Arc::new(SystemClock), plugins)
+    }
+
+    /// An engine following any [`Kernel`] by any [`Clock`].
+    pub fn with_kernel(
+        config: NetlinkConfig,
+        kernel: Arc<dyn Kernel>,
+        clock: Arc<dyn Clock>,
+        plugins: PluginSet,
+    ) -> (Engine, EngineHandle) {
         let PluginSet {
             runtime,
             dispatcher,
@@ -227,7 +242,8 @@ impl Engine {
         let audit_interval = config.audit_interval;
         let engine = Engine {
             config,
-            netns,
+            kernel,
+            clock,
             mirror: Mirror::new(),
             dispatcher,
             runtime,
@@ -290,6 +306,7 @@ impl Engine {
         };
         let notices = reader.notices().clone();
         let tick = Duration::from_millis(50);
+        let block = self.clock.block_for(tick);
         select! {
             recv(notices) -> notice => match notice {
                 Ok(Notice::Changes(changes, read)) => self.apply(changes, read),
@@ -302,14 +319,14 @@ impl Engine {
                     self.serve(request);
                 }
             },
-            default(tick) => {}
+            default(block) => self.clock.waited(tick),
         }
         // The clone must be gone before a reconcile can resync: dropping
         // the reader waits for its thread.
         let idle = notices.is_empty();
         drop(notices);
         if let Some(due) = self.reconcile_due
-            && (idle || Instant::now() >= due)
+            && (idle || self.clock.now() >= due)
         {
             self.reconcile_due = None;
             self.reconcile_silent();
@@ -320,7 +337,7 @@ impl Engine {
 
     fn lost(&mut self, loss: Loss) {
         self.count_loss(&loss);
-        tracing::warn!(netns = %self.netns.describe(), "{loss}: resynchronising");
+        tracing::warn!(netns = %self.kernel.describe(), "{loss}: resynchronising");
         self.resync(false);
     }
 
@@ -358,7 +375,7 @@ impl Engine {
         }
         let mut pauses = 0;
         while self.dispatcher.queue_fill() > 0.5 && pauses < MAX_PACING_PAUSES {
-            std::thread::sleep(pause);
+            self.clock.sleep(pause);
             pauses += 1;
         }
         let batch: Arc<[Event]> = self.out.drain(..).collect();
@@ -467,18 +484,16 @@ impl Engine {
         // no change falls between the two.
         let mut dumps = Vec::with_capacity(4);
         for kind in Kind::ALL {
-            dumps.push(Dump::open(&self.netns, kind)?);
+            dumps.push(self.kernel.open_dump(kind)?);
         }
-        let reader = Reader::start(
-            &self.netns,
+        let reader = self.kernel.notifications(
             self.config.rx_buf_size,
             self.config.batch_size,
             self.stats.reader.clone(),
         )?;
-        self.stats
-            .rcvbuf
-            .store(reader.rcvbuf as u64, Ordering::Relaxed);
-        tracing::info!(rcvbuf = reader.rcvbuf, netns = %self.netns.describe(), "notification socket open");
+        let rcvbuf = reader.rcvbuf();
+        self.stats.rcvbuf.store(rcvbuf as u64, Ordering::Relaxed);
+        tracing::info!(rcvbuf, netns = %self.kernel.describe(), "notification socket open");
         self.reader = Some(reader);
         for dump in &dumps {
             self.sequence = self.sequence.wrapping_add(1);
@@ -486,8 +501,8 @@ impl Engine {
         }
         let mut interrupted = Vec::new();
         for mut dump in dumps {
-            self.sync_kind(&mut dump)?;
-            if dump.interrupted {
+            self.sync_kind(dump.as_mut())?;
+            if dump.end().interrupted {
                 interrupted.push(dump.kind());
             }
         }
@@ -497,18 +512,18 @@ impl Engine {
         Ok(())
     }
 
-    fn open_scoped_dump(&mut self, scope: &Scope) -> std::io::Result<Dump> {
+    fn open_scoped_dump(&mut self, scope: &Scope) -> std::io::Result<Box<dyn DumpStream>> {
         self.sequence = self.sequence.wrapping_add(1);
         if scope.is_all() {
-            Dump::start(&self.netns, scope.kind, self.sequence)
+            self.kernel.start_dump(scope.kind, self.sequence)
         } else {
-            Dump::start_scoped(&self.netns, scope, self.sequence)
+            self.kernel.start_scoped_dump(scope, self.sequence)
         }
     }
 
     /// One kind of a sync: sync-begin, the dump as adds in bounded steps,
     /// sync-end.
-    fn sync_kind(&mut self, dump: &mut Dump) -> Result<(), SyncError> {
+    fn sync_kind(&mut self, dump: &mut dyn DumpStream) -> Result<(), SyncError> {
         self.mirror.sync_begin(dump.kind(), &mut self.out);
         self.read_dump(dump, |mirror, change, out| mirror.sync_add(change, out))?;
         self.mirror.sync_end(dump.kind(), &mut self.out);
@@ -521,7 +536,7 @@ impl Engine {
     /// and giving up as soon as the notification stream breaks.
     fn read_dump(
         &mut self,
-        dump: &mut Dump,
+        dump: &mut dyn DumpStream,
         mut take: impl FnMut(&mut Mirror, Change, &mut Vec<Event>),
     ) -> Result<(), SyncError> {
         let mut step = Vec::with_capacity(self.config.sync_batch_limit);
@@ -541,19 +556,20 @@ impl Engine {
             self.serve_pending();
             // The reader (and its queued `Lost` notice) is dropped by the
             // resync this leads to, so the loss is counted here.
-            if let Some(loss) = self.reader.as_ref().and_then(Reader::loss) {
+            if let Some(loss) = self.reader.as_ref().and_then(|r| r.loss()) {
                 self.count_loss(&loss);
                 return Err(SyncError::Lost(loss));
             }
         }
-        if dump.interrupted {
+        let end = dump.end();
+        if end.interrupted {
             self.stats
                 .dump_interruptions
                 .fetch_add(1, Ordering::Relaxed);
         }
         self.stats
             .dump_unparsed
-            .fetch_add(dump.unparsed, Ordering::Relaxed);
+            .fetch_add(end.unparsed, Ordering::Relaxed);
         Ok(())
     }
 
@@ -570,7 +586,7 @@ impl Engine {
         for attempt in 1..=MAX_REDUMPS {
             let mut dump = self.open_scoped_dump(&scope)?;
             self.mirror.reconcile_begin(scope);
-            let read = self.read_dump(&mut dump, |mirror, change, out| {
+            let read = self.read_dump(dump.as_mut(), |mirror, change, out| {
                 mirror.reconcile_add(change, out)
             });
             if let Err(e) = read {
@@ -582,7 +598,7 @@ impl Engine {
             self.mirror.reconcile_end(&mut self.out);
             self.flush(self.config.sync_batch_delay);
             self.stats.reconciliations.fetch_add(1, Ordering::Relaxed);
-            if !dump.interrupted {
+            if !dump.end().interrupted {
                 return Ok(());
             }
             tracing::debug!(kind = kind.name(), attempt, "dump interrupted again");
@@ -603,7 +619,7 @@ impl Engine {
             }
         }
         self.reconcile_due
-            .get_or_insert_with(|| Instant::now() + RECONCILE_LATENCY);
+            .get_or_insert_with(|| self.clock.now() + RECONCILE_LATENCY);
     }
 
     /// Reconciles what the kernel may have changed silently

@@ -186,11 +186,14 @@ pub enum ReloadCause {
 impl Engine {
     /// Answers requests until `wait` has passed.
     pub(super) fn serve_for(&mut self, wait: Duration) {
-        let until = Instant::now() + wait;
-        while let Some(left) = until.checked_duration_since(Instant::now()) {
-            match self.requests.recv_timeout(left) {
+        let until = self.clock.now() + wait;
+        while let Some(left) = until.checked_duration_since(self.clock.now()) {
+            match self.requests.recv_timeout(self.clock.block_for(left)) {
                 Ok(request) => self.serve(request),
-                Err(_) => break,
+                Err(_) => {
+                    self.clock.waited(left);
+                    break;
+                }
             }
         }
     }
@@ -335,7 +338,7 @@ impl Engine {
             return Err(RequestError::NoSuchPlugin(plugin.to_string()));
         };
         if failed {
-            s.enable(Instant::now());
+            s.enable(self.clock.now());
             return Ok(format!("plugin {plugin:?} enabled: restarting it"));
         }
         s.policy.clear();

@@ -6,12 +6,16 @@
 //! fast decoder [`route_raw`]) owning that kind's decoding, key and JSON
 //! ([`object::Object`]).
 //!
+//! [`kernel::Kernel`] is what the engine sees of all this: a source of
+//! notifications and dumps, which the simulator implements too.
+//!
 //! Never touches the mirror, the plugins or the engine's state: the
 //! engine drives it and takes what it decodes.
 
 pub mod address;
 pub mod change;
 pub mod dump;
+pub mod kernel;
 pub mod kind;
 pub mod link;
 pub mod neighbour;
