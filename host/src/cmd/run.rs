@@ -126,6 +126,11 @@ pub fn run(args: RunArgs) -> Result<()> {
         let plugins = load_plugins(Arc::new(runtime), &config)?;
         return print_checked(&config, &controls, &plugins);
     }
+    if cfg!(feature = "sim") {
+        // Only a test build has it (cargo unifies the workspace's features);
+        // no bug is planted unless the simulator plants one in its own engine.
+        tracing::warn!("built with the simulator's `sim` feature: not a release build");
+    }
     let netns = match &config.netns {
         Some(name) => Netns::named(name),
         None => Netns::current(),

@@ -35,9 +35,12 @@
 
 mod audit;
 mod lifecycle;
+pub mod plants;
 pub mod plugin_set;
 pub mod report;
 pub mod request;
+#[cfg(feature = "sim")]
+mod sim;
 pub mod stats;
 pub mod status;
 
@@ -61,6 +64,7 @@ use crate::plugin::files::FileWatcher;
 use crate::plugin::supervisor::Supervised;
 use crate::wit::{EVENT_NAMES, Event, ObjectKind};
 use lifecycle::Pending;
+use plants::{Plant, Plants};
 use request::REQUEST_QUEUE;
 
 pub use plugin_set::{AddError, PluginSet};
@@ -194,6 +198,8 @@ pub struct Engine {
     audits: audit::Audits,
     /// [`Engine::ignore_silent_changes`].
     ignore_silent: bool,
+    /// Bugs planted by the simulator; none in any other build.
+    plants: Plants,
 }
 
 /// How long after a link change the engine reconciles at the latest, when
@@ -267,6 +273,7 @@ impl Engine {
             dump_step_hook: None,
             audits: audit::Audits::new(audit_interval),
             ignore_silent: false,
+            plants: Plants::default(),
         };
         engine.rewatch();
         (engine, handle)
@@ -337,8 +344,16 @@ impl Engine {
 
     fn lost(&mut self, loss: Loss) {
         self.count_loss(&loss);
+        if self.ignores(&loss) {
+            return;
+        }
         tracing::warn!(netns = %self.kernel.describe(), "{loss}: resynchronising");
         self.resync(false);
+    }
+
+    /// Whether a planted bug ignores this loss.
+    fn ignores(&self, loss: &Loss) -> bool {
+        *loss == Loss::Overrun && self.plants.has(Plant::IgnoreEnobufs)
     }
 
     fn count_loss(&self, loss: &Loss) {
@@ -353,7 +368,13 @@ impl Engine {
     fn apply(&mut self, changes: Vec<Change>, read: Instant) {
         self.out_since.get_or_insert(read);
         for change in changes {
-            let silent = self.mirror.silent_scopes(&change);
+            let silent = if self.plants.has(Plant::SkipLinkReconcile)
+                && matches!(change, Change::NewLink(_) | Change::DelLink(_))
+            {
+                Vec::new()
+            } else {
+                self.mirror.silent_scopes(&change)
+            };
             self.schedule(silent);
             self.mirror.apply(change, &mut self.out);
             if self.out.len() >= self.config.batch_size {
@@ -486,6 +507,9 @@ impl Engine {
         for kind in Kind::ALL {
             dumps.push(self.kernel.open_dump(kind)?);
         }
+        if self.plants.has(Plant::DumpBeforeSubscribe) {
+            self.request_dumps(&mut dumps)?;
+        }
         let reader = self.kernel.notifications(
             self.config.rx_buf_size,
             self.config.batch_size,
@@ -495,14 +519,16 @@ impl Engine {
         self.stats.rcvbuf.store(rcvbuf as u64, Ordering::Relaxed);
         tracing::info!(rcvbuf, netns = %self.kernel.describe(), "notification socket open");
         self.reader = Some(reader);
-        for dump in &dumps {
-            self.sequence = self.sequence.wrapping_add(1);
-            dump.request(self.sequence)?;
+        if !self.plants.has(Plant::DumpBeforeSubscribe) {
+            self.request_dumps(&mut dumps)?;
+        }
+        if self.plants.has(Plant::DiffBeforeDump) {
+            self.apply_queued();
         }
         let mut interrupted = Vec::new();
         for mut dump in dumps {
             self.sync_kind(dump.as_mut())?;
-            if dump.end().interrupted {
+            if self.interrupted(dump.as_ref()) {
                 interrupted.push(dump.kind());
             }
         }
@@ -510,6 +536,35 @@ impl Engine {
             self.redump(kind)?;
         }
         Ok(())
+    }
+
+    fn request_dumps(&mut self, dumps: &mut [Box<dyn DumpStream>]) -> std::io::Result<()> {
+        for dump in dumps.iter_mut() {
+            self.sequence = self.sequence.wrapping_add(1);
+            dump.request(self.sequence)?;
+        }
+        Ok(())
+    }
+
+    /// Whether a finished dump's replies carried NLM_F_DUMP_INTR.
+    fn interrupted(&self, dump: &dyn DumpStream) -> bool {
+        dump.end().interrupted && !self.plants.has(Plant::IgnoreDumpIntr)
+    }
+
+    /// The planted bug `diff-before-dump`: the notifications queued so far
+    /// applied to the mirror now, ahead of the dumps.
+    fn apply_queued(&mut self) {
+        let Some(reader) = &self.reader else {
+            return;
+        };
+        let queued: Vec<Notice> = reader.notices().try_iter().collect();
+        for notice in queued {
+            if let Notice::Changes(changes, _) = notice {
+                for change in changes {
+                    self.mirror.apply(change, &mut self.out);
+                }
+            }
+        }
     }
 
     fn open_scoped_dump(&mut self, scope: &Scope) -> std::io::Result<Box<dyn DumpStream>> {
@@ -556,7 +611,9 @@ impl Engine {
             self.serve_pending();
             // The reader (and its queued `Lost` notice) is dropped by the
             // resync this leads to, so the loss is counted here.
-            if let Some(loss) = self.reader.as_ref().and_then(|r| r.loss()) {
+            if let Some(loss) = self.reader.as_ref().and_then(|r| r.loss())
+                && !self.ignores(&loss)
+            {
                 self.count_loss(&loss);
                 return Err(SyncError::Lost(loss));
             }
@@ -598,7 +655,7 @@ impl Engine {
             self.mirror.reconcile_end(&mut self.out);
             self.flush(self.config.sync_batch_delay);
             self.stats.reconciliations.fetch_add(1, Ordering::Relaxed);
-            if !dump.end().interrupted {
+            if !self.interrupted(dump.as_ref()) {
                 return Ok(());
             }
             tracing::debug!(kind = kind.name(), attempt, "dump interrupted again");

@@ -46,7 +46,7 @@ pub trait Kernel: Send + Sync + 'static {
 
     /// A dump of every object of `kind`, requested at once.
     fn start_dump(&self, kind: Kind, sequence: u32) -> io::Result<Box<dyn DumpStream>> {
-        let dump = self.open_dump(kind)?;
+        let mut dump = self.open_dump(kind)?;
         dump.request(sequence)?;
         Ok(dump)
     }
@@ -71,7 +71,7 @@ pub trait Notifications: Send {
 pub trait DumpStream: Send {
     fn kind(&self) -> Kind;
     /// Sends the request; the kernel builds the first replies at once.
-    fn request(&self, sequence: u32) -> io::Result<()>;
+    fn request(&mut self, sequence: u32) -> io::Result<()>;
     /// The next step of about `limit` objects; none once the dump is done.
     fn next_batch(&mut self, limit: usize, out: &mut Vec<Change>) -> io::Result<()>;
     fn is_done(&self) -> bool;
@@ -137,7 +137,7 @@ impl DumpStream for Dump {
         Dump::kind(self)
     }
 
-    fn request(&self, sequence: u32) -> io::Result<()> {
+    fn request(&mut self, sequence: u32) -> io::Result<()> {
         Dump::request(self, sequence)
     }
 

@@ -1,0 +1,95 @@
+//! Bugs the simulator plants in the engine, to prove it catches them: a
+//! harness that catches nothing proves nothing (`cargo xtask sim
+//! --list-plants`). They can be set only in a build with the `sim`
+//! feature; in any other build [`Plants::has`] is a constant false and
+//! each check compiles away.
+
+/// A deliberately planted bug.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plant {
+    /// An overrun (ENOBUFS) is counted and ignored: no resync.
+    IgnoreEnobufs,
+    /// A dump whose replies carried NLM_F_DUMP_INTR is trusted.
+    IgnoreDumpIntr,
+    /// A link's change or removal is not followed by the reconcile of what
+    /// the kernel changes silently with it.
+    SkipLinkReconcile,
+    /// A sync applies the notifications queued during it before reading
+    /// the dumps, whose sync-end then sweeps what they added.
+    DiffBeforeDump,
+    /// A sync sends its dump requests before it subscribes to
+    /// notifications: a change between the two is in neither.
+    DumpBeforeSubscribe,
+}
+
+impl Plant {
+    pub const ALL: [Plant; 5] = [
+        Plant::IgnoreEnobufs,
+        Plant::IgnoreDumpIntr,
+        Plant::SkipLinkReconcile,
+        Plant::DiffBeforeDump,
+        Plant::DumpBeforeSubscribe,
+    ];
+
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Plant::IgnoreEnobufs => "ignore-enobufs",
+            Plant::IgnoreDumpIntr => "ignore-dump-intr",
+            Plant::SkipLinkReconcile => "skip-link-reconcile",
+            Plant::DiffBeforeDump => "diff-before-dump",
+            Plant::DumpBeforeSubscribe => "dump-before-subscribe",
+        }
+    }
+
+    /// What it breaks, in one line.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Plant::IgnoreEnobufs => {
+                "counts an overrun (ENOBUFS) and goes on following without a resync"
+            }
+            Plant::IgnoreDumpIntr => "trusts a dump whose replies carried NLM_F_DUMP_INTR",
+            Plant::SkipLinkReconcile => {
+                "does not reconcile what the kernel changes silently when a link changes or goes"
+            }
+            Plant::DiffBeforeDump => {
+                "applies the notifications queued during a sync before reading its dumps"
+            }
+            Plant::DumpBeforeSubscribe => {
+                "sends a sync's dump requests before subscribing to notifications"
+            }
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Plant> {
+        Plant::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
+
+/// The plants set in one engine: none, unless the simulator set some.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Plants {
+    #[cfg(feature = "sim")]
+    bits: u8,
+}
+
+impl Plants {
+    /// Whether `plant` is set; always false without the `sim` feature.
+    #[inline]
+    pub(super) fn has(&self, plant: Plant) -> bool {
+        #[cfg(feature = "sim")]
+        {
+            self.bits & (1 << plant as u8) != 0
+        }
+        #[cfg(not(feature = "sim"))]
+        {
+            let _ = plant;
+            false
+        }
+    }
+
+    #[cfg(feature = "sim")]
+    pub(super) fn set(&mut self, plant: Plant) {
+        self.bits |= 1 << plant as u8;
+    }
+}
