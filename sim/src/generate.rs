@@ -170,7 +170,15 @@ impl SimKernel {
         } else if verb == Verb::Del && rng.chance(1, 3) {
             Via::Any
         } else if verb == Verb::Add && rng.chance(1, 4) {
-            Via::Gateways((0..2 + rng.below(2)).map(|_| hop(rng)).collect())
+            let mut hops: Vec<(IpAddr, String)> = (0..2 + rng.below(2)).map(|_| hop(rng)).collect();
+            // One hop twice is not a multipath route (IPv6 refuses it; IPv4's is not modelled).
+            let mut seen = Vec::new();
+            hops.retain(|h| {
+                let new = !seen.contains(h);
+                seen.push(h.clone());
+                new
+            });
+            Via::Gateways(hops)
         } else {
             Via::Gateways(vec![hop(rng)])
         };

@@ -346,7 +346,7 @@ const TWO_PAIRS: &[&str] = &[
     "link set v1 up",
     "addr add 10.0.1.1/24 dev v0 noprefixroute",
     "addr add 10.1.1.1/24 dev v1 noprefixroute",
-    "addr add fd00:0:0:0::1/64 dev v0 noprefixroute nodad",
+    "addr add fd00::1/64 dev v0 noprefixroute nodad",
     "addr add fd00:1::1/64 dev v1 noprefixroute nodad",
 ];
 
@@ -478,7 +478,10 @@ fn ipv6_multipath_appends_merge_and_deletes_split() {
         "route del 2001:db8:100::/64 via fd00::13 dev v0",
         "route add 2001:db8:101::/64 table 100 nexthop via fd00::12 dev v0 onlink nexthop via fd00:1::12 dev v1 onlink",
         "route del 2001:db8:101::/64 table 100 via fd00:1::12 dev v1",
+        "route add 2001:db8:105::/64 nexthop via fd00::12 dev v0 onlink nexthop via fd00::12 dev v0 onlink",
         "route append 2001:db8:102::/64 table 4000000000 via fd00::12 dev v0 onlink",
+        "route replace 2001:db8:103::/64 table 100 via fd00::12 dev v0 onlink",
+        "route prepend 2001:db8:104::/64 via fd00::12 dev v0 onlink",
         "route replace 2001:db8:100::/64 via fd00::14 dev v0 onlink",
         "route append 2001:db8:100::/64 via fd00:1::14 dev v1 onlink",
         "route del 2001:db8:100::/64",

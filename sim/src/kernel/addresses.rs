@@ -9,7 +9,6 @@ use dphost::wit::{Address, Family};
 use super::{Errno, Pos, SimKernel};
 
 const IFA_F_NODAD: u32 = 0x02;
-const IFA_F_TENTATIVE: u32 = 0x40;
 const IFA_F_PERMANENT: u32 = 0x80;
 const IFA_F_NOPREFIXROUTE: u32 = 0x200;
 const RT_SCOPE_HOST: u8 = 254;
@@ -72,14 +71,13 @@ impl SimKernel {
     }
 
     /// `ip addr add ... noprefixroute [nodad]`. IPv4 goes to the end of the link's list, IPv6 to
-    /// the front. An IPv6 address on a link without carrier stays tentative until it has one.
+    /// the front.
     /// An IPv4 address on an up link revives the IPv4 multipath hops through it.
     /// conformance: addresses_follow_the_kernel
     pub(crate) fn add_address(
         &mut self,
         dev: &str,
-        ip: IpAddr,
-        prefix_length: u8,
+        (ip, prefix_length): (IpAddr, u8),
         out: &mut Vec<Change>,
     ) -> Result<(), Errno> {
         let ifindex = self.ifindex(dev)?;
@@ -97,10 +95,8 @@ impl SimKernel {
             flags: IFA_F_PERMANENT | IFA_F_NOPREFIXROUTE,
         };
         if ip.is_ipv6() {
+            // Not tentative even on a link that is down.
             address.flags |= IFA_F_NODAD;
-            if !self.carrier(ifindex) {
-                address.flags |= IFA_F_TENTATIVE;
-            }
             let at = self
                 .addresses
                 .iter()
@@ -125,15 +121,16 @@ impl SimKernel {
     pub(crate) fn del_address(
         &mut self,
         dev: &str,
-        ip: IpAddr,
-        prefix_length: u8,
+        (ip, prefix_length): (IpAddr, u8),
         out: &mut Vec<Change>,
     ) -> Result<(), Errno> {
         let ifindex = self.ifindex(dev)?;
+        let same =
+            |a: &SimAddress| a.ifindex == ifindex && a.ip == ip && a.prefix_length == prefix_length;
         let at = self
             .addresses
             .iter()
-            .position(|a| a.ifindex == ifindex && a.ip == ip && a.prefix_length == prefix_length)
+            .position(same)
             .ok_or(libc::EADDRNOTAVAIL)?;
         let gone = self.addresses.remove(at);
         out.push(Change::DelAddress(gone.wit()));
@@ -169,19 +166,5 @@ impl SimKernel {
             }
             !gone
         });
-    }
-
-    /// Tentative IPv6 addresses on links that now have carrier finish (no DAD): announced.
-    pub(crate) fn addresses_ready(&mut self, out: &mut Vec<Change>) {
-        let ready: Vec<usize> = (0..self.addresses.len())
-            .filter(|&i| {
-                let a = &self.addresses[i];
-                a.flags & IFA_F_TENTATIVE != 0 && self.carrier(a.ifindex)
-            })
-            .collect();
-        for i in ready {
-            self.addresses[i].flags &= !IFA_F_TENTATIVE;
-            out.push(Change::NewAddress(self.addresses[i].wit()));
-        }
     }
 }

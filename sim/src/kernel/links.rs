@@ -162,7 +162,6 @@ impl SimKernel {
             self.routes_down(ifindex, out);
         }
         self.refresh_linkdown();
-        self.addresses_ready(out);
         self.announce_links(&before, out);
         Ok(())
     }

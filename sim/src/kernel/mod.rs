@@ -116,12 +116,12 @@ impl SimKernel {
                 dev,
                 address,
                 prefix_length,
-            } => self.add_address(dev, *address, *prefix_length, &mut out),
+            } => self.add_address(dev, (*address, *prefix_length), &mut out),
             Op::DelAddress {
                 dev,
                 address,
                 prefix_length,
-            } => self.del_address(dev, *address, *prefix_length, &mut out),
+            } => self.del_address(dev, (*address, *prefix_length), &mut out),
             Op::Route { verb, route } => self.route(*verb, route, &mut out),
         };
         if let Err(errno) = result {

@@ -276,6 +276,21 @@ impl SimKernel {
         }
     }
 
+    /// The routes of the family, table and prefix `spec` names (and its metric, if it gives
+    /// one), by metric, then in the kernel's order.
+    fn candidates(&self, spec: &RouteSpec) -> Vec<usize> {
+        let mut found: Vec<usize> = (0..self.routes.len())
+            .filter(|&i| {
+                let r = &self.routes[i];
+                r.v6() == spec.dst.is_ipv6()
+                    && r.same_prefix(spec.table, spec.dst, spec.prefix_length)
+                    && spec.metric.is_none_or(|m| m == r.metric)
+            })
+            .collect();
+        found.sort_by_key(|&i| self.routes[i].metric);
+        found
+    }
+
     /// IPv4 delete: the first route of the prefix (by metric, then the kernel's order) whose
     /// metric and first hop match what the op gives.
     /// conformance: ipv4_same_key_routes_keep_the_kernels_order
@@ -285,23 +300,16 @@ impl SimKernel {
         hops: &[SimHop],
         out: &mut Vec<Change>,
     ) -> Result<(), Errno> {
-        let mut candidates: Vec<usize> = (0..self.routes.len())
-            .filter(|&i| {
-                !self.routes[i].v6()
-                    && self.routes[i].same_prefix(spec.table, spec.dst, spec.prefix_length)
-            })
-            .collect();
-        candidates.sort_by_key(|&i| self.routes[i].metric);
+        let candidates = self.candidates(spec);
         let given = hops.first();
         let at = candidates
             .into_iter()
             .find(|&i| {
                 let r = &self.routes[i];
-                spec.metric.is_none_or(|m| m == r.metric)
-                    && given.is_none_or(|g| {
-                        r.hops[0].ifindex == g.ifindex
-                            && (g.gateway.is_none() || g.gateway == r.hops[0].gateway)
-                    })
+                given.is_none_or(|g| {
+                    r.hops[0].ifindex == g.ifindex
+                        && (g.gateway.is_none() || g.gateway == r.hops[0].gateway)
+                })
             })
             .ok_or(libc::ESRCH)?;
         let gone = self.routes.remove(at);
@@ -311,7 +319,9 @@ impl SimKernel {
 
     /// IPv6: add fails on an existing key; replace takes the place of the whole route; append
     /// and prepend both add a gateway hop at the end of the route's hops (EEXIST for a hop it
-    /// has), announced as the new hop followed by the old ones.
+    /// has), announced as the new hop followed by the old ones; a multipath route naming one
+    /// hop twice fails with EEXIST. An append's notification
+    /// carries NLM_F_APPEND, also when it made the route.
     /// conformance: ipv6_multipath_appends_merge_and_deletes_split
     fn add_ipv6(
         &mut self,
@@ -319,13 +329,22 @@ impl SimKernel {
         route: SimRoute,
         out: &mut Vec<Change>,
     ) -> Result<(), Errno> {
+        let twice = |(i, h): (usize, &SimHop)| {
+            route.hops[..i]
+                .iter()
+                .any(|o| o.gateway == h.gateway && o.ifindex == h.ifindex)
+        };
+        if route.hops.iter().enumerate().any(twice) {
+            return Err(libc::EEXIST);
+        }
         let at = self.routes.iter().position(|r| {
             r.v6()
                 && r.same_prefix(route.table, route.dst, route.prefix_length)
                 && r.metric == route.metric
         });
         let Some(at) = at else {
-            out.push(route.new_change(&route.hops, false, false));
+            // IPv6 announces the request's NLM_F_APPEND even when nothing was there to join.
+            out.push(route.new_change(&route.hops, false, verb == Verb::Append));
             self.routes.push(route);
             return Ok(());
         };
@@ -373,14 +392,7 @@ impl SimKernel {
         hops: &[SimHop],
         out: &mut Vec<Change>,
     ) -> Result<(), Errno> {
-        let mut candidates: Vec<usize> = (0..self.routes.len())
-            .filter(|&i| {
-                self.routes[i].v6()
-                    && self.routes[i].same_prefix(spec.table, spec.dst, spec.prefix_length)
-            })
-            .filter(|&i| spec.metric.is_none_or(|m| m == self.routes[i].metric))
-            .collect();
-        candidates.sort_by_key(|&i| self.routes[i].metric);
+        let candidates = self.candidates(spec);
         let given = hops.first();
         for i in candidates {
             let matching = self.routes[i].hops.iter().position(|h| {
@@ -403,8 +415,8 @@ impl SimKernel {
 
     /// Link `ifindex` went down: its IPv4 routes go silently (multipath hops die, see
     /// [`Self::ipv4_routes_down`]); its single-hop IPv6 routes are deleted, announced; IPv6
-    /// multipath hops through it are flagged dead, or, when no live hop would remain, every hop
-    /// is deleted, each announced.
+    /// multipath hops through it are flagged dead (silently), or, when no live hop would remain,
+    /// every hop is deleted, each announced alone with the flags it had.
     /// conformance: link_down_flushes_ipv4_routes_silently_and_flags_multipath_hops
     pub(crate) fn routes_down(&mut self, ifindex: u32, out: &mut Vec<Change>) {
         self.ipv4_routes_down(ifindex);
@@ -418,14 +430,18 @@ impl SimKernel {
                 out.push(r.del_change(&r.hops));
                 continue;
             }
-            for h in r.hops.iter_mut().filter(|h| h.ifindex == ifindex) {
-                h.flags |= RTNH_F_DEAD | RTNH_F_LINKDOWN;
-            }
-            if r.hops.iter().all(|h| h.flags & RTNH_F_DEAD != 0) {
+            if r.hops
+                .iter()
+                .all(|h| h.ifindex == ifindex || h.flags & RTNH_F_DEAD != 0)
+            {
+                // Flushed before any hop is flagged: announced with the flags they had.
                 for h in &r.hops {
                     out.push(r.del_change(std::slice::from_ref(h)));
                 }
                 continue;
+            }
+            for h in r.hops.iter_mut().filter(|h| h.ifindex == ifindex) {
+                h.flags |= RTNH_F_DEAD | RTNH_F_LINKDOWN;
             }
             kept.push(r);
         }
