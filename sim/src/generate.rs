@@ -88,7 +88,14 @@ impl SimKernel {
         if all.is_empty() || roll < 5 {
             return self.new_pair(rng);
         }
-        let any = rng.pick(&all).cloned().unwrap_or_default();
+        let busy = self.busy_links();
+        // Links carrying routes are the interesting ones to take down, delete or strip.
+        let any = if !busy.is_empty() && rng.chance(2, 3) {
+            rng.pick(&busy)
+        } else {
+            rng.pick(&all)
+        };
+        let any = any.cloned().unwrap_or_default();
         let n = pair_of(&any).unwrap_or(0);
         match roll {
             5..=14 => {
@@ -113,8 +120,10 @@ impl SimKernel {
                 }
             }
             30..=37 => {
-                let (address, prefix_length) =
-                    *rng.pick(&address_pool(n)).unwrap_or(&address_pool(n)[0]);
+                let (address, prefix_length) = self
+                    .existing_ipv4_address(&any)
+                    .filter(|_| rng.chance(2, 3))
+                    .unwrap_or_else(|| *rng.pick(&address_pool(n)).unwrap_or(&address_pool(n)[0]));
                 Op::DelAddress {
                     dev: any,
                     address,
@@ -123,6 +132,36 @@ impl SimKernel {
             }
             _ => self.random_route(rng, if up.is_empty() { &all } else { &up }),
         }
+    }
+
+    /// The `vN` ends with routes through them in at least two tables.
+    fn busy_links(&self) -> Vec<String> {
+        self.links
+            .values()
+            .filter(|l| pair_of(&l.name).is_some())
+            .filter(|l| {
+                let mut tables: Vec<u32> = self
+                    .routes
+                    .iter()
+                    .filter(|r| r.hops.iter().any(|h| h.ifindex == l.ifindex))
+                    .map(|r| r.table)
+                    .collect();
+                tables.dedup();
+                tables.sort_unstable();
+                tables.dedup();
+                tables.len() >= 2
+            })
+            .map(|l| l.name.clone())
+            .collect()
+    }
+
+    /// The last IPv4 address on `name` in its list: deleting it may be the last one.
+    fn existing_ipv4_address(&self, name: &str) -> Option<(IpAddr, u8)> {
+        let ifindex = self.link_named(name)?.ifindex;
+        self.addresses
+            .iter()
+            .rfind(|a| a.ifindex == ifindex && a.ip.is_ipv4())
+            .map(|a| (a.ip, a.prefix_length))
     }
 
     fn new_pair(&self, rng: &mut Rng) -> Op {
@@ -293,6 +332,49 @@ mod tests {
                 assert_eq!(op.ip_args().join(" "), text);
             }
         }
+    }
+
+    /// Seeds often reach the kernel's silent route changes: an op that changes routes without
+    /// announcing every change (a link down or deleted, a last IPv4 address deleted), and IPv6
+    /// multipath routes that grow and shrink.
+    #[test]
+    fn seeds_often_reach_silent_route_changes() {
+        let (mut silent, mut multipath) = (0, 0);
+        for seed in 0..100 {
+            let mut rng = Rng::new(seed);
+            let mut kernel = SimKernel::new();
+            for op in SimKernel::random_topology(&mut rng) {
+                kernel.apply(&op).expect("the topology applies");
+            }
+            let (mut saw_silent, mut saw_multipath) = (false, false);
+            for _ in 0..30 {
+                let op = kernel.random_op(&mut rng);
+                let before = kernel.dump(dphost::netlink::kind::Kind::Route).len();
+                let Ok(notes) = kernel.apply(&op) else {
+                    continue;
+                };
+                let after = kernel.dump(dphost::netlink::kind::Kind::Route).len();
+                let announced = notes
+                    .iter()
+                    .filter(|c| matches!(c, dphost::netlink::change::Change::DelRoute { .. }))
+                    .count();
+                saw_silent |= after + announced < before;
+                saw_multipath |= kernel
+                    .routes
+                    .iter()
+                    .any(|r| r.dst.is_ipv6() && r.hops.len() > 1);
+            }
+            silent += usize::from(saw_silent);
+            multipath += usize::from(saw_multipath);
+        }
+        assert!(
+            silent >= 80,
+            "{silent} of 100 seeds had a silent route deletion"
+        );
+        assert!(
+            multipath >= 30,
+            "{multipath} of 100 seeds had an IPv6 multipath route"
+        );
     }
 
     /// The generator makes every kind of op and some that fail, but mostly ones that work.
