@@ -1,0 +1,409 @@
+//! Random operations and topologies for the simulation. Names and addresses come from small
+//! pools, so ops meet each other: routes share keys, links carry routes in several tables, and
+//! the same objects are added and removed again. Only the ops the model has confirmed semantics
+//! for are generated. Owns no state: everything comes from the kernel it looks at and the `Rng`.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::kernel::SimKernel;
+use crate::op::{Op, RouteSpec, Verb, Via};
+use crate::rng::Rng;
+
+/// The tables routes go to: main, one with a small id, one past 2^31 (only RTA_TABLE holds it).
+pub const TABLES: [u32; 3] = [254, 100, 4_000_000_000];
+
+/// Most veth pairs a namespace gets.
+const MAX_PAIRS: u64 = 6;
+
+/// The pair number of a `vN` name.
+fn pair_of(name: &str) -> Option<u8> {
+    name.strip_prefix('v')?.parse().ok()
+}
+
+fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(a, b, c, d))
+}
+
+fn v6(segments: [u16; 8]) -> IpAddr {
+    IpAddr::V6(Ipv6Addr::from(segments))
+}
+
+/// The addresses pair `n`'s `vN` may get: two IPv4 subnets, two IPv6 addresses.
+fn address_pool(n: u8) -> [(IpAddr, u8); 4] {
+    let n16 = u16::from(n);
+    [
+        (v4(10, n, 1, 1), 24),
+        (v4(10, n, 2, 1), 24),
+        (v6([0xfd00, n16, 0, 0, 0, 0, 0, 1]), 64),
+        (v6([0xfd00, n16, 0, 0, 0, 0, 0, 2]), 64),
+    ]
+}
+
+/// A gateway through `vN`: never one of its own addresses.
+fn gateway(rng: &mut Rng, n: u8, ipv6: bool) -> IpAddr {
+    let host = 2 + rng.below(4) as u8;
+    if ipv6 {
+        v6([0xfd00, u16::from(n), 0, 0, 0, 0, 0, 0x10 + u16::from(host)])
+    } else {
+        v4(10, n, 1, host)
+    }
+}
+
+/// Destinations: gateway routes and device routes never share a prefix (an IPv6 device route
+/// cannot take sibling hops).
+fn destination(rng: &mut Rng, ipv6: bool, device: bool) -> (IpAddr, u8) {
+    let k = rng.below(5) as u8;
+    match (ipv6, device) {
+        (false, false) => (v4(172, 16, k, 0), 24),
+        (false, true) => (v4(172, 17, k, 0), 24),
+        (true, false) => (v6([0x2001, 0xdb8, 0x100 + u16::from(k), 0, 0, 0, 0, 0]), 64),
+        (true, true) => (v6([0x2001, 0xdb8, 0x200 + u16::from(k), 0, 0, 0, 0, 0]), 64),
+    }
+}
+
+impl SimKernel {
+    /// The `vN` ends (the ones ops take down, address and route through), up ones first in
+    /// the second list.
+    fn ends(&self) -> (Vec<String>, Vec<String>) {
+        let all: Vec<String> = self
+            .link_names()
+            .into_iter()
+            .filter(|n| pair_of(n).is_some())
+            .collect();
+        let up = all
+            .iter()
+            .filter(|n| self.link_named(n).is_some_and(|l| l.up))
+            .cloned()
+            .collect();
+        (all, up)
+    }
+
+    /// A random op, mostly valid in the current state (about 1 in 10 invalid on purpose),
+    /// weighted towards the kernel's silent changes: links going down, up and away under routes
+    /// in two tables, last IPv4 addresses deleted under routes, IPv4 same-key routes, IPv6
+    /// multipath routes growing and shrinking.
+    pub fn random_op(&self, rng: &mut Rng) -> Op {
+        let (all, up) = self.ends();
+        let roll = rng.below(100);
+        if all.is_empty() || roll < 5 {
+            return self.new_pair(rng);
+        }
+        let busy = self.busy_links();
+        // Links carrying routes are the interesting ones to take down, delete or strip.
+        let any = if !busy.is_empty() && rng.chance(2, 3) {
+            rng.pick(&busy)
+        } else {
+            rng.pick(&all)
+        };
+        let any = any.cloned().unwrap_or_default();
+        let n = pair_of(&any).unwrap_or(0);
+        match roll {
+            5..=14 => {
+                let is_up = self.link_named(&any).is_some_and(|l| l.up);
+                Op::SetLink {
+                    name: any,
+                    up: !is_up,
+                }
+            }
+            15..=17 => Op::DelLink { name: any },
+            18..=19 => Op::SetMtu {
+                name: any,
+                mtu: *rng.pick(&[1280, 1500, 9000]).unwrap_or(&1500),
+            },
+            20..=29 => {
+                let (address, prefix_length) =
+                    *rng.pick(&address_pool(n)).unwrap_or(&address_pool(n)[0]);
+                Op::AddAddress {
+                    dev: any,
+                    address,
+                    prefix_length,
+                }
+            }
+            30..=37 => {
+                let (address, prefix_length) = self
+                    .existing_ipv4_address(&any)
+                    .filter(|_| rng.chance(2, 3))
+                    .unwrap_or_else(|| *rng.pick(&address_pool(n)).unwrap_or(&address_pool(n)[0]));
+                Op::DelAddress {
+                    dev: any,
+                    address,
+                    prefix_length,
+                }
+            }
+            _ => self.random_route(rng, if up.is_empty() { &all } else { &up }),
+        }
+    }
+
+    /// The `vN` ends with routes through them in at least two tables.
+    fn busy_links(&self) -> Vec<String> {
+        self.links
+            .values()
+            .filter(|l| pair_of(&l.name).is_some())
+            .filter(|l| {
+                let mut tables: Vec<u32> = self
+                    .routes
+                    .iter()
+                    .filter(|r| r.hops.iter().any(|h| h.ifindex == l.ifindex))
+                    .map(|r| r.table)
+                    .collect();
+                tables.dedup();
+                tables.sort_unstable();
+                tables.dedup();
+                tables.len() >= 2
+            })
+            .map(|l| l.name.clone())
+            .collect()
+    }
+
+    /// The last IPv4 address on `name` in its list: deleting it may be the last one.
+    fn existing_ipv4_address(&self, name: &str) -> Option<(IpAddr, u8)> {
+        let ifindex = self.link_named(name)?.ifindex;
+        self.addresses
+            .iter()
+            .rfind(|a| a.ifindex == ifindex && a.ip.is_ipv4())
+            .map(|a| (a.ip, a.prefix_length))
+    }
+
+    fn new_pair(&self, rng: &mut Rng) -> Op {
+        let taken: Vec<u8> = self
+            .link_names()
+            .iter()
+            .filter_map(|n| pair_of(n))
+            .collect();
+        let n = (0..MAX_PAIRS as u8)
+            .find(|n| !taken.contains(n))
+            .unwrap_or_else(|| rng.below(MAX_PAIRS) as u8);
+        Op::AddVeth {
+            name: format!("v{n}"),
+            mac: [2, 0, 0, 0, n, 1],
+            peer: format!("p{n}"),
+            peer_mac: [2, 0, 0, 0, n, 2],
+        }
+    }
+
+    /// A route op through `links` (the up ones when there are).
+    fn random_route(&self, rng: &mut Rng, links: &[String]) -> Op {
+        let ipv6 = rng.chance(1, 2);
+        let device = rng.chance(1, 6);
+        let (dst, prefix_length) = destination(rng, ipv6, device);
+        let table = *rng.pick(&TABLES).unwrap_or(&254);
+        let metric = if rng.chance(1, 5) {
+            Some(if ipv6 { 2048 } else { 10 })
+        } else {
+            None
+        };
+        let hop = |rng: &mut Rng| {
+            let dev = rng.pick(links).cloned().unwrap_or_default();
+            (gateway(rng, pair_of(&dev).unwrap_or(0), ipv6), dev)
+        };
+        let roll = rng.below(100);
+        let verb = match roll {
+            0..=29 => Verb::Add,
+            30..=44 => Verb::Append,
+            45..=54 => Verb::Replace,
+            55..=64 if !ipv6 => Verb::Prepend,
+            _ => Verb::Del,
+        };
+        let via = if device {
+            Via::Dev(rng.pick(links).cloned().unwrap_or_default())
+        } else if verb == Verb::Del && rng.chance(1, 3) {
+            Via::Any
+        } else if verb == Verb::Add && rng.chance(1, 4) {
+            let mut hops: Vec<(IpAddr, String)> = (0..2 + rng.below(2)).map(|_| hop(rng)).collect();
+            // One hop twice is not a multipath route (IPv6 refuses it; IPv4's is not modelled).
+            let mut seen = Vec::new();
+            hops.retain(|h| {
+                let new = !seen.contains(h);
+                seen.push(h.clone());
+                new
+            });
+            Via::Gateways(hops)
+        } else {
+            Via::Gateways(vec![hop(rng)])
+        };
+        let via = match via {
+            // IPv6 appends and replaces, and deletes, take one hop.
+            Via::Gateways(hops)
+                if hops.len() > 1 && (ipv6 && verb != Verb::Add || verb == Verb::Del) =>
+            {
+                Via::Gateways(hops[..1].to_vec())
+            }
+            via => via,
+        };
+        let route = RouteSpec {
+            dst,
+            prefix_length,
+            table,
+            metric,
+            via,
+        };
+        // Deletes mostly name a route that exists.
+        let route = if verb == Verb::Del && rng.chance(4, 5) {
+            self.existing_route(rng, ipv6).unwrap_or(route)
+        } else {
+            route
+        };
+        Op::Route { verb, route }
+    }
+
+    /// A delete spec for one of the routes the model holds: by key, or by one of its hops.
+    fn existing_route(&self, rng: &mut Rng, ipv6: bool) -> Option<RouteSpec> {
+        let routes: Vec<_> = self
+            .routes
+            .iter()
+            .filter(|r| r.dst.is_ipv6() == ipv6)
+            .collect();
+        let route = rng.pick(&routes)?;
+        let hop = rng.pick(&route.hops)?;
+        let dev = self.links.get(&hop.ifindex)?.name.clone();
+        let via = match hop.gateway {
+            Some(g) if rng.chance(3, 4) => Via::Gateways(vec![(g, dev)]),
+            None if rng.chance(1, 2) => Via::Dev(dev),
+            _ => Via::Any,
+        };
+        Some(RouteSpec {
+            dst: route.dst,
+            prefix_length: route.prefix_length,
+            table: route.table,
+            metric: Some(route.metric).filter(|_| rng.chance(1, 2)),
+            via,
+        })
+    }
+
+    /// An initial topology: 2-4 veth pairs with both ends up, addresses on the `vN` ends, and
+    /// routes in tables 254, 100 and 4000000000.
+    pub fn random_topology(rng: &mut Rng) -> Vec<Op> {
+        let mut kernel = SimKernel::new();
+        let mut ops = Vec::new();
+        let pairs = 2 + rng.below(3) as u8;
+        for n in 0..pairs {
+            let (v, p) = (format!("v{n}"), format!("p{n}"));
+            ops.push(kernel.new_pair(rng));
+            ops.push(Op::SetLink { name: p, up: true });
+            ops.push(Op::SetLink {
+                name: v.clone(),
+                up: true,
+            });
+            for (address, prefix_length) in address_pool(n).into_iter().step_by(2) {
+                ops.push(Op::AddAddress {
+                    dev: v.clone(),
+                    address,
+                    prefix_length,
+                });
+            }
+            for op in &ops[ops.len() - 5..] {
+                let _ = kernel.apply(op);
+            }
+        }
+        for _ in 0..4 + rng.below(6) {
+            let (_, up) = kernel.ends();
+            let op = kernel.random_route(rng, &up);
+            if kernel.apply(&op).is_ok() {
+                ops.push(op);
+            }
+        }
+        ops
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Display and FromStr round-trip every op the generator makes, and the text is what `ip`
+    /// takes (names, not ifindexes).
+    #[test]
+    fn generated_ops_round_trip_through_their_text() {
+        for seed in 0..200 {
+            let mut rng = Rng::new(seed);
+            let mut kernel = SimKernel::new();
+            let mut ops = SimKernel::random_topology(&mut rng);
+            for op in &ops {
+                let _ = kernel.apply(op);
+            }
+            for _ in 0..50 {
+                let op = kernel.random_op(&mut rng);
+                let _ = kernel.apply(&op);
+                ops.push(op);
+            }
+            for op in ops {
+                let text = op.to_string();
+                assert_eq!(text.parse::<Op>(), Ok(op.clone()), "{text}");
+                assert_eq!(op.ip_args().join(" "), text);
+            }
+        }
+    }
+
+    /// Seeds often reach the kernel's silent route changes: an op that changes routes without
+    /// announcing every change (a link down or deleted, a last IPv4 address deleted), and IPv6
+    /// multipath routes that grow and shrink.
+    #[test]
+    fn seeds_often_reach_silent_route_changes() {
+        let (mut silent, mut multipath) = (0, 0);
+        for seed in 0..100 {
+            let mut rng = Rng::new(seed);
+            let mut kernel = SimKernel::new();
+            for op in SimKernel::random_topology(&mut rng) {
+                kernel.apply(&op).expect("the topology applies");
+            }
+            let (mut saw_silent, mut saw_multipath) = (false, false);
+            for _ in 0..30 {
+                let op = kernel.random_op(&mut rng);
+                let before = kernel.dump(dphost::netlink::kind::Kind::Route).len();
+                let Ok(notes) = kernel.apply(&op) else {
+                    continue;
+                };
+                let after = kernel.dump(dphost::netlink::kind::Kind::Route).len();
+                let announced = notes
+                    .iter()
+                    .filter(|c| matches!(c, dphost::netlink::change::Change::DelRoute { .. }))
+                    .count();
+                saw_silent |= after + announced < before;
+                saw_multipath |= kernel
+                    .routes
+                    .iter()
+                    .any(|r| r.dst.is_ipv6() && r.hops.len() > 1);
+            }
+            silent += usize::from(saw_silent);
+            multipath += usize::from(saw_multipath);
+        }
+        assert!(
+            silent >= 80,
+            "{silent} of 100 seeds had a silent route deletion"
+        );
+        assert!(
+            multipath >= 30,
+            "{multipath} of 100 seeds had an IPv6 multipath route"
+        );
+    }
+
+    /// The generator makes every kind of op and some that fail, but mostly ones that work.
+    #[test]
+    fn the_generator_mixes_valid_and_invalid_ops() {
+        let (mut ok, mut failed) = (0, 0);
+        for seed in 0..100 {
+            let mut rng = Rng::new(seed);
+            let mut kernel = SimKernel::new();
+            for op in SimKernel::random_topology(&mut rng) {
+                kernel.apply(&op).expect("the topology applies");
+            }
+            for _ in 0..30 {
+                let op = kernel.random_op(&mut rng);
+                match kernel.apply(&op) {
+                    Ok(_) => ok += 1,
+                    Err(_) => failed += 1,
+                }
+            }
+        }
+        assert!(
+            failed * 20 > ok + failed,
+            "{failed} of {} failed",
+            ok + failed
+        );
+        assert!(
+            ok * 3 > (ok + failed) * 2,
+            "{failed} of {} failed",
+            ok + failed
+        );
+    }
+}

@@ -1,0 +1,515 @@
+//! Routes, IPv4 and IPv6, in tables 254, 100 and 4000000000 (any table but the kernel's own
+//! 255): add, replace, append, prepend and delete with the kernel's placement and matching, and
+//! what happens to them when a link goes down or away.
+//!
+//! IPv4 keeps several routes of one key (table, prefix, tos, metric) in order; IPv6 merges
+//! gateway routes of one key into one multipath route.
+
+use std::net::IpAddr;
+
+use dphost::netlink::change::Change;
+use dphost::wit::{Family, IpPrefix, NextHop, Route, RouteType};
+
+use super::{Errno, Pos, SimKernel, bits};
+use crate::op::{RouteSpec, Verb, Via};
+
+const RTNH_F_DEAD: u8 = 1;
+const RTNH_F_ONLINK: u8 = 4;
+const RTNH_F_LINKDOWN: u8 = 16;
+const RTPROT_BOOT: u8 = 3;
+const RT_SCOPE_LINK: u8 = 253;
+
+/// One next hop.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SimHop {
+    pub gateway: Option<IpAddr>,
+    pub ifindex: u32,
+    /// RTNH_F_*.
+    pub flags: u8,
+}
+
+/// One route (an IPv6 one with all its siblings).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SimRoute {
+    pub table: u32,
+    pub dst: IpAddr,
+    pub prefix_length: u8,
+    pub metric: u32,
+    pub scope: u8,
+    pub hops: Vec<SimHop>,
+}
+
+impl SimRoute {
+    fn v6(&self) -> bool {
+        self.dst.is_ipv6()
+    }
+
+    fn same_prefix(&self, table: u32, dst: IpAddr, prefix_length: u8) -> bool {
+        self.table == table && self.dst == dst && self.prefix_length == prefix_length
+    }
+
+    /// The same route to the kernel's eye: hops equal but for the flags it sets itself.
+    fn identical(&self, other: &SimRoute) -> bool {
+        let strip = |h: &SimHop| (h.gateway, h.ifindex, h.flags & RTNH_F_ONLINK);
+        self.scope == other.scope
+            && self.hops.len() == other.hops.len()
+            && self
+                .hops
+                .iter()
+                .zip(&other.hops)
+                .all(|(a, b)| strip(a) == strip(b))
+    }
+
+    /// As dphost decodes RTM_NEWROUTE.
+    fn wit(&self, hops: &[SimHop]) -> Route {
+        let hops: Vec<NextHop> = hops
+            .iter()
+            .map(|h| NextHop {
+                gateway: h.gateway.map(Into::into),
+                ifindex: h.ifindex,
+                weight: 1,
+                flags: h.flags,
+            })
+            .collect();
+        Route {
+            table: self.table,
+            family: if self.v6() {
+                Family::Ipv6
+            } else {
+                Family::Ipv4
+            },
+            dst: IpPrefix {
+                address: self.dst.into(),
+                length: self.prefix_length,
+            },
+            tos: 0,
+            kind: RouteType::Unicast,
+            protocol: RTPROT_BOOT,
+            scope: self.scope,
+            metric: self.metric,
+            prefsrc: None,
+            nexthops: dphost::netlink::route::collapse(hops),
+            nhid: None,
+            position: 0,
+        }
+    }
+
+    fn new_change(&self, hops: &[SimHop], replace: bool, append: bool) -> Change {
+        Change::NewRoute {
+            route: self.wit(hops),
+            nhid: 0,
+            replace,
+            append,
+        }
+    }
+
+    fn del_change(&self, hops: &[SimHop]) -> Change {
+        Change::DelRoute {
+            route: self.wit(hops),
+            nhid: 0,
+        }
+    }
+}
+
+/// A table's place in a dump: the kernel walks its table hash (256 buckets by the id's low
+/// byte) in order.
+fn table_rank(table: u32) -> u128 {
+    (u128::from(table & 0xff) << 32) | u128::from(table)
+}
+
+/// A prefix's place in a table's dump. IPv4 walks its trie's leaves by key, longer prefixes of
+/// one key first; IPv6 walks its tree in post-order (the more specific first, then by the bit
+/// where they part, 0 first): each bit as a digit, the end of the prefix as 2.
+fn prefix_pos(dst: IpAddr, prefix_length: u8) -> Pos {
+    let (value, width) = bits(dst);
+    if dst.is_ipv4() {
+        return vec![value, u128::from(32 - prefix_length)];
+    }
+    let mut pos: Pos = (0..u32::from(prefix_length))
+        .map(|i| (value >> (width - 1 - i)) & 1)
+        .collect();
+    pos.push(2);
+    pos
+}
+
+impl SimKernel {
+    /// IPv4 routes, then IPv6; by table, prefix, metric, then the kernel's order within a key.
+    /// conformance: dumps_keep_the_kernels_order
+    pub(crate) fn dump_routes(&self) -> Vec<(Pos, Change)> {
+        let mut all: Vec<(Pos, Change)> = self
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let mut pos = vec![u128::from(r.v6()), table_rank(r.table)];
+                pos.extend(prefix_pos(r.dst, r.prefix_length));
+                pos.push(u128::from(r.metric));
+                pos.push(i as u128);
+                (pos, r.new_change(&r.hops, false, false))
+            })
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// One `ip route VERB ...`.
+    pub(crate) fn route(
+        &mut self,
+        verb: Verb,
+        spec: &RouteSpec,
+        out: &mut Vec<Change>,
+    ) -> Result<(), Errno> {
+        let hops = self.resolve(spec)?;
+        let v6 = spec.dst.is_ipv6();
+        if verb == Verb::Del {
+            if !self.tables.contains(&(v6, spec.table)) {
+                return Err(libc::ESRCH);
+            }
+            return if v6 {
+                self.del_ipv6(spec, &hops, out)
+            } else {
+                self.del_ipv4(spec, &hops, out)
+            };
+        }
+        self.tables.insert((v6, spec.table));
+        if hops.is_empty() {
+            return Err(libc::EINVAL);
+        }
+        if hops.iter().any(|h| !self.links[&h.ifindex].up) {
+            return Err(libc::ENETDOWN);
+        }
+        let route = SimRoute {
+            table: spec.table,
+            dst: spec.dst,
+            prefix_length: spec.prefix_length,
+            metric: spec.metric.unwrap_or(if v6 { 1024 } else { 0 }),
+            scope: if !v6 && matches!(spec.via, Via::Dev(_)) {
+                RT_SCOPE_LINK
+            } else {
+                0
+            },
+            hops,
+        };
+        if v6 {
+            self.add_ipv6(verb, route, out)
+        } else {
+            self.add_ipv4(verb, route, out)
+        }
+    }
+
+    /// The hops an op names, with the flags the kernel gives them; ENODEV for a missing device
+    /// (`ip` refuses it itself).
+    fn resolve(&self, spec: &RouteSpec) -> Result<Vec<SimHop>, Errno> {
+        let hop = |gateway: Option<IpAddr>, dev: &str| -> Result<SimHop, Errno> {
+            let ifindex = self.ifindex(dev)?;
+            let mut flags = if gateway.is_some() { RTNH_F_ONLINK } else { 0 };
+            if !self.carrier(ifindex) {
+                flags |= RTNH_F_LINKDOWN;
+            }
+            Ok(SimHop {
+                gateway,
+                ifindex,
+                flags,
+            })
+        };
+        match &spec.via {
+            Via::Any => Ok(Vec::new()),
+            Via::Dev(dev) => Ok(vec![hop(None, dev)?]),
+            Via::Gateways(list) => list.iter().map(|(g, d)| hop(Some(*g), d)).collect(),
+        }
+    }
+
+    /// The indexes of the IPv4 routes of one key, in the kernel's order.
+    fn ipv4_group(&self, route: &SimRoute) -> Vec<usize> {
+        (0..self.routes.len())
+            .filter(|&i| {
+                let r = &self.routes[i];
+                !r.v6()
+                    && r.same_prefix(route.table, route.dst, route.prefix_length)
+                    && r.metric == route.metric
+            })
+            .collect()
+    }
+
+    /// IPv4: add fails on an existing key; replace takes the place of the key's first route
+    /// (nothing happens if that is the same route; EEXIST if the same route is further back);
+    /// append goes behind the key's routes, prepend in front, both EEXIST for the same route.
+    /// conformance: ipv4_same_key_routes_keep_the_kernels_order
+    fn add_ipv4(
+        &mut self,
+        verb: Verb,
+        route: SimRoute,
+        out: &mut Vec<Change>,
+    ) -> Result<(), Errno> {
+        let group = self.ipv4_group(&route);
+        let Some(&first) = group.first() else {
+            out.push(route.new_change(&route.hops, false, false));
+            self.routes.push(route);
+            return Ok(());
+        };
+        let same = group
+            .iter()
+            .copied()
+            .find(|&i| self.routes[i].identical(&route));
+        match verb {
+            Verb::Add => Err(libc::EEXIST),
+            Verb::Replace => match same {
+                Some(i) if i == first => Ok(()),
+                Some(_) => Err(libc::EEXIST),
+                None => {
+                    out.push(route.new_change(&route.hops, true, false));
+                    self.routes[first] = route;
+                    Ok(())
+                }
+            },
+            _ if same.is_some() => Err(libc::EEXIST),
+            Verb::Append => {
+                out.push(route.new_change(&route.hops, false, true));
+                self.routes.insert(group[group.len() - 1] + 1, route);
+                Ok(())
+            }
+            _ => {
+                out.push(route.new_change(&route.hops, false, false));
+                self.routes.insert(first, route);
+                Ok(())
+            }
+        }
+    }
+
+    /// The routes of the family, table and prefix `spec` names (and its metric, if it gives
+    /// one), by metric, then in the kernel's order.
+    fn candidates(&self, spec: &RouteSpec) -> Vec<usize> {
+        let mut found: Vec<usize> = (0..self.routes.len())
+            .filter(|&i| {
+                let r = &self.routes[i];
+                r.v6() == spec.dst.is_ipv6()
+                    && r.same_prefix(spec.table, spec.dst, spec.prefix_length)
+                    && spec.metric.is_none_or(|m| m == r.metric)
+            })
+            .collect();
+        found.sort_by_key(|&i| self.routes[i].metric);
+        found
+    }
+
+    /// IPv4 delete: the first route of the prefix (by metric, then the kernel's order) whose
+    /// metric and first hop match what the op gives.
+    /// conformance: ipv4_same_key_routes_keep_the_kernels_order
+    fn del_ipv4(
+        &mut self,
+        spec: &RouteSpec,
+        hops: &[SimHop],
+        out: &mut Vec<Change>,
+    ) -> Result<(), Errno> {
+        let candidates = self.candidates(spec);
+        let given = hops.first();
+        let at = candidates
+            .into_iter()
+            .find(|&i| {
+                let r = &self.routes[i];
+                given.is_none_or(|g| {
+                    r.hops[0].ifindex == g.ifindex
+                        && (g.gateway.is_none() || g.gateway == r.hops[0].gateway)
+                })
+            })
+            .ok_or(libc::ESRCH)?;
+        let gone = self.routes.remove(at);
+        out.push(gone.del_change(&gone.hops));
+        Ok(())
+    }
+
+    /// IPv6: add fails on an existing key; replace takes the place of the whole route; append
+    /// and prepend both add a gateway hop at the end of the route's hops (EEXIST for a hop it
+    /// has), announced as the new hop followed by the old ones; a multipath route naming one
+    /// hop twice fails with EEXIST. An append's notification
+    /// carries NLM_F_APPEND, also when it made the route.
+    /// conformance: ipv6_multipath_appends_merge_and_deletes_split
+    fn add_ipv6(
+        &mut self,
+        verb: Verb,
+        route: SimRoute,
+        out: &mut Vec<Change>,
+    ) -> Result<(), Errno> {
+        let twice = |(i, h): (usize, &SimHop)| {
+            route.hops[..i]
+                .iter()
+                .any(|o| o.gateway == h.gateway && o.ifindex == h.ifindex)
+        };
+        if route.hops.iter().enumerate().any(twice) {
+            return Err(libc::EEXIST);
+        }
+        let at = self.routes.iter().position(|r| {
+            r.v6()
+                && r.same_prefix(route.table, route.dst, route.prefix_length)
+                && r.metric == route.metric
+        });
+        let Some(at) = at else {
+            // IPv6 announces the request's NLM_F_APPEND even when nothing was there to join.
+            out.push(route.new_change(&route.hops, false, verb == Verb::Append));
+            self.routes.push(route);
+            return Ok(());
+        };
+        match verb {
+            Verb::Add => Err(libc::EEXIST),
+            Verb::Replace => {
+                out.push(route.new_change(&route.hops, true, false));
+                self.routes[at] = route;
+                Ok(())
+            }
+            _ => {
+                let old = &self.routes[at];
+                let ecmp = old
+                    .hops
+                    .iter()
+                    .chain(&route.hops)
+                    .all(|h| h.gateway.is_some());
+                if !ecmp || route.hops.len() != 1 {
+                    return Err(libc::EEXIST);
+                }
+                let new = route.hops[0].clone();
+                if old
+                    .hops
+                    .iter()
+                    .any(|h| h.gateway == new.gateway && h.ifindex == new.ifindex)
+                {
+                    return Err(libc::EEXIST);
+                }
+                let mut announced = vec![new.clone()];
+                announced.extend(old.hops.iter().cloned());
+                out.push(old.new_change(&announced, false, verb == Verb::Append));
+                self.routes[at].hops.push(new);
+                Ok(())
+            }
+        }
+    }
+
+    /// IPv6 delete: with a gateway, that one hop (announced alone; the rest stays); otherwise
+    /// the first route of the prefix with a hop through the given device, or the first route
+    /// at all, whole.
+    /// conformance: ipv6_multipath_appends_merge_and_deletes_split
+    fn del_ipv6(
+        &mut self,
+        spec: &RouteSpec,
+        hops: &[SimHop],
+        out: &mut Vec<Change>,
+    ) -> Result<(), Errno> {
+        let candidates = self.candidates(spec);
+        let given = hops.first();
+        for i in candidates {
+            let matching = self.routes[i].hops.iter().position(|h| {
+                given.is_none_or(|g| {
+                    h.ifindex == g.ifindex && (g.gateway.is_none() || g.gateway == h.gateway)
+                })
+            });
+            let Some(hop) = matching else { continue };
+            if given.is_some_and(|g| g.gateway.is_some()) && self.routes[i].hops.len() > 1 {
+                let gone = self.routes[i].hops.remove(hop);
+                out.push(self.routes[i].del_change(&[gone]));
+            } else {
+                let gone = self.routes.remove(i);
+                out.push(gone.del_change(&gone.hops));
+            }
+            return Ok(());
+        }
+        Err(libc::ESRCH)
+    }
+
+    /// Link `ifindex` went down: its IPv4 routes go silently (multipath hops die, see
+    /// [`Self::ipv4_routes_down`]); its single-hop IPv6 routes are deleted, announced; IPv6
+    /// multipath hops through it are flagged dead (silently), or, when no live hop would remain,
+    /// every hop is deleted, each announced alone with the flags it had.
+    /// conformance: link_down_flushes_ipv4_routes_silently_and_flags_multipath_hops
+    pub(crate) fn routes_down(&mut self, ifindex: u32, out: &mut Vec<Change>) {
+        self.ipv4_routes_down(ifindex);
+        let mut kept = Vec::new();
+        for mut r in std::mem::take(&mut self.routes) {
+            if !r.v6() || !r.hops.iter().any(|h| h.ifindex == ifindex) {
+                kept.push(r);
+                continue;
+            }
+            if r.hops.len() == 1 {
+                out.push(r.del_change(&r.hops));
+                continue;
+            }
+            if r.hops
+                .iter()
+                .all(|h| h.ifindex == ifindex || h.flags & RTNH_F_DEAD != 0)
+            {
+                // Flushed before any hop is flagged: announced with the flags they had.
+                for h in &r.hops {
+                    out.push(r.del_change(std::slice::from_ref(h)));
+                }
+                continue;
+            }
+            for h in r.hops.iter_mut().filter(|h| h.ifindex == ifindex) {
+                h.flags |= RTNH_F_DEAD | RTNH_F_LINKDOWN;
+            }
+            kept.push(r);
+        }
+        self.routes = kept;
+    }
+
+    /// IPv4 routes through `ifindex` after it went down or lost its last IPv4 address: single
+    /// hops deleted, multipath hops flagged dead and linkdown, a multipath route with no live
+    /// hop deleted; all silently.
+    /// conformance: deleting_the_last_ipv4_address_flushes_routes_silently
+    pub(crate) fn ipv4_routes_down(&mut self, ifindex: u32) {
+        for r in self.routes.iter_mut().filter(|r| !r.v6()) {
+            for h in r.hops.iter_mut().filter(|h| h.ifindex == ifindex) {
+                h.flags |= RTNH_F_DEAD | RTNH_F_LINKDOWN;
+            }
+        }
+        self.routes
+            .retain(|r| r.v6() || !r.hops.iter().all(|h| h.flags & RTNH_F_DEAD != 0));
+    }
+
+    /// Link `ifindex` came up (or got an IPv4 address while up): hops through it are no longer
+    /// dead.
+    pub(crate) fn hops_up(&mut self, ifindex: u32) {
+        for r in &mut self.routes {
+            for h in r.hops.iter_mut().filter(|h| h.ifindex == ifindex) {
+                h.flags &= !RTNH_F_DEAD;
+            }
+        }
+    }
+
+    /// Hops are flagged linkdown exactly while their link has no carrier, or they are dead.
+    pub(crate) fn refresh_linkdown(&mut self) {
+        let carriers: Vec<(u32, bool)> = self.links.keys().map(|&i| (i, self.carrier(i))).collect();
+        for r in &mut self.routes {
+            for h in &mut r.hops {
+                let carrier = carriers.iter().any(|&(i, c)| i == h.ifindex && c);
+                if carrier && h.flags & RTNH_F_DEAD == 0 {
+                    h.flags &= !RTNH_F_LINKDOWN;
+                } else {
+                    h.flags |= RTNH_F_LINKDOWN;
+                }
+            }
+        }
+    }
+
+    /// Link `ifindex` is unregistered: IPv4 routes with any hop through it go, silently; IPv6
+    /// hops through it go one by one, each announced alone.
+    /// conformance: a_deleted_link_takes_its_routes_and_addresses
+    pub(crate) fn routes_unregistered(&mut self, ifindex: u32, out: &mut Vec<Change>) {
+        let mut kept = Vec::new();
+        for mut r in std::mem::take(&mut self.routes) {
+            if !r.hops.iter().any(|h| h.ifindex == ifindex) {
+                kept.push(r);
+                continue;
+            }
+            if !r.v6() {
+                continue;
+            }
+            let (gone, rest): (Vec<SimHop>, Vec<SimHop>) =
+                r.hops.iter().cloned().partition(|h| h.ifindex == ifindex);
+            for h in &gone {
+                out.push(r.del_change(std::slice::from_ref(h)));
+            }
+            if !rest.is_empty() {
+                r.hops = rest;
+                kept.push(r);
+            }
+        }
+        self.routes = kept;
+    }
+}

@@ -1,0 +1,23 @@
+//! A simulated kernel for dphost's deterministic simulation (issue 14): the links, addresses,
+//! routes and policy rules of one network namespace, changed by `ip`-like operations with the
+//! real kernel's semantics as far as `tests/conformance.rs` has confirmed them against it, and
+//! answering with the notifications and dumps dphost's decoders would make of the kernel's.
+//!
+//! It never uses dphost's mirror (`host/src/mirror/**`): that is what the simulation tests, and a
+//! model built from it would agree with its bugs. It reuses dphost's value types only.
+//!
+//! Layout:
+//! - `rng`: splitmix64, the only source of randomness, so a seed replays bit for bit;
+//! - `op`: the operations, each printed and parsed as the `ip` command that does it;
+//! - `kernel`: the model, one file per kind of object, and its dumps;
+//! - `generate`: random operations and initial topologies, weighted towards the kernel's silent
+//!   changes.
+
+pub mod generate;
+pub mod kernel;
+pub mod op;
+pub mod rng;
+
+pub use kernel::{DumpCursor, Errno, SimKernel};
+pub use op::Op;
+pub use rng::Rng;

@@ -1,0 +1,630 @@
+//! The simulated kernel against the real one: each scenario runs the same ops on a fresh
+//! network namespace (each op its own `ip -n NS ...`) and on a `SimKernel`, and after every op
+//! compares whether it failed (and with which errno, when `ip`'s message names one), the
+//! notifications dphost's own reader decoded (as multisets of normalised lines), and full dumps
+//! of every kind read with dphost's production `Dump` (in order).
+//!
+//! What the model leaves out is left out of the comparison, here and only here: routes in table
+//! 255 and routes of `proto kernel` (the kernel's own local, broadcast and multicast routes).
+//! A link's notifications are compared by its last one per op (the kernel may send several as
+//! its operstate settles; the model sends the final state).
+//!
+//! Needs root; skipped with a message otherwise.
+
+mod netns;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dphost::netlink::change::Change;
+use dphost::netlink::dump::Dump;
+use dphost::netlink::kind::Kind;
+use dphost::netlink::reader::{Notice, Reader, ReaderCounters};
+use dphost::netlink::scope::Scope;
+use dphost::netlink::socket::Netns;
+use dphost::wit::{Family, NextHops};
+use dphost_sim::{Op, Rng, SimKernel};
+use netns::Ns;
+
+/// How long the kernel gets to send what follows an op (linkwatch runs after `ip` returns):
+/// notifications are collected until a fence this long after the last one brings nothing.
+const QUIET: Duration = Duration::from_millis(40);
+
+/// A namespace, the real notification stream from it, and the model beside it.
+struct Harness {
+    ns: Ns,
+    netns: Netns,
+    reader: Reader,
+    model: SimKernel,
+    done: Vec<String>,
+    fence: u64,
+}
+
+impl Harness {
+    fn new() -> Option<Harness> {
+        let ns = Ns::new()?;
+        let netns = Netns::named(&ns.name);
+        let reader = Reader::start(&netns, 8 << 20, 2048, Arc::new(ReaderCounters::default()))
+            .expect("opening the notification socket");
+        let harness = Harness {
+            ns,
+            netns,
+            reader,
+            model: SimKernel::new(),
+            done: Vec::new(),
+            fence: 0,
+        };
+        harness.compare_dumps();
+        Some(harness)
+    }
+
+    /// Runs `ops` (as `ip` text) on both, comparing after each.
+    fn run(&mut self, ops: &[&str]) {
+        for text in ops {
+            let op: Op = text.parse().unwrap_or_else(|e| panic!("{e}"));
+            self.step(&op);
+        }
+    }
+
+    fn step(&mut self, op: &Op) {
+        let real = self.ns.ip(&op.ip_args());
+        let model = self.model.apply(op);
+        self.done.push(format!(
+            "{op}  => {}",
+            match &real {
+                Ok(()) => "ok".to_string(),
+                Err(e) => e.clone(),
+            }
+        ));
+        match (&real, &model) {
+            (Ok(()), Ok(_)) => {}
+            (Err(message), Err(errno)) => {
+                if let Some(real_errno) = errno_in(message) {
+                    assert_eq!(
+                        real_errno,
+                        *errno,
+                        "{op}: the kernel said {message:?}\n{}",
+                        self.history()
+                    );
+                }
+            }
+            _ => panic!("{op}: kernel {real:?}, model {model:?}\n{}", self.history()),
+        }
+        let real_notes = normalise_notes(&self.notifications());
+        let model_notes = normalise_notes(&model.unwrap_or_default());
+        if real_notes != model_notes {
+            panic!(
+                "{op}: notifications differ\nkernel:\n{}\nmodel:\n{}\n{}",
+                lines(&real_notes),
+                lines(&model_notes),
+                self.history()
+            );
+        }
+        self.compare_dumps();
+    }
+
+    fn history(&self) -> String {
+        format!(
+            "ops so far (namespace {}):\n  {}",
+            self.ns.name,
+            self.done.join("\n  ")
+        )
+    }
+
+    /// Everything the reader hands on until a fence taken `QUIET` after the last brings none.
+    fn notifications(&mut self) -> Vec<Change> {
+        let mut all = Vec::new();
+        loop {
+            self.fence += 1;
+            self.reader.fence(self.fence);
+            let mut got = 0;
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match self.reader.notices().recv_timeout(left) {
+                    Ok(Notice::Changes(changes, _)) => {
+                        got += changes.len();
+                        all.extend(changes);
+                    }
+                    Ok(Notice::Fence(id)) if id == self.fence => break,
+                    Ok(Notice::Fence(_)) => {}
+                    Ok(Notice::Lost(loss)) => panic!("the notification stream broke: {loss}"),
+                    Err(e) => panic!("no fence from the reader: {e}"),
+                }
+            }
+            if got == 0 && self.fence > 1 && !all.is_empty()
+                || got == 0 && all.is_empty() && self.quiet_once()
+            {
+                return all;
+            }
+            std::thread::sleep(QUIET);
+        }
+    }
+
+    /// An op with no notification still gets one more fence after a pause.
+    fn quiet_once(&mut self) -> bool {
+        std::thread::sleep(QUIET);
+        self.fence += 1;
+        self.reader.fence(self.fence);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut none = true;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.reader.notices().recv_timeout(left) {
+                Ok(Notice::Changes(changes, _)) => {
+                    none &= changes.is_empty() || changes.iter().all(left_out)
+                }
+                Ok(Notice::Fence(id)) if id == self.fence => return none,
+                Ok(_) => {}
+                Err(e) => panic!("no fence from the reader: {e}"),
+            }
+        }
+    }
+
+    /// Full dumps of every kind, in order.
+    fn compare_dumps(&self) {
+        for kind in Kind::ALL {
+            let real = normalise(&real_dump(&self.netns, kind));
+            let model = normalise(&self.model.dump(kind));
+            if real != model {
+                panic!(
+                    "{} dumps differ\nkernel:\n{}\nmodel:\n{}\n{}",
+                    kind.name(),
+                    lines(&real),
+                    lines(&model),
+                    self.history()
+                );
+            }
+        }
+    }
+
+    /// A scoped dump of each: the production `Dump` makes a missing link or table an empty
+    /// dump, so the model's ENODEV/ENOENT compares as empty.
+    fn compare_scoped(&self, scope: Scope) {
+        let mut dump = Dump::start_scoped(&self.netns, &scope, 7).expect("starting a scoped dump");
+        let mut real = Vec::new();
+        while !dump.is_done() {
+            dump.next_batch(256, &mut real)
+                .expect("reading a scoped dump");
+        }
+        let model = self.model.dump_scoped(&scope).unwrap_or_default();
+        let (real, model) = (normalise(&real), normalise(&model));
+        assert_eq!(real, model, "{scope:?}\n{}", self.history());
+    }
+}
+
+fn real_dump(netns: &Netns, kind: Kind) -> Vec<Change> {
+    let mut dump = Dump::start(netns, kind, 1).expect("starting a dump");
+    let mut out = Vec::new();
+    while !dump.is_done() {
+        dump.next_batch(256, &mut out).expect("reading a dump");
+    }
+    out
+}
+
+/// The errno whose `strerror` text `ip` printed, if any (`ip`'s own "Cannot find device" is
+/// the model's ENODEV).
+fn errno_in(message: &str) -> Option<i32> {
+    if message.contains("Cannot find device") {
+        return Some(libc::ENODEV);
+    }
+    (1..134).find(|&errno| {
+        // SAFETY: strerror returns a pointer to a static NUL-terminated string; it is read at
+        // once, on this thread.
+        let text = unsafe { std::ffi::CStr::from_ptr(libc::strerror(errno)) };
+        message.ends_with(&*text.to_string_lossy())
+    })
+}
+
+/// What the model leaves out: the kernel's own routes.
+fn left_out(change: &Change) -> bool {
+    match change {
+        Change::NewRoute { route, .. } | Change::DelRoute { route, .. } => {
+            route.table == 255 || route.protocol == 2
+        }
+        _ => false,
+    }
+}
+
+fn normalise(changes: &[Change]) -> Vec<String> {
+    changes.iter().filter(|c| !left_out(c)).map(line).collect()
+}
+
+/// Notifications as a sorted multiset, links by their last per ifindex.
+fn normalise_notes(changes: &[Change]) -> Vec<String> {
+    let mut links = BTreeMap::new();
+    let mut out = Vec::new();
+    for change in changes.iter().filter(|c| !left_out(c)) {
+        match change {
+            Change::NewLink(l) | Change::DelLink(l) => {
+                links.insert(l.ifindex, line(change));
+            }
+            _ => out.push(line(change)),
+        }
+    }
+    out.extend(links.into_values());
+    out.sort();
+    out
+}
+
+fn lines(lines: &[String]) -> String {
+    lines.iter().map(|l| format!("  {l}\n")).collect()
+}
+
+/// One change as a line of the fields the model claims.
+fn line(change: &Change) -> String {
+    match change {
+        Change::NewLink(l) | Change::DelLink(l) => format!(
+            "{} link {} {} kind={:?} mtu={} mac={:?} up={} oper={:?} master={:?} flags={:#x}",
+            verb(change),
+            l.ifindex,
+            l.name,
+            l.kind,
+            l.mtu,
+            l.mac,
+            l.admin_up,
+            l.oper_state,
+            l.master,
+            l.flags
+        ),
+        Change::NewAddress(a) | Change::DelAddress(a) => format!(
+            "{} addr {} {}/{} peer={:?} scope={} flags={:#x}",
+            verb(change),
+            a.ifindex,
+            a.address,
+            a.prefix_length,
+            a.peer.map(|p| p.to_string()),
+            a.scope,
+            a.flags
+        ),
+        Change::NewRoute { route: r, nhid, .. } | Change::DelRoute { route: r, nhid } => {
+            let hops: Vec<String> = dphost::netlink::route::hops(&r.nexthops)
+                .iter()
+                .map(|h| {
+                    format!(
+                        "{:?}@{} w{} f{}",
+                        h.gateway.map(|g| g.to_string()),
+                        h.ifindex,
+                        h.weight,
+                        h.flags
+                    )
+                })
+                .collect();
+            let shape = match r.nexthops {
+                NextHops::None => "none",
+                NextHops::One(_) => "one",
+                NextHops::Many(_) => "many",
+            };
+            let flags = match change {
+                Change::NewRoute {
+                    replace, append, ..
+                } => format!(" replace={replace} append={append}"),
+                _ => String::new(),
+            };
+            format!(
+                "{} route {} table={} {}/{} tos={} {:?} proto={} scope={} metric={} prefsrc={:?} {shape}[{}] nhid={:?}/{nhid} pos={}{flags}",
+                verb(change),
+                if r.family == Family::Ipv6 { "v6" } else { "v4" },
+                r.table,
+                r.dst.address,
+                r.dst.length,
+                r.tos,
+                r.kind,
+                r.protocol,
+                r.scope,
+                r.metric,
+                r.prefsrc.map(|p| p.to_string()),
+                hops.join(", "),
+                r.nhid,
+                r.position
+            )
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+fn verb(change: &Change) -> &'static str {
+    match change {
+        Change::NewLink(_)
+        | Change::NewAddress(_)
+        | Change::NewNeighbour(_)
+        | Change::NewNexthop(_)
+        | Change::NewRule(_)
+        | Change::NewRoute { .. } => "new",
+        _ => "del",
+    }
+}
+
+/// Two veth pairs, both ends up, an IPv4 and an IPv6 address on each `vN`.
+const TWO_PAIRS: &[&str] = &[
+    "link add v0 address 02:00:00:00:00:01 type veth peer name p0 address 02:00:00:00:00:02",
+    "link add v1 address 02:00:00:00:01:01 type veth peer name p1 address 02:00:00:00:01:02",
+    "link set p0 up",
+    "link set v0 up",
+    "link set p1 up",
+    "link set v1 up",
+    "addr add 10.0.1.1/24 dev v0 noprefixroute",
+    "addr add 10.1.1.1/24 dev v1 noprefixroute",
+    "addr add fd00::1/64 dev v0 noprefixroute nodad",
+    "addr add fd00:1::1/64 dev v1 noprefixroute nodad",
+];
+
+/// A new namespace: lo down with ::1, the default rules, no routes but the kernel's own, no
+/// neighbours or nexthops.
+#[test]
+fn a_fresh_namespace_matches() {
+    let Some(_harness) = Harness::new() else {
+        return;
+    };
+}
+
+/// veth pairs: ifindexes (the peer first), flags, operstate and carrier as each end goes up and
+/// down, MTU changes, and the failures (an existing name, a missing device, an MTU out of range).
+#[test]
+fn links_follow_the_kernel() {
+    let Some(mut h) = Harness::new() else { return };
+    h.run(&[
+        "link add v0 address 02:00:00:00:00:01 type veth peer name p0 address 02:00:00:00:00:02",
+        "link add v0 address 02:00:00:00:00:03 type veth peer name p9 address 02:00:00:00:00:04",
+        "link set v0 up",
+        "link set v0 up",
+        "link set p0 up",
+        "link set v0 mtu 9000",
+        "link set v0 mtu 9000",
+        "link set p0 mtu 70000",
+        "link set v0 down",
+        "link set v7 down",
+        "link add v1 address 02:00:00:00:01:01 type veth peer name p1 address 02:00:00:00:01:02",
+        "link set v0 up",
+        "link set p0 down",
+        "link del v9",
+    ]);
+}
+
+/// Addresses: both families, kernel list order (IPv4 behind, IPv6 in front), duplicates, deletes
+/// of what is not there, IPv6 addresses deleted (announced) when the link goes down.
+#[test]
+fn addresses_follow_the_kernel() {
+    let Some(mut h) = Harness::new() else { return };
+    h.run(TWO_PAIRS);
+    h.run(&[
+        "addr add 10.0.2.1/24 dev v0 noprefixroute",
+        "addr add 10.0.2.1/24 dev v0 noprefixroute",
+        "addr add fd00::2/64 dev v0 noprefixroute nodad",
+        "addr add fd00::2/64 dev v0 noprefixroute nodad",
+        "addr del 10.0.3.1/24 dev v0",
+        "addr del fd00::2/64 dev v0",
+        "addr del fd00::9/64 dev v0",
+        "addr add fd00::3/64 dev v0 noprefixroute nodad",
+        "link set v0 down",
+        "link set v0 up",
+        "addr add fd00::3/64 dev v0 noprefixroute nodad",
+        "addr del 10.0.2.1/24 dev v9",
+    ]);
+}
+
+/// Dump order: IPv4 before IPv6, tables by the kernel's hash walk, IPv4 prefixes by key with
+/// longer first, IPv6 in tree post-order, metrics ascending.
+#[test]
+fn dumps_keep_the_kernels_order() {
+    let Some(mut h) = Harness::new() else { return };
+    h.run(TWO_PAIRS);
+    h.run(&[
+        "route add 172.16.1.0/24 via 10.0.1.2 dev v0 onlink",
+        "route add 172.16.0.0/16 via 10.0.1.2 dev v0 onlink",
+        "route add 172.16.0.0/24 dev v1",
+        "route add 10.200.0.0/16 table 100 via 10.1.1.2 dev v1 onlink",
+        "route add 172.16.0.0/24 table 4000000000 via 10.1.1.2 dev v1 onlink",
+        "route add 172.16.0.0/24 metric 5 via 10.0.1.3 dev v0 onlink",
+        "route add 0.0.0.0/0 via 10.0.1.4 dev v0 onlink",
+        "route add 2001:db8::/32 via fd00::10 dev v0 onlink",
+        "route add 2001:db8:1::/64 via fd00::10 dev v0 onlink",
+        "route add 2001:db8:8000::/33 dev v1",
+        "route add 2001:db8:1::/64 metric 10 via fd00::11 dev v0 onlink",
+        "route add ::/0 via fd00::12 dev v0 onlink",
+        "route add 2001:db8:1::/64 table 100 via fd00:1::10 dev v1 onlink",
+        "route add 2001:db8:1::/64 table 4000000000 via fd00:1::10 dev v1 onlink",
+    ]);
+}
+
+/// IPv4 routes of one key: append goes behind, prepend in front, replace takes the first's
+/// place, add and duplicates fail, delete takes the first match of what it names.
+#[test]
+fn ipv4_same_key_routes_keep_the_kernels_order() {
+    let Some(mut h) = Harness::new() else { return };
+    h.run(TWO_PAIRS);
+    h.run(&[
+        "route add 172.16.0.0/24 via 10.0.1.2 dev v0 onlink",
+        "route add 172.16.0.0/24 via 10.0.1.3 dev v0 onlink",
+        "route append 172.16.0.0/24 via 10.0.1.3 dev v0 onlink",
+        "route append 172.16.0.0/24 via 10.1.1.3 dev v1 onlink",
+        "route append 172.16.0.0/24 via 10.0.1.3 dev v0 onlink",
+        "route prepend 172.16.0.0/24 via 10.0.1.4 dev v0 onlink",
+        "route prepend 172.16.0.0/24 via 10.0.1.2 dev v0 onlink",
+        "route replace 172.16.0.0/24 via 10.0.1.5 dev v0 onlink",
+        "route replace 172.16.0.0/24 via 10.0.1.5 dev v0 onlink",
+        "route replace 172.16.0.0/24 via 10.1.1.3 dev v1 onlink",
+        "route append 172.16.0.0/24 dev v1",
+        "route add 172.16.0.0/24 metric 10 nexthop via 10.0.1.2 dev v0 onlink nexthop via 10.1.1.2 dev v1 onlink",
+        "route replace 172.16.9.0/24 table 100 via 10.0.1.2 dev v0 onlink",
+        "route append 172.16.9.0/24 table 100 via 10.0.1.2 dev v1 onlink",
+        "route del 172.16.0.0/24 via 10.0.1.2 dev v0",
+        "route del 172.16.0.0/24 via 10.0.1.9 dev v0",
+        "route del 172.16.0.0/24 dev v1",
+        "route del 172.16.0.0/24 metric 10",
+        "route del 172.16.0.0/24",
+        "route del 172.16.0.0/24",
+        "route del 172.16.0.0/24 table 4000000000",
+        "route add 172.16.2.0/24 via 10.0.1.2 dev v9 onlink",
+    ]);
+}
+
+/// IPv6 gateway routes of one key merge: append and prepend add hops (announced with the new
+/// hop first), a duplicate hop fails, deleting by gateway takes one hop (the rest stays),
+/// deleting by key takes the route whole, replace takes its place.
+#[test]
+fn ipv6_multipath_appends_merge_and_deletes_split() {
+    let Some(mut h) = Harness::new() else { return };
+    h.run(TWO_PAIRS);
+    h.run(&[
+        "route add 2001:db8:100::/64 via fd00::12 dev v0 onlink",
+        "route append 2001:db8:100::/64 via fd00::13 dev v0 onlink",
+        "route append 2001:db8:100::/64 via fd00:1::13 dev v1 onlink",
+        "route append 2001:db8:100::/64 via fd00::13 dev v0 onlink",
+        "route prepend 2001:db8:100::/64 via fd00:1::14 dev v1 onlink",
+        "route add 2001:db8:100::/64 via fd00:1::15 dev v1 onlink",
+        "route del 2001:db8:100::/64 via fd00::13 dev v0",
+        "route del 2001:db8:100::/64 via fd00::13 dev v0",
+        "route add 2001:db8:101::/64 table 100 nexthop via fd00::12 dev v0 onlink nexthop via fd00:1::12 dev v1 onlink",
+        "route del 2001:db8:101::/64 table 100 via fd00:1::12 dev v1",
+        "route add 2001:db8:105::/64 nexthop via fd00::12 dev v0 onlink nexthop via fd00::12 dev v0 onlink",
+        "route append 2001:db8:102::/64 table 4000000000 via fd00::12 dev v0 onlink",
+        "route replace 2001:db8:103::/64 table 100 via fd00::12 dev v0 onlink",
+        "route prepend 2001:db8:104::/64 via fd00::12 dev v0 onlink",
+        "route replace 2001:db8:100::/64 via fd00::14 dev v0 onlink",
+        "route append 2001:db8:100::/64 via fd00:1::14 dev v1 onlink",
+        "route del 2001:db8:100::/64",
+        "route del 2001:db8:100::/64",
+        "route add 2001:db8:200::/64 dev v1",
+        "route add 2001:db8:200::/64 dev v0",
+        "route del 2001:db8:200::/64 dev v1",
+    ]);
+}
+
+/// A link taken down: IPv4 routes through it go from every table silently, IPv4 and IPv6
+/// multipath hops through it are flagged dead (silently), IPv6 single-hop routes through it and
+/// its IPv6 addresses are deleted (announced); up again, the hops revive.
+#[test]
+fn link_down_flushes_ipv4_routes_silently_and_flags_multipath_hops() {
+    let Some(mut h) = Harness::new() else { return };
+    h.run(TWO_PAIRS);
+    h.run(&[
+        "route add 172.16.0.0/24 via 10.0.1.2 dev v0 onlink",
+        "route add 172.16.0.0/24 table 100 via 10.0.1.2 dev v0 onlink",
+        "route add 172.17.0.0/24 table 4000000000 dev v0",
+        "route add 172.16.1.0/24 nexthop via 10.0.1.2 dev v0 onlink nexthop via 10.1.1.2 dev v1 onlink",
+        "route add 172.16.2.0/24 table 100 nexthop via 10.0.1.2 dev v0 onlink nexthop via 10.0.1.3 dev v0 onlink",
+        "route add 2001:db8:100::/64 via fd00::12 dev v0 onlink",
+        "route add 2001:db8:200::/64 table 100 dev v0",
+        "route add 2001:db8:101::/64 nexthop via fd00::12 dev v0 onlink nexthop via fd00:1::12 dev v1 onlink",
+        "route add 2001:db8:102::/64 table 4000000000 nexthop via fd00::12 dev v0 onlink nexthop via fd00::13 dev v0 onlink",
+        "route add 172.16.3.0/24 via 10.1.1.2 dev v1 onlink",
+        "link set v0 down",
+        "route add 172.16.4.0/24 via 10.0.1.2 dev v0 onlink",
+        "route add 2001:db8:103::/64 via fd00::12 dev v0 onlink",
+        "link set v0 up",
+        "link set p1 down",
+        "route add 172.16.5.0/24 via 10.1.1.2 dev v1 onlink",
+        "link set p1 up",
+    ]);
+}
+
+/// A deleted link takes its peer, its addresses (announced), the IPv4 routes with any hop
+/// through it (silently, multipath whole) and the IPv6 hops through it (each announced).
+#[test]
+fn a_deleted_link_takes_its_routes_and_addresses() {
+    let Some(mut h) = Harness::new() else { return };
+    h.run(TWO_PAIRS);
+    h.run(&[
+        "addr add 10.1.2.1/24 dev v1 noprefixroute",
+        "route add 172.16.0.0/24 via 10.1.1.2 dev v1 onlink",
+        "route add 172.16.1.0/24 table 100 nexthop via 10.0.1.2 dev v0 onlink nexthop via 10.1.1.2 dev v1 onlink",
+        "route add 2001:db8:100::/64 table 4000000000 via fd00:1::12 dev v1 onlink",
+        "route add 2001:db8:101::/64 nexthop via fd00::12 dev v0 onlink nexthop via fd00:1::12 dev v1 onlink nexthop via fd00:1::13 dev v1 onlink",
+        "route add 2001:db8:102::/64 nexthop via fd00:1::12 dev v1 onlink nexthop via fd00:1::13 dev v1 onlink",
+        "link del v1",
+        "link del v1",
+        "link add v1 address 02:00:00:00:01:01 type veth peer name p1 address 02:00:00:00:01:02",
+        "route add 2001:db8:103::/64 nexthop via fd00::12 dev v0 onlink nexthop via fd00::13 dev v0 onlink",
+        "link set v0 down",
+        "link del p0",
+    ]);
+}
+
+/// Deleting a link's last IPv4 address removes the IPv4 routes through it silently (multipath
+/// hops are flagged dead); deleting one of two changes nothing; a new address revives the hops.
+#[test]
+fn deleting_the_last_ipv4_address_flushes_routes_silently() {
+    let Some(mut h) = Harness::new() else { return };
+    h.run(TWO_PAIRS);
+    h.run(&[
+        "addr add 10.0.2.1/24 dev v0 noprefixroute",
+        "route add 172.16.0.0/24 via 10.0.1.2 dev v0 onlink",
+        "route add 172.16.0.0/24 table 100 via 10.0.1.2 dev v0 onlink",
+        "route add 172.16.1.0/24 nexthop via 10.0.1.2 dev v0 onlink nexthop via 10.1.1.2 dev v1 onlink",
+        "route add 2001:db8:100::/64 via fd00::12 dev v0 onlink",
+        "addr del 10.0.1.1/24 dev v0",
+        "addr del 10.0.2.1/24 dev v0",
+        "addr add 10.0.1.1/24 dev v0 noprefixroute",
+        "route add 172.16.2.0/24 dev v0",
+    ]);
+}
+
+/// Scoped dumps filter as `Scope::effective` says the kernel does: routes by family, table and
+/// link (a hop through it), addresses and rules by family, neighbours by link; a missing link or
+/// table is an empty dump.
+#[test]
+fn scoped_dumps_filter_as_the_kernel_does() {
+    let Some(mut h) = Harness::new() else { return };
+    h.run(TWO_PAIRS);
+    h.run(&[
+        "route add 172.16.0.0/24 via 10.0.1.2 dev v0 onlink",
+        "route add 172.16.1.0/24 table 100 nexthop via 10.0.1.2 dev v0 onlink nexthop via 10.1.1.2 dev v1 onlink",
+        "route add 2001:db8:101::/64 nexthop via fd00::12 dev v0 onlink nexthop via fd00:1::12 dev v1 onlink",
+        "route add 2001:db8:102::/64 table 4000000000 via fd00:1::12 dev v1 onlink",
+    ]);
+    let v1 = h
+        .model
+        .link_names()
+        .iter()
+        .position(|n| n == "v1")
+        .map(|_| 5)
+        .expect("v1");
+    for family in [None, Some(Family::Ipv4), Some(Family::Ipv6)] {
+        for table in [None, Some(254), Some(100), Some(4_000_000_000), Some(77)] {
+            for ifindex in [None, Some(3), Some(v1), Some(99)] {
+                h.compare_scoped(Scope {
+                    kind: Kind::Route,
+                    family,
+                    table,
+                    ifindex,
+                });
+            }
+        }
+        for kind in [Kind::Address, Kind::Rule, Kind::Link, Kind::Nexthop] {
+            h.compare_scoped(Scope {
+                family,
+                ..Scope::all(kind)
+            });
+            h.compare_scoped(Scope {
+                family,
+                ..Scope::on_link(kind, 3)
+            });
+        }
+        h.compare_scoped(Scope {
+            family,
+            ..Scope::on_link(Kind::Neighbour, 3)
+        });
+        h.compare_scoped(Scope {
+            family,
+            ..Scope::on_link(Kind::Neighbour, 99)
+        });
+    }
+}
+
+/// Seeds of the generator: a random topology and 30 random ops each.
+#[test]
+fn random_seeds_match_the_kernel() {
+    for seed in 0..20 {
+        let Some(mut h) = Harness::new() else { return };
+        let mut rng = Rng::new(seed);
+        for op in SimKernel::random_topology(&mut rng) {
+            h.step(&op);
+        }
+        for _ in 0..30 {
+            let op = h.model.random_op(&mut rng);
+            h.step(&op);
+        }
+    }
+}
