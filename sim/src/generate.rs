@@ -134,6 +134,47 @@ impl SimKernel {
         }
     }
 
+    /// An address added to or deleted from a link that has some: what
+    /// moves the others in the kernel's per-link list, under a dump.
+    pub fn random_address_op(&self, rng: &mut Rng) -> Op {
+        let (all, _) = self.ends();
+        let holders: Vec<String> = all
+            .iter()
+            .filter(|name| {
+                self.ifindex(name)
+                    .is_ok_and(|i| self.addresses.iter().any(|a| a.ifindex == i))
+            })
+            .cloned()
+            .collect();
+        let Some(dev) = rng.pick(&holders).or(rng.pick(&all)).cloned() else {
+            return self.new_pair(rng);
+        };
+        let n = pair_of(&dev).unwrap_or(0);
+        let ifindex = self.ifindex(&dev).unwrap_or(0);
+        let held: Vec<(IpAddr, u8)> = self
+            .addresses
+            .iter()
+            .filter(|a| a.ifindex == ifindex)
+            .map(|a| (a.ip, a.prefix_length))
+            .collect();
+        match rng.pick(&held) {
+            Some(&(address, prefix_length)) if rng.chance(2, 3) => Op::DelAddress {
+                dev,
+                address,
+                prefix_length,
+            },
+            _ => {
+                let (address, prefix_length) =
+                    *rng.pick(&address_pool(n)).unwrap_or(&address_pool(n)[0]);
+                Op::AddAddress {
+                    dev,
+                    address,
+                    prefix_length,
+                }
+            }
+        }
+    }
+
     /// The `vN` ends with routes through them in at least two tables.
     fn busy_links(&self) -> Vec<String> {
         self.links

@@ -11,12 +11,25 @@
 //! - `op`: the operations, each printed and parsed as the `ip` command that does it;
 //! - `kernel`: the model, one file per kind of object, and its dumps;
 //! - `generate`: random operations and initial topologies, weighted towards the kernel's silent
-//!   changes.
+//!   changes;
+//! - `schedule`: what one seed does: parameters, operations, faults, pauses;
+//! - `world`: the model behind the engine's `Kernel` seam: the sockets' kernel side, dumps that
+//!   see changes made during them, faults at their points;
+//! - `clock`: virtual time;
+//! - `run`: one seed, the real engine in lockstep with the world, compared with the model;
+//! - `shrink`: the shortest list of actions that still diverges;
+//! - `campaign`: many seeds on several threads.
 
+pub mod campaign;
+pub mod clock;
 pub mod generate;
 pub mod kernel;
 pub mod op;
 pub mod rng;
+pub mod run;
+pub mod schedule;
+pub mod shrink;
+pub mod world;
 
 pub use kernel::{DumpCursor, Errno, SimKernel};
 pub use op::Op;

@@ -7,6 +7,9 @@
 //! - `tools`: installs those toolchains only, at their pinned versions.
 //! - `test`: `build`, then every test in the workspace.
 //! - `demo`: `build`, then dphost on a throwaway namespace (see `demo.rs`).
+//! - `sim --seeds N [--seed S] [--plant NAME] [--list-plants]`: the engine
+//!   against the simulated kernel (`sim/`), seed by seed; no root, no
+//!   plugins to build.
 //! - `bench dispatch`, `bench sync`, `bench reload`, `bench languages`,
 //!   `bench nexthops`, `bench filter`, `bench audit`, `bench silent`,
 //!   `bench control`, `bench dataplane`: `build`, then that benchmark
@@ -57,6 +60,7 @@ fn main() -> Result<()> {
         ["tools"] => foreign::Tools::new(&target_dir()).ensure(),
         ["test", rest @ ..] => test(rest),
         ["demo"] => demo(),
+        ["sim", rest @ ..] => sim(rest),
         [
             "bench",
             name @ ("dispatch" | "sync" | "reload" | "languages" | "nexthops" | "filter" | "audit"
@@ -64,7 +68,7 @@ fn main() -> Result<()> {
         ] => bench(name),
         _ => {
             eprintln!(
-                "usage: cargo xtask <build | tools | test [cargo test args] | demo | bench dispatch|sync|reload|languages|nexthops|filter|audit|silent|control|dataplane>"
+                "usage: cargo xtask <build | tools | test [cargo test args] | demo | sim --seeds N [--seed S] [--plant NAME] [--list-plants] | bench dispatch|sync|reload|languages|nexthops|filter|audit|silent|control|dataplane>"
             );
             bail!("unknown command {args:?}")
         }
@@ -210,6 +214,21 @@ fn demo() -> Result<()> {
     build()?;
     foreign::ensure_test_tools()?;
     demo::run(&target_dir())
+}
+
+fn sim(args: &[&str]) -> Result<()> {
+    run(cargo()
+        .args([
+            "run",
+            "--release",
+            "-q",
+            "-p",
+            "dphost-sim",
+            "--bin",
+            "sim",
+            "--",
+        ])
+        .args(args))
 }
 
 fn bench(name: &str) -> Result<()> {

@@ -57,12 +57,17 @@ impl SimAddress {
 impl SimKernel {
     /// IPv4 addresses, then IPv6; each by ifindex, then in the link's list order.
     pub(crate) fn dump_addresses(&self) -> Vec<(Pos, Change)> {
+        // The kernel resumes a dump at the n-th address of a link's list
+        // (its `ip_idx`), so an address removed before the cursor makes the
+        // next one be skipped: the position is the index in that list now.
+        let mut seen: std::collections::HashMap<(bool, u32), u128> = Default::default();
         let mut all: Vec<(Pos, Change)> = self
             .addresses
             .iter()
-            .enumerate()
-            .map(|(i, a)| {
-                let pos = vec![u128::from(a.ip.is_ipv6()), u128::from(a.ifindex), i as u128];
+            .map(|a| {
+                let index = seen.entry((a.ip.is_ipv6(), a.ifindex)).or_default();
+                let pos = vec![u128::from(a.ip.is_ipv6()), u128::from(a.ifindex), *index];
+                *index += 1;
                 (pos, Change::NewAddress(a.wit()))
             })
             .collect();

@@ -136,15 +136,21 @@ impl SimKernel {
     /// IPv4 routes, then IPv6; by table, prefix, metric, then the kernel's order within a key.
     /// conformance: dumps_keep_the_kernels_order
     pub(crate) fn dump_routes(&self) -> Vec<(Pos, Change)> {
+        // The kernel resumes a dump inside a key's list of routes at the
+        // n-th (fn_trie_dump_leaf's `s_i`), so the position within the key
+        // is the index in that list now: a route removed ahead of the
+        // cursor makes the next one be skipped.
+        let mut seen: std::collections::HashMap<Pos, u128> = Default::default();
         let mut all: Vec<(Pos, Change)> = self
             .routes
             .iter()
-            .enumerate()
-            .map(|(i, r)| {
+            .map(|r| {
                 let mut pos = vec![u128::from(r.v6()), table_rank(r.table)];
                 pos.extend(prefix_pos(r.dst, r.prefix_length));
                 pos.push(u128::from(r.metric));
-                pos.push(i as u128);
+                let index = seen.entry(pos.clone()).or_default();
+                pos.push(*index);
+                *index += 1;
                 (pos, r.new_change(&r.hops, false, false))
             })
             .collect();

@@ -1,0 +1,43 @@
+//! A harness that catches nothing proves nothing: each planted bug makes
+//! some seed diverge within the first 1,000, and without a plant the same
+//! seeds do not.
+
+use std::sync::{Arc, OnceLock};
+
+use dphost::engine::plants::Plant;
+use dphost::plugin::Runtime;
+use dphost_sim::campaign::run_seed;
+
+fn runtime() -> &'static Arc<Runtime> {
+    static RUNTIME: OnceLock<Arc<Runtime>> = OnceLock::new();
+    RUNTIME.get_or_init(|| Arc::new(Runtime::new(None).expect("runtime")))
+}
+
+/// The first seed below 1,000 that `plant` makes diverge.
+fn first_caught(plant: Plant) -> Option<u64> {
+    (0..1000).find(|&seed| run_seed(seed, &[plant], runtime()).is_some())
+}
+
+#[test]
+fn every_plant_is_caught_within_1000_seeds() {
+    let mut missed = Vec::new();
+    for plant in Plant::ALL {
+        match first_caught(plant) {
+            Some(seed) => println!("{}: caught by seed {seed}", plant.name()),
+            None => missed.push(plant.name()),
+        }
+    }
+    assert!(
+        missed.is_empty(),
+        "not caught within 1000 seeds: {missed:?}"
+    );
+}
+
+#[test]
+fn the_engine_without_a_plant_does_not_diverge() {
+    for seed in 0..200 {
+        if let Some(divergence) = run_seed(seed, &[], runtime()) {
+            panic!("seed {seed} diverges: {divergence}\nreplay: cargo xtask sim --seed {seed}");
+        }
+    }
+}
