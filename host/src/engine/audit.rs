@@ -76,6 +76,12 @@ impl Audits {
             ..Audits::default()
         }
     }
+
+    /// A fence number not used before (audits and the engine share them).
+    pub(super) fn next_fence(&mut self) -> u64 {
+        self.next_fence += 1;
+        self.next_fence
+    }
 }
 
 impl Engine {
@@ -135,8 +141,7 @@ impl Engine {
         let Some(reader) = &self.reader else {
             return;
         };
-        self.audits.next_fence += 1;
-        let id = self.audits.next_fence;
+        let id = self.audits.next_fence();
         reader.fence(id);
         self.audits.fences.insert(id, repair);
     }
@@ -170,6 +175,7 @@ impl Engine {
     /// A resync drops the reader and its fences, and the mirror an audit
     /// compared against: that audit fails.
     pub(super) fn forget_fences(&mut self) {
+        self.dumped_until = None;
         self.audits.fences.clear();
         self.audits.touched = None;
     }

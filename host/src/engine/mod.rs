@@ -200,6 +200,12 @@ pub struct Engine {
     ignore_silent: bool,
     /// Bugs planted by the simulator; none in any other build.
     plants: Plants,
+    /// The fence asked for after the last sync, or reconcile of links,
+    /// addresses or routes: until it comes through, the notifications
+    /// applied were sent before that dump, and the mirror may hold newer
+    /// links and addresses than they describe, or lack a route the dump
+    /// skipped (see [`Mirror::silent_scopes`]).
+    dumped_until: Option<u64>,
 }
 
 /// How long after a link change the engine reconciles at the latest, when
@@ -207,12 +213,17 @@ pub struct Engine {
 const RECONCILE_LATENCY: Duration = Duration::from_millis(200);
 
 impl Engine {
-    /// An engine following the namespace `netns` by the system's clock.
+    /// An engine following the namespace `netns` by the system's clock,
+    /// reloading plugins whose files change when their spec says so.
     pub fn new(config: NetlinkConfig, netns: Netns, plugins: PluginSet) -> (Engine, EngineHandle) {
-        Engine::with_kernel(config, Arc::new(netns), Arc::new(SystemClock), plugins)
+        let (mut engine, handle) =
+            Engine::with_kernel(config, Arc::new(netns), Arc::new(SystemClock), plugins);
+        engine.watch_files();
+        (engine, handle)
     }
 
-    /// An engine following any [`Kernel`] by any [`Clock`].
+    /// An engine following any [`Kernel`] by any [`Clock`], watching no
+    /// files.
     pub fn with_kernel(
         config: NetlinkConfig,
         kernel: Arc<dyn Kernel>,
@@ -233,18 +244,6 @@ impl Engine {
             stats: stats.clone(),
             stop: stop.clone(),
         };
-        let watch_requests = tx.clone();
-        let watcher = FileWatcher::start(move |changed| {
-            let (reply, _) = bounded(1);
-            let _ = watch_requests.send(Request::Reload {
-                plugin: changed.plugin,
-                cause: ReloadCause::FileChanged,
-                since: changed.since,
-                reply,
-            });
-        })
-        .inspect_err(|e| tracing::error!("plugin files will not be watched: {e}"))
-        .ok();
         let audit_interval = config.audit_interval;
         let engine = Engine {
             config,
@@ -267,16 +266,34 @@ impl Engine {
             silent: Vec::new(),
             reconcile_due: None,
             deferred: Vec::new(),
-            watcher,
+            watcher: None,
             watchers: Vec::new(),
             overflowed: Vec::new(),
             dump_step_hook: None,
             audits: audit::Audits::new(audit_interval),
             ignore_silent: false,
             plants: Plants::default(),
+            dumped_until: None,
         };
-        engine.rewatch();
         (engine, handle)
+    }
+
+    /// Starts watching the files of plugins whose spec says so: a change
+    /// reloads the plugin.
+    fn watch_files(&mut self) {
+        let watch_requests = self.requests_tx.clone();
+        self.watcher = FileWatcher::start(move |changed| {
+            let (reply, _) = bounded(1);
+            let _ = watch_requests.send(Request::Reload {
+                plugin: changed.plugin,
+                cause: ReloadCause::FileChanged,
+                since: changed.since,
+                reply,
+            });
+        })
+        .inspect_err(|e| tracing::error!("plugin files will not be watched: {e}"))
+        .ok();
+        self.rewatch();
     }
 
     /// Calls `hook` after each step of every dump from now on.
@@ -318,6 +335,9 @@ impl Engine {
             recv(notices) -> notice => match notice {
                 Ok(Notice::Changes(changes, read)) => self.apply(changes, read),
                 Ok(Notice::Lost(loss)) => self.lost(loss),
+                Ok(Notice::Fence(id)) if self.dumped_until == Some(id) => {
+                    self.dumped_until = None;
+                }
                 Ok(Notice::Fence(id)) => self.fenced(id),
                 Err(_) => self.lost(Loss::Socket("reader stopped".into())),
             },
@@ -373,7 +393,8 @@ impl Engine {
             {
                 Vec::new()
             } else {
-                self.mirror.silent_scopes(&change)
+                self.mirror
+                    .silent_scopes(&change, self.dumped_until.is_some())
             };
             self.schedule(silent);
             self.mirror.apply(change, &mut self.out);
@@ -488,6 +509,7 @@ impl Engine {
             .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         self.stats.set_state(EngineState::Following);
         tracing::info!(elapsed = ?started.elapsed(), counts = ?self.mirror.counts(), "in sync");
+        self.fence_dumps();
         for id in std::mem::take(&mut self.overflowed) {
             self.replay_to(id);
         }
@@ -655,6 +677,9 @@ impl Engine {
             self.mirror.reconcile_end(&mut self.out);
             self.flush(self.config.sync_batch_delay);
             self.stats.reconciliations.fetch_add(1, Ordering::Relaxed);
+            if matches!(kind, Kind::Link | Kind::Address | Kind::Route) {
+                self.fence_dumps();
+            }
             if !self.interrupted(dump.as_ref()) {
                 return Ok(());
             }
@@ -663,6 +688,18 @@ impl Engine {
         tracing::warn!(kind = kind.name(), "dumps kept being interrupted; retrying");
         self.schedule(vec![scope]);
         Ok(())
+    }
+
+    /// After a sync or a reconcile of links, addresses or routes: a fence,
+    /// until which the notifications applied are older than what the dump
+    /// read.
+    fn fence_dumps(&mut self) {
+        let Some(reader) = &self.reader else {
+            return;
+        };
+        let id = self.audits.next_fence();
+        reader.fence(id);
+        self.dumped_until = Some(id);
     }
 
     /// Adds parts of the mirror to reconcile once notifications pause.

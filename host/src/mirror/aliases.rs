@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use dphost_lpm::{Route as LpmRoute, RouteKey};
 
-use super::routes::{left_protocol, same_hop};
+use super::routes::{left_protocol, same_route};
 use super::{Mirror, Placement};
 use crate::netlink::route;
 use crate::wit::{Event, Route};
@@ -118,21 +118,6 @@ impl Aliases {
             }
         }
     }
-}
-
-/// The same kernel route: what the kernel tells routes of one key apart by
-/// (type, protocol, scope, preferred source, nexthop object, hops).
-fn same_route(a: &LpmRoute, b: &LpmRoute) -> bool {
-    a.kind == b.kind
-        && a.protocol == b.protocol
-        && a.scope == b.scope
-        && a.prefsrc == b.prefsrc
-        && a.nhid == b.nhid
-        && a.nexthops.len() == b.nexthops.len()
-        && a.nexthops
-            .iter()
-            .zip(&b.nexthops)
-            .all(|(x, y)| same_hop(x, y))
 }
 
 impl Mirror {

@@ -162,10 +162,14 @@ impl Mirror {
                     out.push(Event::RouteAdd(route));
                 } else if route.family == Family::Ipv4 {
                     // A later route of a key this dump gave: it waits
-                    // behind the first (`aliases.rs`).
+                    // behind the first (`aliases.rs`), unless the dump gave
+                    // it already (see `Mirror::new_route`).
                     let key = route::key(&route, nhid);
-                    let position = self.aliases.push(key, route::to_lpm(&route, nhid));
-                    out.push(Event::RouteAdd(aliases::at_position(route, position)));
+                    let new = route::to_lpm(&route, nhid);
+                    if !self.holds_route(&key, &new) {
+                        let position = self.aliases.push(key, new);
+                        out.push(Event::RouteAdd(aliases::at_position(route, position)));
+                    }
                 }
             }
             Change::DelLink(_)
