@@ -216,11 +216,14 @@ impl SimKernel {
     }
 
     /// True when the real kernel flags a dump of `scope` NLM_F_DUMP_INTR once its kind's
-    /// generation changed since it began: only unfiltered address dumps, which the project's
-    /// kernel test `kernel::interrupted_dumps_are_redone` relies on; an address dump filtered by
-    /// link never is (`host/src/netlink/scope.rs`). Other kinds are not confirmed, so never.
+    /// generation changed since it began: address dumps as dphost asks for them (by family:
+    /// [`Scope::effective`] drops the link, because the kernel never flags an address dump
+    /// filtered by link). Route dumps are confirmed never flagged; links, neighbours, nexthops
+    /// and rules are not confirmed, so never.
+    /// conformance: dumps_flag_interruption_where_the_model_says
     pub fn flags_interrupt(&self, scope: &Scope) -> bool {
-        scope.kind == Kind::Address && scope.ifindex.is_none()
+        let effective = scope.effective();
+        effective.kind == Kind::Address && effective.ifindex.is_none()
     }
 
     /// Every object of `kind` with its dump position, in dump order.
