@@ -168,6 +168,7 @@ fn every_claimed_semantic_names_a_conformance_test() {
         "kernel/links.rs",
         "kernel/addresses.rs",
         "kernel/routes.rs",
+        "kernel/neighbours.rs",
         "kernel/rules.rs",
     ] {
         let text =
