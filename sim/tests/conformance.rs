@@ -586,17 +586,15 @@ fn scoped_dumps_filter_as_the_kernel_does() {
         "route add 172.16.1.0/24 table 100 nexthop via 10.0.1.2 dev v0 onlink nexthop via 10.1.1.2 dev v1 onlink",
         "route add 2001:db8:101::/64 nexthop via fd00::12 dev v0 onlink nexthop via fd00:1::12 dev v1 onlink",
         "route add 2001:db8:102::/64 table 4000000000 via fd00:1::12 dev v1 onlink",
+        "neigh replace 10.0.1.2 lladdr 02:00:00:00:aa:01 dev v0 nud permanent",
+        "neigh replace fd00::12 lladdr 02:00:00:00:aa:02 dev v0 nud stale",
+        "neigh replace 10.1.1.2 lladdr 02:00:00:00:bb:01 dev v1 nud noarp",
     ]);
-    let v1 = h
-        .model
-        .link_names()
-        .iter()
-        .position(|n| n == "v1")
-        .map(|_| 5)
-        .expect("v1");
+    let (v0, v1) = (h.model.link_index("v0"), h.model.link_index("v1"));
+    let (v0, v1) = (v0.expect("v0"), v1.expect("v1"));
     for family in [None, Some(Family::Ipv4), Some(Family::Ipv6)] {
         for table in [None, Some(254), Some(100), Some(4_000_000_000), Some(77)] {
-            for ifindex in [None, Some(3), Some(v1), Some(99)] {
+            for ifindex in [None, Some(v0), Some(v1), Some(99)] {
                 h.compare_scoped(Scope {
                     kind: Kind::Route,
                     family,
@@ -612,16 +610,24 @@ fn scoped_dumps_filter_as_the_kernel_does() {
             });
             h.compare_scoped(Scope {
                 family,
-                ..Scope::on_link(kind, 3)
+                ..Scope::on_link(kind, v0)
             });
         }
         h.compare_scoped(Scope {
             family,
-            ..Scope::on_link(Kind::Neighbour, 3)
+            ..Scope::on_link(Kind::Neighbour, v0)
         });
         h.compare_scoped(Scope {
             family,
             ..Scope::on_link(Kind::Neighbour, 99)
+        });
+        h.compare_scoped(Scope {
+            family,
+            ..Scope::on_link(Kind::Neighbour, v1)
+        });
+        h.compare_scoped(Scope {
+            family,
+            ..Scope::all(Kind::Neighbour)
         });
     }
 }

@@ -258,6 +258,11 @@ impl SimKernel {
         self.link_named(name).map(|l| l.ifindex).ok_or(libc::ENODEV)
     }
 
+    /// The ifindex of the link called `name`, if there is one.
+    pub fn link_index(&self, name: &str) -> Option<u32> {
+        self.link_named(name).map(|l| l.ifindex)
+    }
+
     /// The names of the links, by ifindex.
     pub fn link_names(&self) -> Vec<String> {
         self.links.values().map(|l| l.name.clone()).collect()
