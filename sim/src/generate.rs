@@ -6,7 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::kernel::SimKernel;
-use crate::op::{Op, RouteSpec, Verb, Via};
+use crate::op::{Nud, Op, RouteSpec, Verb, Via};
 use crate::rng::Rng;
 
 /// The tables routes go to: main, one with a small id, one past 2^31 (only RTA_TABLE holds it).
@@ -130,6 +130,7 @@ impl SimKernel {
                     prefix_length,
                 }
             }
+            38..=45 => self.random_neighbour(rng, &any, n),
             _ => self.random_route(rng, if up.is_empty() { &all } else { &up }),
         }
     }
@@ -172,6 +173,38 @@ impl SimKernel {
                     prefix_length,
                 }
             }
+        }
+    }
+
+    /// A neighbour op on `dev` (pair `n`): the gateways' addresses, one of the states without
+    /// timers; deletes mostly of an entry that exists.
+    fn random_neighbour(&self, rng: &mut Rng, dev: &str, n: u8) -> Op {
+        let ipv6 = rng.chance(1, 2);
+        let ip = gateway(rng, n, ipv6);
+        if rng.chance(1, 3) {
+            let ifindex = self.link_named(dev).map_or(0, |l| l.ifindex);
+            let existing: Vec<IpAddr> = self
+                .neighbours
+                .iter()
+                .filter(|e| e.ifindex == ifindex)
+                .map(|e| e.ip)
+                .collect();
+            let ip = *rng
+                .pick(&existing)
+                .filter(|_| rng.chance(3, 4))
+                .unwrap_or(&ip);
+            return Op::DelNeighbour {
+                dev: dev.to_string(),
+                ip,
+            };
+        }
+        Op::ReplaceNeighbour {
+            dev: dev.to_string(),
+            ip,
+            mac: [2, 0, 0, 0xaa, n, rng.below(3) as u8],
+            nud: *rng
+                .pick(&[Nud::Permanent, Nud::Stale, Nud::Noarp])
+                .unwrap_or(&Nud::Stale),
         }
     }
 

@@ -1,7 +1,8 @@
 //! A simulated kernel for dphost's deterministic simulation (issue 14): the links, addresses,
-//! routes and policy rules of one network namespace, changed by `ip`-like operations with the
-//! real kernel's semantics as far as `tests/conformance.rs` has confirmed them against it, and
-//! answering with the notifications and dumps dphost's decoders would make of the kernel's.
+//! neighbours, routes and policy rules of one network namespace, changed by `ip`-like
+//! operations with the real kernel's semantics as far as `tests/conformance.rs` has confirmed
+//! them against it, and answering with the notifications and dumps dphost's decoders would make
+//! of the kernel's.
 //!
 //! It never uses dphost's mirror (`host/src/mirror/**`): that is what the simulation tests, and a
 //! model built from it would agree with its bugs. It reuses dphost's value types only.

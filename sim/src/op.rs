@@ -40,9 +40,38 @@ pub enum Op {
         address: IpAddr,
         prefix_length: u8,
     },
+    /// `neigh replace IP lladdr MAC dev NAME nud STATE`.
+    /// conformance: neighbours_follow_the_kernel
+    ReplaceNeighbour {
+        dev: String,
+        ip: IpAddr,
+        mac: [u8; 6],
+        nud: Nud,
+    },
+    /// `neigh del IP dev NAME`.
+    /// conformance: neighbours_follow_the_kernel
+    DelNeighbour { dev: String, ip: IpAddr },
     /// `route VERB ...`.
     /// conformance: ipv4_same_key_routes_keep_the_kernels_order
     Route { verb: Verb, route: RouteSpec },
+}
+
+/// The NUD states an op sets: the ones without timers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Nud {
+    Permanent,
+    Stale,
+    Noarp,
+}
+
+impl Nud {
+    fn name(self) -> &'static str {
+        match self {
+            Nud::Permanent => "permanent",
+            Nud::Stale => "stale",
+            Nud::Noarp => "noarp",
+        }
+    }
 }
 
 /// How a route operation places or removes its route.
@@ -146,6 +175,13 @@ impl fmt::Display for Op {
                 address,
                 prefix_length,
             } => write!(f, "addr del {address}/{prefix_length} dev {dev}"),
+            Op::ReplaceNeighbour { dev, ip, mac, nud } => write!(
+                f,
+                "neigh replace {ip} lladdr {} dev {dev} nud {}",
+                mac_text(mac),
+                nud.name()
+            ),
+            Op::DelNeighbour { dev, ip } => write!(f, "neigh del {ip} dev {dev}"),
             Op::Route { verb, route } => write_route(f, *verb, route),
         }
     }
@@ -261,6 +297,29 @@ impl FromStr for Op {
                     prefix_length,
                 }
             }
+            [
+                "neigh",
+                "replace",
+                ip,
+                "lladdr",
+                mac,
+                "dev",
+                dev,
+                "nud",
+                nud,
+            ] => Op::ReplaceNeighbour {
+                dev: dev.to_string(),
+                ip: ip.parse().map_err(|_| bad())?,
+                mac: parse_mac(mac).ok_or_else(bad)?,
+                nud: [Nud::Permanent, Nud::Stale, Nud::Noarp]
+                    .into_iter()
+                    .find(|n| n.name() == *nud)
+                    .ok_or_else(bad)?,
+            },
+            ["neigh", "del", ip, "dev", dev] => Op::DelNeighbour {
+                dev: dev.to_string(),
+                ip: ip.parse().map_err(|_| bad())?,
+            },
             ["route", verb, prefix, rest @ ..] => {
                 parse_route(verb, prefix, rest).ok_or_else(bad)?
             }

@@ -145,6 +145,7 @@ impl SimKernel {
                 .iter()
                 .any(|a| a.ifindex == ifindex && a.ip.is_ipv4());
         if last_ipv4 {
+            self.flush_neighbours(ifindex, Some(false), false, out);
             self.ipv4_routes_down(ifindex);
             self.refresh_linkdown();
         }

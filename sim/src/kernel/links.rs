@@ -153,13 +153,23 @@ impl SimKernel {
             return Ok(());
         }
         let before = self.link_states();
+        let carriers: Vec<u32> = self
+            .links
+            .keys()
+            .copied()
+            .filter(|&i| self.carrier(i))
+            .collect();
         if up {
             self.set_admin(ifindex, true);
             self.hops_up(ifindex);
         } else {
-            self.set_admin(ifindex, false);
-            self.ipv6_addresses_down(ifindex, out);
-            self.routes_down(ifindex, out);
+            self.went_down(ifindex, out);
+        }
+        // A link still up that lost its carrier keeps only its permanent neighbours.
+        for i in carriers {
+            if self.links[&i].up && !self.carrier(i) {
+                self.flush_neighbours(i, None, true, out);
+            }
         }
         self.refresh_linkdown();
         self.announce_links(&before, out);
@@ -201,13 +211,12 @@ impl SimKernel {
         let before = self.link_states();
         for &i in &pair {
             if self.links[&i].up {
-                self.set_admin(i, false);
-                self.ipv6_addresses_down(i, out);
-                self.routes_down(i, out);
+                self.went_down(i, out);
             }
         }
         self.refresh_linkdown();
         for &i in &pair {
+            self.flush_neighbours(i, None, false, out);
             self.addresses_gone(i, out);
             self.routes_unregistered(i, out);
         }
@@ -223,6 +232,14 @@ impl SimKernel {
         }
         self.refresh_linkdown();
         Ok(())
+    }
+
+    /// Link `ifindex` goes down: its neighbours, IPv6 addresses and the routes through it.
+    fn went_down(&mut self, ifindex: u32, out: &mut Vec<Change>) {
+        self.set_admin(ifindex, false);
+        self.flush_neighbours(ifindex, None, false, out);
+        self.ipv6_addresses_down(ifindex, out);
+        self.routes_down(ifindex, out);
     }
 
     fn set_admin(&mut self, ifindex: u32, up: bool) {

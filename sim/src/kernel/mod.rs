@@ -7,11 +7,13 @@
 //! what it exists to test; only dphost's value types are shared.
 //!
 //! Left out (the conformance comparison leaves them out too, see `tests/conformance.rs`): the
-//! routes the kernel makes itself (table 255 and `proto kernel`), neighbours and nexthop objects
-//! (none exist, since no operation makes them), IPv4 secondary addresses, bridges.
+//! routes the kernel makes itself (table 255 and `proto kernel`), nexthop objects (none exist,
+//! since no operation makes them), neighbours the kernel learns itself (no traffic flows),
+//! `reachable` neighbours, IPv4 secondary addresses, bridges, rule changes.
 
 mod addresses;
 mod links;
+mod neighbours;
 mod routes;
 mod rules;
 
@@ -27,6 +29,7 @@ use crate::op::Op;
 
 pub(crate) use addresses::SimAddress;
 pub(crate) use links::SimLink;
+pub(crate) use neighbours::SimNeighbour;
 pub(crate) use routes::SimRoute;
 
 /// A kernel error number, positive (`libc::EEXIST`...).
@@ -46,6 +49,8 @@ pub struct SimKernel {
     /// In each link's kernel list order (IPv4 appended, IPv6 in front); dumps sort stably by
     /// family and ifindex.
     pub(crate) addresses: Vec<SimAddress>,
+    /// In the order they were made; dumps sort them.
+    pub(crate) neighbours: Vec<SimNeighbour>,
     /// Same-key IPv4 routes in the kernel's order; dumps sort stably by the kernel's order of
     /// keys, so this order survives within a key.
     pub(crate) routes: Vec<SimRoute>,
@@ -79,6 +84,7 @@ impl SimKernel {
             links: Default::default(),
             next_ifindex: 2,
             addresses: Vec::new(),
+            neighbours: Vec::new(),
             routes: Vec::new(),
             tables: [
                 (false, 253),
@@ -122,6 +128,10 @@ impl SimKernel {
                 address,
                 prefix_length,
             } => self.del_address(dev, (*address, *prefix_length), &mut out),
+            Op::ReplaceNeighbour { dev, ip, mac, nud } => {
+                self.replace_neighbour(dev, *ip, *mac, *nud, &mut out)
+            }
+            Op::DelNeighbour { dev, ip } => self.del_neighbour(dev, *ip, &mut out),
             Op::Route { verb, route } => self.route(*verb, route, &mut out),
         };
         if let Err(errno) = result {
@@ -139,7 +149,7 @@ impl SimKernel {
         let changed = [
             self.links != before.links,
             self.addresses != before.addresses,
-            false,
+            self.neighbours != before.neighbours,
             false,
             false,
             self.routes != before.routes,
@@ -216,11 +226,14 @@ impl SimKernel {
     }
 
     /// True when the real kernel flags a dump of `scope` NLM_F_DUMP_INTR once its kind's
-    /// generation changed since it began: only unfiltered address dumps, which the project's
-    /// kernel test `kernel::interrupted_dumps_are_redone` relies on; an address dump filtered by
-    /// link never is (`host/src/netlink/scope.rs`). Other kinds are not confirmed, so never.
+    /// generation changed since it began: address dumps as dphost asks for them (by family:
+    /// [`Scope::effective`] drops the link, because the kernel never flags an address dump
+    /// filtered by link). Route dumps are confirmed never flagged; links, neighbours, nexthops
+    /// and rules are not confirmed, so never.
+    /// conformance: dumps_flag_interruption_where_the_model_says
     pub fn flags_interrupt(&self, scope: &Scope) -> bool {
-        scope.kind == Kind::Address && scope.ifindex.is_none()
+        let effective = scope.effective();
+        effective.kind == Kind::Address && effective.ifindex.is_none()
     }
 
     /// Every object of `kind` with its dump position, in dump order.
@@ -230,7 +243,8 @@ impl SimKernel {
             Kind::Address => self.dump_addresses(),
             Kind::Route => self.dump_routes(),
             Kind::Rule => rules::dump(),
-            Kind::Neighbour | Kind::Nexthop => Vec::new(),
+            Kind::Neighbour => self.dump_neighbours(),
+            Kind::Nexthop => Vec::new(),
         }
     }
 
@@ -242,6 +256,11 @@ impl SimKernel {
     /// The ifindex of `name`, or the ENODEV `ip` fails with ("Cannot find device").
     pub(crate) fn ifindex(&self, name: &str) -> Result<u32, Errno> {
         self.link_named(name).map(|l| l.ifindex).ok_or(libc::ENODEV)
+    }
+
+    /// The ifindex of the link called `name`, if there is one.
+    pub fn link_index(&self, name: &str) -> Option<u32> {
+        self.link_named(name).map(|l| l.ifindex)
     }
 
     /// The names of the links, by ifindex.
@@ -267,6 +286,14 @@ fn in_scope(scope: &Scope, change: &Change) -> bool {
                         .iter()
                         .any(|h| h.ifindex == i)
                 })
+        }
+        Change::NewNeighbour(n) => {
+            let ip = IpAddr::from(n.ip);
+            family_ok(if ip.is_ipv6() {
+                Family::Ipv6
+            } else {
+                Family::Ipv4
+            }) && scope.ifindex.is_none_or(|i| i == n.ifindex)
         }
         Change::NewRule(r) => family_ok(if r.v6 { Family::Ipv6 } else { Family::Ipv4 }),
         _ => true,

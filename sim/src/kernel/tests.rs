@@ -126,7 +126,11 @@ fn scoped_dumps_filter_and_fail_as_the_kernel_does() {
     let addresses = Scope::on_link(Kind::Address, 99);
     assert_eq!(k.dump_scoped(&addresses).map(|d| d.len()).ok(), Some(1));
     assert!(k.flags_interrupt(&Scope::all(Kind::Address)));
-    assert!(!k.flags_interrupt(&addresses));
+    assert!(
+        k.flags_interrupt(&addresses),
+        "dphost dumps addresses whole"
+    );
+    assert!(!k.flags_interrupt(&Scope::all(Kind::Route)));
 }
 
 /// A generation moves for a silent change too, and not for a failed op.
@@ -164,6 +168,7 @@ fn every_claimed_semantic_names_a_conformance_test() {
         "kernel/links.rs",
         "kernel/addresses.rs",
         "kernel/routes.rs",
+        "kernel/neighbours.rs",
         "kernel/rules.rs",
     ] {
         let text =

@@ -63,6 +63,25 @@ impl Ns {
     }
 }
 
+impl Ns {
+    /// Runs many commands at once (`ip -n NAME -batch FILE`); panics when one fails.
+    pub fn batch(&self, commands: &[String]) {
+        let file = std::env::temp_dir().join(format!("{}.batch", self.name));
+        std::fs::write(&file, commands.join("\n") + "\n").expect("writing the batch file");
+        let out = Command::new("ip")
+            .args(["-n", &self.name, "-batch"])
+            .arg(&file)
+            .output()
+            .expect("running ip");
+        let _ = std::fs::remove_file(&file);
+        assert!(
+            out.status.success(),
+            "ip -batch: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 impl Drop for Ns {
     fn drop(&mut self) {
         let _ = Command::new("ip")
