@@ -660,7 +660,7 @@ impl Engine {
     /// Reconciles the objects of `scope` against fresh dumps of them until
     /// one is not interrupted.
     fn reconcile(&mut self, scope: Scope) -> Result<(), SyncError> {
-        let scope = self.mirror.reconcilable(scope);
+        let mut scope = self.mirror.reconcilable(scope);
         let kind = scope.kind;
         for attempt in 1..=MAX_REDUMPS {
             let mut dump = self.open_scoped_dump(&scope)?;
@@ -679,6 +679,11 @@ impl Engine {
             self.stats.reconciliations.fetch_add(1, Ordering::Relaxed);
             if matches!(kind, Kind::Link | Kind::Address | Kind::Route) {
                 self.fence_dumps();
+            }
+            if let Some(wider) = self.mirror.reconcile_widened(scope) {
+                tracing::debug!(%wider, "a dump by link was ambiguous; again, wider");
+                scope = wider;
+                continue;
             }
             if !self.interrupted(dump.as_ref()) {
                 return Ok(());

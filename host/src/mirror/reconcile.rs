@@ -32,6 +32,9 @@ pub(super) struct Reconciling {
     /// Keys the dump gave whose route the mirror held out of scope: the
     /// dump's first of such a key replaces it, later ones wait behind.
     unpicked: HashSet<RouteKey>,
+    /// The dump gave an IPv4 route of a key the mirror holds through
+    /// another link: see [`Mirror::reconcile_widened`].
+    widen: bool,
 }
 
 impl Mirror {
@@ -106,6 +109,7 @@ impl Mirror {
                     .take_where(|key, waiting| covers(&scope, key, routes.get_ref(key), waiting));
                 self.reconciling.aliases_before = aliases;
                 self.reconciling.unpicked.clear();
+                self.reconciling.widen = false;
                 self.routes.begin_sweep_where(|r| picks(&scope, &r));
             }
         }
@@ -167,6 +171,34 @@ impl Mirror {
             self.aliases.extend(before);
             self.reconciling.unpicked.clear();
         }
+    }
+
+    /// During a reconcile of routes through one link, a dumped IPv4 route
+    /// whose key the mirror holds through another link: the kernel may hold
+    /// both, in an order a dump by link cannot show, or the route may have
+    /// moved. The route is left out, and the reconcile is to be redone for
+    /// the whole family and table ([`Mirror::reconcile_widened`]). Found by
+    /// the simulator: a route prepended through one link to a key held
+    /// through another replaced it.
+    pub(super) fn dumped_ambiguous(&mut self, route: &Route, nhid: u32) -> bool {
+        let Some(scope) = self.reconciling.scope.filter(|s| s.ifindex.is_some()) else {
+            return false;
+        };
+        let Some(held) = self.routes.get_ref(&route::key(route, nhid)) else {
+            return false;
+        };
+        let ambiguous = route.family == Family::Ipv4 && !picks(&scope, &held);
+        self.reconciling.widen |= ambiguous;
+        ambiguous
+    }
+
+    /// After [`Mirror::reconcile_end`]: the scope to reconcile again, for
+    /// the whole family and table, when the dump by link was ambiguous.
+    pub fn reconcile_widened(&mut self, scope: Scope) -> Option<Scope> {
+        std::mem::take(&mut self.reconciling.widen).then_some(Scope {
+            ifindex: None,
+            ..scope
+        })
     }
 
     /// During a reconcile of routes, a dumped route whose key the mirror

@@ -52,6 +52,9 @@ impl Mirror {
             &resolved
         };
         let v6 = route.family == Family::Ipv6;
+        if placement == Placement::Dumped && self.dumped_ambiguous(route, nhid) {
+            return;
+        }
         if !v6 && self.place_ipv4(route, nhid, placement, out) {
             return;
         }
