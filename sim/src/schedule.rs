@@ -38,8 +38,8 @@ pub enum Action {
 /// A fault, at the point of the schedule where it stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
-    /// The notification socket overflows: the next operation's
-    /// notifications are dropped and ENOBUFS is pending.
+    /// The notification socket overflows (a burst from elsewhere): ENOBUFS
+    /// is pending, and the next operation's notifications are dropped.
     Overrun,
     /// The notification socket fails with another error (EIO).
     SocketError,
@@ -141,6 +141,19 @@ impl Schedule {
                 _ => Action::Fault(Fault::random(&mut rng)),
             };
             actions.push(action);
+        }
+        if rng.chance(1, 2) {
+            // A last resync, its address dump under changes: what it
+            // skips, no later reconcile repairs.
+            actions.push(Action::Fault(Fault::Overrun));
+            let op = model.random_op(&mut rng);
+            let _ = model.apply(&op);
+            actions.push(Action::Op(op));
+            for _ in 0..1 + rng.below(3) {
+                let op = model.random_address_op(&mut rng);
+                let _ = model.apply(&op);
+                actions.push(Action::During(Kind::Address, op));
+            }
         }
         Schedule {
             seed,

@@ -94,7 +94,12 @@ impl World {
             Action::Fault(fault) => {
                 self.note(|| format!("fault: {fault}"));
                 match *fault {
-                    Fault::Overrun => self.drop_next = true,
+                    Fault::Overrun => {
+                        if let Some(socket) = &mut self.socket {
+                            socket.fail(Loss::Overrun);
+                        }
+                        self.drop_next = true;
+                    }
                     Fault::SocketError => {
                         if let Some(socket) = &mut self.socket {
                             socket.fail(Loss::Socket("simulated EIO".into()));
@@ -184,7 +189,9 @@ impl World {
     /// the schedule put inside this kind's dump) and the reader may read.
     fn moment(&mut self, dumping: Option<Kind>) {
         let takes = match self.actions.front() {
-            Some(Action::During(kind, _)) => dumping == Some(*kind),
+            // At one of the dump's steps, not always the first: the
+            // cursor is anywhere.
+            Some(Action::During(kind, _)) => dumping == Some(*kind) && self.rng.chance(1, 2),
             Some(Action::Op(_) | Action::Fault(_)) => self.rng.below(8) < self.params.step_takes,
             _ => false,
         };
