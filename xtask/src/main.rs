@@ -7,6 +7,10 @@
 //! - `tools`: installs those toolchains only, at their pinned versions.
 //! - `test`: `build`, then every test in the workspace.
 //! - `demo`: `build`, then dphost on a throwaway namespace (see `demo.rs`).
+//! - `fuzz --execs N [--seed S] [--target NAME] [--threads T]`: the netlink
+//!   decoders and the config reader on mutated input (the `fuzz/` crate), in
+//!   the dev profile so that overflow checks are on; ends with the line
+//!   `N executions, M panics`.
 //! - `bench dispatch`, `bench sync`, `bench reload`, `bench languages`,
 //!   `bench nexthops`, `bench filter`, `bench audit`, `bench silent`,
 //!   `bench control`, `bench dataplane`: `build`, then that benchmark
@@ -57,6 +61,7 @@ fn main() -> Result<()> {
         ["tools"] => foreign::Tools::new(&target_dir()).ensure(),
         ["test", rest @ ..] => test(rest),
         ["demo"] => demo(),
+        ["fuzz", rest @ ..] => fuzz(rest),
         [
             "bench",
             name @ ("dispatch" | "sync" | "reload" | "languages" | "nexthops" | "filter" | "audit"
@@ -64,7 +69,7 @@ fn main() -> Result<()> {
         ] => bench(name),
         _ => {
             eprintln!(
-                "usage: cargo xtask <build | tools | test [cargo test args] | demo | bench dispatch|sync|reload|languages|nexthops|filter|audit|silent|control|dataplane>"
+                "usage: cargo xtask <build | tools | test [cargo test args] | demo | fuzz --execs N [--seed S] [--target NAME] [--threads T] | bench dispatch|sync|reload|languages|nexthops|filter|audit|silent|control|dataplane>"
             );
             bail!("unknown command {args:?}")
         }
@@ -210,6 +215,24 @@ fn demo() -> Result<()> {
     build()?;
     foreign::ensure_test_tools()?;
     demo::run(&target_dir())
+}
+
+/// The fuzzer, built in the dev profile: it has overflow checks (an
+/// overflow in a decoder is a finding) and its dependencies are the ones the
+/// tests have built already.
+fn fuzz(args: &[&str]) -> Result<()> {
+    run(cargo()
+        .args([
+            "run",
+            "-p",
+            "dphost-fuzz",
+            "--bin",
+            "fuzz",
+            "--profile",
+            "dev",
+            "--",
+        ])
+        .args(args))
 }
 
 fn bench(name: &str) -> Result<()> {
