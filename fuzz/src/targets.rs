@@ -10,6 +10,8 @@ use dphost::config::Config;
 use dphost::netlink::change::{self, Change};
 use dphost::netlink::wire::{self, Frame};
 use dphost::netlink::{nexthop, route, route_raw};
+
+use crate::mutate::netlink::{attributes, messages as framed};
 use netlink_packet_core::{NetlinkBuffer, NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -62,7 +64,7 @@ pub fn by_name(name: &str) -> Option<&'static Target> {
 /// A datagram as the notification reader and the dump reader take it:
 /// framed by `wire::frames`, each frame converted by `change::from_frame`.
 /// The signature has one bit per (frame variant, change) pair seen, and one
-/// for NLM_F_DUMP_INTR.
+/// for NLM_F_DUMP_INTR, mixed with the input's [`layout`].
 pub fn datagram(input: &[u8]) -> u128 {
     let mut seen = 0u128;
     let framing = wire::frames(input, |frame| {
@@ -78,7 +80,7 @@ pub fn datagram(input: &[u8]) -> u128 {
         let outcome = change::from_frame(frame).map_or(0, |c| 1 + change_index(&c));
         seen |= 1 << (variant * 13 + outcome);
     });
-    seen | u128::from(framing.interrupted) << 127
+    (seen | u128::from(framing.interrupted) << 127) ^ layout(input).rotate_left(64)
 }
 
 /// 0 to 11: the change's kind, new or del.
@@ -110,7 +112,8 @@ fn messages(mut buf: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// (`route_raw::parse`), and, where netlink-packet-route reads the message
 /// as a route, through the full one (`route::parse`). Where both ran they
 /// must give the same route and nexthop id; a difference panics, naming
-/// both. The signature: which of the two accepted, per message.
+/// both. The signature: which of the two accepted, per message, and the
+/// input's [`layout`].
 pub fn route_pair(input: &[u8]) -> u128 {
     let mut seen = 0u128;
     for message in messages(input) {
@@ -143,12 +146,13 @@ pub fn route_pair(input: &[u8]) -> u128 {
         };
         seen |= 1 << outcome;
     }
-    seen
+    seen | layout(input) << 4
 }
 
 /// Each message's payload through `nexthop::parse`, whatever its type, and
 /// a nexthop it gives through the conversions the mirror and `ctl` use.
-/// The signature: single hop, group, resilient group, blackhole, none.
+/// The signature: single hop, group, resilient group, blackhole, gateway,
+/// none, and the input's [`layout`].
 pub fn nexthop_bytes(input: &[u8]) -> u128 {
     let mut seen = 0u128;
     for message in messages(input) {
@@ -162,7 +166,33 @@ pub fn nexthop_bytes(input: &[u8]) -> u128 {
         seen |= u128::from(nh.blackhole) << 4;
         seen |= u128::from(nh.gateway.is_some()) << 5;
     }
-    seen
+    seen | layout(input) << 6
+}
+
+/// Which attribute types (modulo 32) a datagram's messages carry, at the
+/// top level and nested, and which of them twice in one message: inputs
+/// that differ here reach different branches of a decoder even when they
+/// decode to the same outcome (a duplicated RTA_NH_ID, say).
+fn layout(input: &[u8]) -> u128 {
+    let messages = framed(input);
+    let mut bits = 0u128;
+    let mut seen = (usize::MAX, 0u32);
+    for attr in attributes(input, &messages) {
+        let kind = u16::from_ne_bytes([input[attr.at + 2], input[attr.at + 3]]) & 31;
+        if attr.parent.is_some() {
+            bits |= 1 << (64 + kind);
+            continue;
+        }
+        if seen.0 != attr.message {
+            seen = (attr.message, 0);
+        }
+        if seen.1 & 1 << kind != 0 {
+            bits |= 1 << (32 + kind);
+        }
+        seen.1 |= 1 << kind;
+        bits |= 1 << kind;
+    }
+    bits
 }
 
 /// The configuration reader on the input read lossily as UTF-8, and on
