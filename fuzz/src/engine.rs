@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::mutate::{self, MAX_INPUT};
+use crate::mutate;
 use crate::rng::Rng;
 use crate::seeds::seeds;
 use crate::targets::{Input, Target};
@@ -184,7 +184,6 @@ impl Run<'_> {
             let which = (n % self.targets.len() as u64) as usize;
             let target = self.targets[which];
             let input = corpora[which].next_input(&mut rng, target.input);
-            debug_assert!(input.len() <= MAX_INPUT.max(512));
             match execute(target, &input) {
                 Ok(signature) => corpora[which].observe(signature, input),
                 Err(panic) => {

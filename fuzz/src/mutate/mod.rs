@@ -10,10 +10,15 @@ pub mod toml;
 use crate::rng::Rng;
 use crate::targets::Input;
 
-/// The largest input a mutation leaves. Threat: inputs that grow by
-/// duplication without bound make each execution slower (and the decoders'
-/// cost grows with length), so a run would stall instead of exploring.
-pub const MAX_INPUT: usize = 64 << 10;
+/// The largest datagram a mutation leaves: the size of the receive buffer
+/// the readers use. Threat: inputs that grow by duplication without bound
+/// make each execution slower (the decoders' cost grows with length), so a
+/// run would stall instead of exploring.
+pub const MAX_DATAGRAM: usize = 64 << 10;
+/// The largest configuration text a mutation leaves; the same threat. The
+/// reader's cost per byte is far higher, and no branch needs a large file
+/// (a long string is as long at 4 KiB as at 64).
+pub const MAX_TOML: usize = 8 << 10;
 
 /// The most mutations stacked on one input.
 const MAX_STACK: usize = 8;
@@ -44,7 +49,10 @@ pub fn mutate(rng: &mut Rng, data: &mut Vec<u8>, others: &[Vec<u8>], input: Inpu
             Input::Toml if aware => toml::mutate(rng, data),
             _ => bytes(rng, data, others),
         }
-        data.truncate(MAX_INPUT);
+        data.truncate(match input {
+            Input::Netlink => MAX_DATAGRAM,
+            Input::Toml => MAX_TOML,
+        });
     }
 }
 
@@ -121,7 +129,7 @@ fn splice(rng: &mut Rng, data: &mut Vec<u8>, others: &[Vec<u8>]) {
 
 #[cfg(test)]
 mod tests {
-    use super::{MAX_INPUT, mutate};
+    use super::{MAX_DATAGRAM, mutate};
     use crate::rng::Rng;
     use crate::targets::Input;
 
@@ -135,7 +143,7 @@ mod tests {
         for _ in 0..2000 {
             let before = data.clone();
             mutate(&mut rng, &mut data, &others, Input::Netlink);
-            assert!(data.len() <= MAX_INPUT);
+            assert!(data.len() <= MAX_DATAGRAM);
             changed += usize::from(before != data);
         }
         assert!(changed > 1000, "only {changed} of 2000 changed");

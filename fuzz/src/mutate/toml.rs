@@ -160,7 +160,7 @@ fn edge_value(rng: &mut Rng) -> Vec<u8> {
     match rng.below(8) {
         0 => {
             let mut s = b"\"".to_vec();
-            s.extend(std::iter::repeat_n(b'a', 1 + rng.below(20_000)));
+            s.extend(std::iter::repeat_n(b'a', 1 + rng.below(4096)));
             s.push(b'"');
             s
         }
