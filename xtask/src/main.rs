@@ -7,9 +7,13 @@
 //! - `tools`: installs those toolchains only, at their pinned versions.
 //! - `test`: `build`, then every test in the workspace.
 //! - `demo`: `build`, then dphost on a throwaway namespace (see `demo.rs`).
-//! - `sim --seeds N [--seed S] [--plant NAME] [--list-plants]`: the engine
+//! - `sim --seeds N [--seed S] [--plant NAME] [--list-plants] [--replay FILE]`: the engine
 //!   against the simulated kernel (`sim/`), seed by seed; no root, no
 //!   plugins to build.
+//! - `fuzz --execs N [--seed S] [--target NAME] [--threads T]`: the netlink
+//!   decoders and the config reader on mutated input (the `fuzz/` crate), in
+//!   the dev profile so that overflow checks are on; ends with the line
+//!   `N executions, M panics`.
 //! - `bench dispatch`, `bench sync`, `bench reload`, `bench languages`,
 //!   `bench nexthops`, `bench filter`, `bench audit`, `bench silent`,
 //!   `bench control`, `bench dataplane`: `build`, then that benchmark
@@ -61,6 +65,7 @@ fn main() -> Result<()> {
         ["test", rest @ ..] => test(rest),
         ["demo"] => demo(),
         ["sim", rest @ ..] => sim(rest),
+        ["fuzz", rest @ ..] => fuzz(rest),
         [
             "bench",
             name @ ("dispatch" | "sync" | "reload" | "languages" | "nexthops" | "filter" | "audit"
@@ -68,7 +73,7 @@ fn main() -> Result<()> {
         ] => bench(name),
         _ => {
             eprintln!(
-                "usage: cargo xtask <build | tools | test [cargo test args] | demo | sim --seeds N [--seed S] [--plant NAME] [--list-plants] | bench dispatch|sync|reload|languages|nexthops|filter|audit|silent|control|dataplane>"
+                "usage: cargo xtask <build | tools | test [cargo test args] | demo | sim --seeds N [--seed S] [--plant NAME] [--list-plants] [--replay FILE] | fuzz --execs N [--seed S] [--target NAME] [--threads T] | bench dispatch|sync|reload|languages|nexthops|filter|audit|silent|control|dataplane>"
             );
             bail!("unknown command {args:?}")
         }
@@ -226,6 +231,24 @@ fn sim(args: &[&str]) -> Result<()> {
             "dphost-sim",
             "--bin",
             "sim",
+            "--",
+        ])
+        .args(args))
+}
+
+/// The fuzzer, built in the dev profile: it has overflow checks (an
+/// overflow in a decoder is a finding) and its dependencies are the ones the
+/// tests have built already.
+fn fuzz(args: &[&str]) -> Result<()> {
+    run(cargo()
+        .args([
+            "run",
+            "-p",
+            "dphost-fuzz",
+            "--bin",
+            "fuzz",
+            "--profile",
+            "dev",
             "--",
         ])
         .args(args))

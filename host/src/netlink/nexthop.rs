@@ -147,7 +147,9 @@ fn members(value: &[u8]) -> Vec<GroupMember> {
         .chunks_exact(NEXTHOP_GRP_LEN)
         .map(|m| GroupMember {
             id: u32::from_ne_bytes([m[0], m[1], m[2], m[3]]),
-            weight: (u16::from(m[5]) << 8 | u16::from(m[4])) + 1,
+            // The kernel's weights are 1 to 65535; a stored 65535 (one
+            // more) is not one of them and is read as the largest.
+            weight: (u16::from(m[5]) << 8 | u16::from(m[4])).saturating_add(1),
         })
         .collect()
 }
@@ -290,6 +292,24 @@ mod tests {
         assert_eq!(
             nh.resilient.map(|r| (r.buckets, r.idle_timer)),
             Some((32, 120))
+        );
+    }
+
+    /// A member whose stored weight is 65535 (weight 65536, which the
+    /// kernel never sends) has the largest weight instead of overflowing
+    /// (found by the fuzzer: tests/fixtures/fuzz/nexthop/de2b627eff03.bin).
+    #[test]
+    fn largest_stored_weight() {
+        let mut m = nhmsg(0, 0);
+        m.extend(attr(NHA_ID, &100u32.to_ne_bytes()));
+        m.extend(attr(NHA_GROUP, &[1, 0, 0, 0, 0xff, 0xff, 0, 0]));
+        let nh = parse(&m).unwrap();
+        assert_eq!(
+            nh.group,
+            [GroupMember {
+                id: 1,
+                weight: 65535
+            }]
         );
     }
 

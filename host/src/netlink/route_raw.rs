@@ -143,10 +143,12 @@ pub fn parse(payload: &[u8]) -> Option<(Route, u32)> {
     };
     let (mut table, mut dst, mut metric, mut oif) = (None, None, None, None);
     let mut multipath = None;
-    let mut nhid = 0;
+    let mut nhid = None;
     for (kind, value) in attributes(attrs) {
         match kind {
-            RTA_NH_ID if nhid == 0 => nhid = u32_of(value).unwrap_or(0),
+            // The first RTA_NH_ID counts, even one of id 0 (none), as in
+            // the full parser.
+            RTA_NH_ID if nhid.is_none() => nhid = Some(u32_of(value).unwrap_or(0)),
             RTA_DST if dst.is_none() => dst = Some(address(value)),
             RTA_TABLE if table.is_none() => table = u32_of(value),
             RTA_PRIORITY if metric.is_none() => metric = u32_of(value),
@@ -168,6 +170,7 @@ pub fn parse(payload: &[u8]) -> Option<(Route, u32)> {
             None => single_hop(gateway(attrs), oif, (flags & RTNH_F_MASK) as u8),
         };
     }
+    let nhid = nhid.unwrap_or(0);
     route.nhid = Some(nhid).filter(|id| *id != 0);
     Some((route, nhid))
 }
@@ -245,6 +248,21 @@ mod tests {
             seen += 1;
         }
         assert!(seen >= 10, "only {seen} captured route messages");
+    }
+
+    /// Of two RTA_NH_ID, the first counts, even when it is 0 (none), as the
+    /// full parser has it (found by the fuzzer:
+    /// tests/fixtures/fuzz/route/89e28228a8e3.bin).
+    #[test]
+    fn first_nexthop_id_counts() {
+        let mut m = vec![2u8, 24, 0, 0, 254, 3, 0, 1, 0, 0, 0, 0];
+        for id in [0u32, 10] {
+            m.extend_from_slice(&8u16.to_ne_bytes());
+            m.extend_from_slice(&30u16.to_ne_bytes());
+            m.extend_from_slice(&id.to_ne_bytes());
+        }
+        let (route, nhid) = parse(&m).expect("a route");
+        assert_eq!((route.nhid, nhid), (None, 0));
     }
 
     /// Random route messages built with netlink-packet-route (every

@@ -106,7 +106,11 @@ fn error_frame(bytes: &[u8]) -> Frame<'static> {
         Ok(NetlinkMessage {
             payload: NetlinkPayload::Error(e),
             ..
-        }) => Frame::Error(e.code.map_or(0, |c| -c.get())),
+        }) => {
+            // The kernel sends -errno. i32::MIN (which it never sends) has
+            // no positive counterpart: it stays an error, the largest errno.
+            Frame::Error(e.code.map_or(0, |c| c.get().saturating_neg()))
+        }
         _ => Frame::Unparsed,
     }
 }
@@ -204,4 +208,29 @@ fn nexthop_dump_request(sequence: u32) -> Vec<u8> {
     buf.extend_from_slice(&0u32.to_ne_bytes());
     buf.resize(len, 0);
     buf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Frame, frames};
+
+    /// An NLMSG_ERROR carrying i32::MIN is an error frame, not an overflow
+    /// (found by the fuzzer: tests/fixtures/fuzz/datagram/7a83bf931993.bin).
+    #[test]
+    fn error_code_of_i32_min_is_an_error() {
+        let mut message = 36u32.to_ne_bytes().to_vec();
+        message.extend_from_slice(&super::NLMSG_ERROR.to_ne_bytes());
+        message.extend_from_slice(&[0; 10]);
+        message.extend_from_slice(&i32::MIN.to_ne_bytes());
+        message.extend_from_slice(&16u32.to_ne_bytes());
+        message.extend_from_slice(&[0; 12]);
+        let mut seen = Vec::new();
+        frames(&message, |frame| {
+            seen.push(match frame {
+                Frame::Error(errno) => errno,
+                _ => 0,
+            })
+        });
+        assert_eq!(seen, [i32::MAX]);
+    }
 }
