@@ -68,6 +68,17 @@ pub fn run(
         compare(engine.mirror_copy(), &model)
     });
     if trace && divergence.is_some() {
+        // What the mirror holds: reconciled against nothing, all of it goes.
+        let mut mirror = engine.mirror_copy();
+        let mut held = Vec::new();
+        for kind in Kind::ALL {
+            mirror.reconcile_begin(Scope::all(kind));
+            mirror.reconcile_end(&mut held);
+        }
+        let lines = held.iter().map(|e| format!("mirror holds: {e:?}"));
+        handle.world().trace.extend(lines);
+    }
+    if trace && divergence.is_some() {
         let mut world = handle.world();
         let model: Vec<String> = Kind::ALL
             .into_iter()

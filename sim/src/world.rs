@@ -144,35 +144,39 @@ impl World {
         let Some(socket) = &mut self.socket else {
             return;
         };
+        let mut handed = Vec::new();
         if let Some(loss) = &socket.pending {
             if socket.tx.is_full() {
                 return;
             }
             let _ = socket.tx.try_send(Notice::Lost(loss.clone()));
+            handed.push(format!("reader hands on the loss: {loss}"));
             socket.pending = None;
         }
         while !socket.tx.is_full() {
             let mut batch = Vec::new();
-            while batch.len() < batch_size {
-                match socket.queue.front() {
-                    Some(Queued::Change(_)) => {
-                        if let Some(Queued::Change(change)) = socket.queue.pop_front() {
-                            batch.push(change);
-                        }
-                    }
-                    _ => break,
+            while batch.len() < batch_size
+                && matches!(socket.queue.front(), Some(Queued::Change(_)))
+            {
+                if let Some(Queued::Change(change)) = socket.queue.pop_front() {
+                    batch.push(change);
                 }
             }
             let notice = if !batch.is_empty() {
+                handed.push(format!("reader hands on {} changes", batch.len()));
                 Notice::Changes(batch, Instant::now())
             } else if let Some(Queued::Fence(id)) = socket.queue.front() {
                 let id = *id;
                 socket.queue.pop_front();
+                handed.push(format!("reader hands on fence {id}"));
                 Notice::Fence(id)
             } else {
-                return;
+                break;
             };
             let _ = socket.tx.try_send(notice);
+        }
+        if self.tracing {
+            self.trace.extend(handed);
         }
     }
 
