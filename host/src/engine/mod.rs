@@ -27,6 +27,9 @@
 //! - [`audit`]: the audit's thread and the engine's side of it;
 //!   [`report`]: what an audit reports and the repair it asks for;
 //! - [`plugin_set`]: the plugins loaded before it starts;
+//! - [`plants`]: the bugs the simulator can plant (none in a release
+//!   build); `sim` (feature `sim`): the simulator's handles, which step the
+//!   engine on the caller's thread;
 //! - [`stats`]: the counters it publishes; [`status`]: a plugin's status,
 //!   as the dispatcher and the supervisor together know it.
 //!
