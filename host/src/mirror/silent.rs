@@ -29,8 +29,23 @@ impl Mirror {
     /// then not judged by what the mirror holds: a link's going down that a
     /// dump of links already showed still took routes that a dump built
     /// before it (a route dump's first part is built at its request) still
-    /// had; and a route's delete may have made a dump skip another.
+    /// had; and a route deleted, even silently, ahead of a dump's cursor
+    /// in a key's list made the dump skip the next one, through any link,
+    /// so routes are then reconciled for the whole family.
     pub fn silent_scopes(&self, change: &Change, dumped_since: bool) -> Vec<Scope> {
+        let mut scopes = self.scopes_of(change, dumped_since);
+        if dumped_since {
+            for scope in &mut scopes {
+                if scope.kind == Kind::Route {
+                    scope.ifindex = None;
+                }
+            }
+            scopes.dedup();
+        }
+        scopes
+    }
+
+    fn scopes_of(&self, change: &Change, dumped_since: bool) -> Vec<Scope> {
         match change {
             // A link that changes in any way (up, down, carrier, master,
             // MTU) or goes: the kernel flushes or flags its IPv4 routes in
@@ -47,6 +62,19 @@ impl Mirror {
             }
             Change::DelLink(link) => link_scopes(link.ifindex),
             Change::DelAddress(address) => self.address_gone(address, dumped_since),
+            // The first IPv4 address of a link revives the multipath hops
+            // through it that its last one's going flagged dead
+            // (`fib_sync_up`), unannounced. Found by the simulator
+            // (`sim/tests/regressions/ipv4-hops-revived-by-an-address.txt`).
+            Change::NewAddress(added)
+                if added.family == Family::Ipv4
+                    && (dumped_since
+                        || !self.addresses.any(|a| {
+                            a.family == Family::Ipv4 && a.ifindex == added.ifindex
+                        })) =>
+            {
+                vec![Scope::routes_via(Family::Ipv4, added.ifindex)]
+            }
             // Routes of an IPv4 key are ordered, and a notification older
             // than a dump that already read the key cannot be placed by
             // its flags: a route created before the dump (no flag, so "in
