@@ -725,3 +725,22 @@ fn neighbours_follow_the_kernel() {
         "link del v0",
     ]);
 }
+
+/// Rules sending a priority to a table: added behind the rules of their priority (both
+/// families), an identical one fails, deleted by priority and table (ENOENT when none).
+#[test]
+fn rules_follow_the_kernel() {
+    let Some(mut h) = Harness::new() else { return };
+    h.run(&[
+        "rule add priority 100 table 100",
+        "rule add priority 100 table 4000000000",
+        "rule add priority 100 table 100",
+        "rule add priority 50 table 254",
+        "-6 rule add priority 100 table 100",
+        "-6 rule add priority 32766 table 4000000000",
+        "rule del priority 100 table 100",
+        "rule del priority 100 table 100",
+        "-6 rule del priority 32766 table 254",
+        "rule add priority 100 table 100",
+    ]);
+}
