@@ -676,10 +676,16 @@ fn dumps_flag_interruption_where_the_model_says() {
     }
 }
 
-/// Seeds of the generator: a random topology and 30 random ops each.
+/// Seeds of the generator: a random topology and 30 random ops each. Seeds 0..20, or the range
+/// `SIM_SEEDS=FIRST..END` names (a longer run by hand).
 #[test]
 fn random_seeds_match_the_kernel() {
-    for seed in 0..20 {
+    let seeds = std::env::var("SIM_SEEDS").ok().and_then(|range| {
+        let (first, end) = range.split_once("..")?;
+        Some(first.parse::<u64>().ok()?..end.parse::<u64>().ok()?)
+    });
+    for seed in seeds.unwrap_or(0..20) {
+        eprintln!("seed {seed}");
         let Some(mut h) = Harness::new() else { return };
         let mut rng = Rng::new(seed);
         for op in SimKernel::random_topology(&mut rng) {
