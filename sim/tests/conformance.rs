@@ -501,7 +501,13 @@ fn ipv6_multipath_appends_merge_and_deletes_split() {
         "route del 2001:db8:100::/64",
         "route add 2001:db8:200::/64 dev v1",
         "route add 2001:db8:200::/64 dev v0",
+        "route append 2001:db8:200::/64 dev v0",
+        "route append 2001:db8:200::/64 dev v0",
+        "route prepend 2001:db8:200::/64 dev v1",
         "route del 2001:db8:200::/64 dev v1",
+        "route append 2001:db8:201::/64 table 100 dev v1",
+        "route append 2001:db8:201::/64 table 100 dev v0",
+        "route del 2001:db8:201::/64 table 100",
     ]);
 }
 
