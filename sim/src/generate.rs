@@ -131,6 +131,7 @@ impl SimKernel {
                 }
             }
             38..=45 => self.random_neighbour(rng, &any, n),
+            46..=49 => self.random_rule(rng),
             _ => self.random_route(rng, if up.is_empty() { &all } else { &up }),
         }
     }
@@ -213,6 +214,34 @@ impl SimKernel {
             nud: *rng
                 .pick(&[Nud::Permanent, Nud::Stale, Nud::Noarp])
                 .unwrap_or(&Nud::Stale),
+        }
+    }
+
+    /// A rule op: priority 100 or 200 to one of the tables; deletes mostly of a rule there is.
+    fn random_rule(&self, rng: &mut Rng) -> Op {
+        let v6 = rng.chance(1, 2);
+        let priority = *rng.pick(&[100, 200]).unwrap_or(&100);
+        let table = *rng.pick(&TABLES).unwrap_or(&254);
+        if rng.chance(1, 3) {
+            let ours: Vec<_> = self.rules.iter().filter(|r| r.protocol == 0).collect();
+            let known = rng.chance(3, 4);
+            return match rng.pick(&ours).filter(|_| known) {
+                Some(r) => Op::DelRule {
+                    v6: r.v6,
+                    priority: r.priority,
+                    table: r.table,
+                },
+                None => Op::DelRule {
+                    v6,
+                    priority,
+                    table,
+                },
+            };
+        }
+        Op::AddRule {
+            v6,
+            priority,
+            table,
         }
     }
 

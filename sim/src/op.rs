@@ -51,6 +51,12 @@ pub enum Op {
     /// `neigh del IP dev NAME`.
     /// conformance: neighbours_follow_the_kernel
     DelNeighbour { dev: String, ip: IpAddr },
+    /// `[-6] rule add priority P table T`.
+    /// conformance: rules_follow_the_kernel
+    AddRule { v6: bool, priority: u32, table: u32 },
+    /// `[-6] rule del priority P table T`.
+    /// conformance: rules_follow_the_kernel
+    DelRule { v6: bool, priority: u32, table: u32 },
     /// `route VERB ...`.
     /// conformance: ipv4_same_key_routes_keep_the_kernels_order
     Route { verb: Verb, route: RouteSpec },
@@ -182,6 +188,24 @@ impl fmt::Display for Op {
                 nud.name()
             ),
             Op::DelNeighbour { dev, ip } => write!(f, "neigh del {ip} dev {dev}"),
+            Op::AddRule {
+                v6,
+                priority,
+                table,
+            } => write!(
+                f,
+                "{}rule add priority {priority} table {table}",
+                if *v6 { "-6 " } else { "" }
+            ),
+            Op::DelRule {
+                v6,
+                priority,
+                table,
+            } => write!(
+                f,
+                "{}rule del priority {priority} table {table}",
+                if *v6 { "-6 " } else { "" }
+            ),
             Op::Route { verb, route } => write_route(f, *verb, route),
         }
     }
@@ -320,6 +344,34 @@ impl FromStr for Op {
                 dev: dev.to_string(),
                 ip: ip.parse().map_err(|_| bad())?,
             },
+            [
+                family @ ..,
+                "rule",
+                verb @ ("add" | "del"),
+                "priority",
+                priority,
+                "table",
+                table,
+            ] if family.is_empty() || family == ["-6"] => {
+                let (v6, priority, table) = (
+                    !family.is_empty(),
+                    priority.parse().map_err(|_| bad())?,
+                    table.parse().map_err(|_| bad())?,
+                );
+                if *verb == "add" {
+                    Op::AddRule {
+                        v6,
+                        priority,
+                        table,
+                    }
+                } else {
+                    Op::DelRule {
+                        v6,
+                        priority,
+                        table,
+                    }
+                }
+            }
             ["route", verb, prefix, rest @ ..] => {
                 parse_route(verb, prefix, rest).ok_or_else(bad)?
             }

@@ -501,7 +501,13 @@ fn ipv6_multipath_appends_merge_and_deletes_split() {
         "route del 2001:db8:100::/64",
         "route add 2001:db8:200::/64 dev v1",
         "route add 2001:db8:200::/64 dev v0",
+        "route append 2001:db8:200::/64 dev v0",
+        "route append 2001:db8:200::/64 dev v0",
+        "route prepend 2001:db8:200::/64 dev v1",
         "route del 2001:db8:200::/64 dev v1",
+        "route append 2001:db8:201::/64 table 100 dev v1",
+        "route append 2001:db8:201::/64 table 100 dev v0",
+        "route del 2001:db8:201::/64 table 100",
     ]);
 }
 
@@ -676,10 +682,16 @@ fn dumps_flag_interruption_where_the_model_says() {
     }
 }
 
-/// Seeds of the generator: a random topology and 30 random ops each.
+/// Seeds of the generator: a random topology and 30 random ops each. Seeds 0..20, or the range
+/// `SIM_SEEDS=FIRST..END` names (a longer run by hand).
 #[test]
 fn random_seeds_match_the_kernel() {
-    for seed in 0..20 {
+    let seeds = std::env::var("SIM_SEEDS").ok().and_then(|range| {
+        let (first, end) = range.split_once("..")?;
+        Some(first.parse::<u64>().ok()?..end.parse::<u64>().ok()?)
+    });
+    for seed in seeds.unwrap_or(0..20) {
+        eprintln!("seed {seed}");
         let Some(mut h) = Harness::new() else { return };
         let mut rng = Rng::new(seed);
         for op in SimKernel::random_topology(&mut rng) {
@@ -723,5 +735,24 @@ fn neighbours_follow_the_kernel() {
         "neigh replace 10.0.1.2 lladdr 02:00:00:00:aa:01 dev v0 nud permanent",
         "neigh replace fd00::12 lladdr 02:00:00:00:aa:04 dev v0 nud permanent",
         "link del v0",
+    ]);
+}
+
+/// Rules sending a priority to a table: added behind the rules of their priority (both
+/// families), an identical one fails, deleted by priority and table (ENOENT when none).
+#[test]
+fn rules_follow_the_kernel() {
+    let Some(mut h) = Harness::new() else { return };
+    h.run(&[
+        "rule add priority 100 table 100",
+        "rule add priority 100 table 4000000000",
+        "rule add priority 100 table 100",
+        "rule add priority 50 table 254",
+        "-6 rule add priority 100 table 100",
+        "-6 rule add priority 32766 table 4000000000",
+        "rule del priority 100 table 100",
+        "rule del priority 100 table 100",
+        "-6 rule del priority 32766 table 254",
+        "rule add priority 100 table 100",
     ]);
 }

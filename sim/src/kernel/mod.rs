@@ -9,7 +9,7 @@
 //! Left out (the conformance comparison leaves them out too, see `tests/conformance.rs`): the
 //! routes the kernel makes itself (table 255 and `proto kernel`), nexthop objects (none exist,
 //! since no operation makes them), neighbours the kernel learns itself (no traffic flows),
-//! `reachable` neighbours, IPv4 secondary addresses, bridges, rule changes.
+//! `reachable` neighbours, IPv4 secondary addresses, bridges, rules with selectors.
 
 mod addresses;
 mod links;
@@ -31,6 +31,7 @@ pub(crate) use addresses::SimAddress;
 pub(crate) use links::SimLink;
 pub(crate) use neighbours::SimNeighbour;
 pub(crate) use routes::SimRoute;
+pub(crate) use rules::SimRule;
 
 /// A kernel error number, positive (`libc::EEXIST`...).
 pub type Errno = i32;
@@ -54,6 +55,8 @@ pub struct SimKernel {
     /// Same-key IPv4 routes in the kernel's order; dumps sort stably by the kernel's order of
     /// keys, so this order survives within a key.
     pub(crate) routes: Vec<SimRoute>,
+    /// In the order they were made; dumps sort them by family and priority.
+    pub(crate) rules: Vec<SimRule>,
     /// (IPv6, table) of every routing table that exists: a filtered dump of a missing one fails.
     pub(crate) tables: BTreeSet<(bool, u32)>,
     /// Per kind, in [`Kind::ALL`] order: bumped whenever any object of it changes.
@@ -86,6 +89,7 @@ impl SimKernel {
             addresses: Vec::new(),
             neighbours: Vec::new(),
             routes: Vec::new(),
+            rules: rules::defaults(),
             tables: [
                 (false, 253),
                 (false, 254),
@@ -132,6 +136,24 @@ impl SimKernel {
                 self.replace_neighbour(dev, *ip, *mac, *nud, &mut out)
             }
             Op::DelNeighbour { dev, ip } => self.del_neighbour(dev, *ip, &mut out),
+            Op::AddRule {
+                v6,
+                priority,
+                table,
+            } => {
+                let rule = SimRule {
+                    v6: *v6,
+                    priority: *priority,
+                    table: *table,
+                    protocol: 0,
+                };
+                self.add_rule(rule, &mut out)
+            }
+            Op::DelRule {
+                v6,
+                priority,
+                table,
+            } => self.del_rule(*v6, *priority, *table, &mut out),
             Op::Route { verb, route } => self.route(*verb, route, &mut out),
         };
         if let Err(errno) = result {
@@ -151,7 +173,7 @@ impl SimKernel {
             self.addresses != before.addresses,
             self.neighbours != before.neighbours,
             false,
-            false,
+            self.rules != before.rules,
             self.routes != before.routes,
         ];
         for (generation, changed) in self.generations.iter_mut().zip(changed) {
@@ -242,7 +264,7 @@ impl SimKernel {
             Kind::Link => self.dump_links(),
             Kind::Address => self.dump_addresses(),
             Kind::Route => self.dump_routes(),
-            Kind::Rule => rules::dump(),
+            Kind::Rule => self.dump_rules(),
             Kind::Neighbour => self.dump_neighbours(),
             Kind::Nexthop => Vec::new(),
         }

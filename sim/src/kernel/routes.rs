@@ -325,7 +325,8 @@ impl SimKernel {
 
     /// IPv6: add fails on an existing key; replace takes the place of the whole route; append
     /// and prepend both add a gateway hop at the end of the route's hops (EEXIST for a hop it
-    /// has), announced as the new hop followed by the old ones; a multipath route naming one
+    /// has), announced as the new hop followed by the old ones, and a device route beside the
+    /// key's others (EEXIST for the same device); a multipath route naming one
     /// hop twice fails with EEXIST. An append's notification
     /// carries NLM_F_APPEND, also when it made the route.
     /// conformance: ipv6_multipath_appends_merge_and_deletes_split
@@ -343,42 +344,56 @@ impl SimKernel {
         if route.hops.iter().enumerate().any(twice) {
             return Err(libc::EEXIST);
         }
-        let at = self.routes.iter().position(|r| {
-            r.v6()
-                && r.same_prefix(route.table, route.dst, route.prefix_length)
-                && r.metric == route.metric
-        });
-        let Some(at) = at else {
+        let same_key: Vec<usize> = (0..self.routes.len())
+            .filter(|&i| {
+                let r = &self.routes[i];
+                r.v6()
+                    && r.same_prefix(route.table, route.dst, route.prefix_length)
+                    && r.metric == route.metric
+            })
+            .collect();
+        if same_key.is_empty() {
             // IPv6 announces the request's NLM_F_APPEND even when nothing was there to join.
             out.push(route.new_change(&route.hops, false, verb == Verb::Append));
             self.routes.push(route);
             return Ok(());
-        };
+        }
+        let gateways = |r: &SimRoute| r.hops.iter().all(|h| h.gateway.is_some());
+        // Only gateway routes join each other; a device route stands beside them.
+        let peer = same_key
+            .iter()
+            .copied()
+            .find(|&i| gateways(&self.routes[i]) == gateways(&route));
         match verb {
             Verb::Add => Err(libc::EEXIST),
             Verb::Replace => {
-                out.push(route.new_change(&route.hops, true, false));
-                self.routes[at] = route;
+                out.push(route.new_change(&route.hops, peer.is_some(), false));
+                match peer {
+                    Some(i) => self.routes[i] = route,
+                    None => self.routes.push(route),
+                }
                 Ok(())
             }
             _ => {
-                let old = &self.routes[at];
-                let ecmp = old
-                    .hops
-                    .iter()
-                    .chain(&route.hops)
-                    .all(|h| h.gateway.is_some());
-                if !ecmp || route.hops.len() != 1 {
+                let duplicate = same_key.iter().any(|&i| {
+                    self.routes[i].hops.iter().any(|h| {
+                        route
+                            .hops
+                            .iter()
+                            .any(|n| n.gateway == h.gateway && n.ifindex == h.ifindex)
+                    })
+                });
+                if duplicate {
                     return Err(libc::EEXIST);
                 }
+                let join = peer.filter(|_| gateways(&route) && route.hops.len() == 1);
+                let Some(at) = join else {
+                    out.push(route.new_change(&route.hops, false, verb == Verb::Append));
+                    self.routes.push(route);
+                    return Ok(());
+                };
                 let new = route.hops[0].clone();
-                if old
-                    .hops
-                    .iter()
-                    .any(|h| h.gateway == new.gateway && h.ifindex == new.ifindex)
-                {
-                    return Err(libc::EEXIST);
-                }
+                let old = &self.routes[at];
                 let mut announced = vec![new.clone()];
                 announced.extend(old.hops.iter().cloned());
                 out.push(old.new_change(&announced, false, verb == Verb::Append));
