@@ -15,7 +15,7 @@ use crate::netlink::kind::Kind;
 use crate::netlink::object::Object;
 use crate::netlink::route;
 use crate::netlink::scope::Scope;
-use crate::wit::{Address, Family, IpAddress};
+use crate::wit::{Address, Family, IpAddress, NextHops};
 
 use super::Mirror;
 use super::routes::same_route;
@@ -69,11 +69,38 @@ impl Mirror {
             Change::NewAddress(added)
                 if added.family == Family::Ipv4
                     && (dumped_since
-                        || !self.addresses.any(|a| {
-                            a.family == Family::Ipv4 && a.ifindex == added.ifindex
-                        })) =>
+                        || !self
+                            .addresses
+                            .any(|a| a.family == Family::Ipv4 && a.ifindex == added.ifindex)) =>
             {
                 vec![Scope::routes_via(Family::Ipv4, added.ifindex)]
+            }
+            // The kernel resumes a dump of rules by position too: a rule
+            // deleted ahead of the cursor made it skip the next. Rules are
+            // few; the family's are read again. Found by the simulator
+            // (`sim/tests/regressions/rule-skipped.txt`).
+            Change::DelRule(rule) if dumped_since => vec![Scope {
+                family: Some(if rule.v6 { Family::Ipv6 } else { Family::Ipv4 }),
+                ..Scope::all(Kind::Rule)
+            }],
+            // An IPv6 route through a device only replaces the first such
+            // route of its prefix, whichever its device (the mirror keys
+            // them apart by device), and the replaced one goes without a
+            // delete. Found by the simulator
+            // (`sim/tests/regressions/ipv6-device-route-replaced.txt`).
+            Change::NewRoute {
+                route,
+                nhid: 0,
+                replace: true,
+                ..
+            } if route.family == Family::Ipv6
+                && matches!(&route.nexthops, NextHops::One(h) if h.gateway.is_none()) =>
+            {
+                vec![Scope {
+                    family: Some(Family::Ipv6),
+                    table: Some(route.table),
+                    ..Scope::all(Kind::Route)
+                }]
             }
             // Routes of an IPv4 key are ordered, and a notification older
             // than a dump that already read the key cannot be placed by
