@@ -203,11 +203,13 @@ pub struct Engine {
     ignore_silent: bool,
     /// Bugs planted by the simulator; none in any other build.
     plants: Plants,
-    /// The fence asked for after the last sync, or reconcile of links,
-    /// addresses or routes: until it comes through, the notifications
-    /// applied were sent before that dump, and the mirror may hold newer
-    /// links and addresses than they describe, or lack a route the dump
-    /// skipped (see [`Mirror::silent_scopes`]).
+    /// The fence asked for at the end of the last sync: until it comes
+    /// through, the notifications applied may be older than what the
+    /// sync's dumps read, so the mirror may hold newer links and addresses
+    /// than they describe, or lack a route a dump skipped (see
+    /// [`Mirror::silent_scopes`]). Only after a sync: a window after every
+    /// reconcile made link events at a full table reconcile the whole
+    /// family again and again (`cargo xtask bench silent`).
     dumped_until: Option<u64>,
 }
 
@@ -680,9 +682,6 @@ impl Engine {
             self.mirror.reconcile_end(&mut self.out);
             self.flush(self.config.sync_batch_delay);
             self.stats.reconciliations.fetch_add(1, Ordering::Relaxed);
-            if matches!(kind, Kind::Link | Kind::Address | Kind::Route) {
-                self.fence_dumps();
-            }
             if let Some(wider) = self.mirror.reconcile_widened(scope) {
                 tracing::debug!(%wider, "a dump by link was ambiguous; again, wider");
                 scope = wider;
@@ -698,9 +697,8 @@ impl Engine {
         Ok(())
     }
 
-    /// After a sync or a reconcile of links, addresses or routes: a fence,
-    /// until which the notifications applied are older than what the dump
-    /// read.
+    /// After a sync: a fence, until which the notifications applied may be
+    /// older than what its dumps read.
     fn fence_dumps(&mut self) {
         let Some(reader) = &self.reader else {
             return;

@@ -166,6 +166,7 @@ impl Mirror {
     /// Forgets a reconcile whose dump failed, keeping what it did so far
     /// (the engine resyncs next).
     pub fn reconcile_abandon(&mut self) {
+        self.reconciling.widen = false;
         if self.reconciling.scope.take().is_some() {
             let before = std::mem::take(&mut self.reconciling.aliases_before);
             self.aliases.extend(before);

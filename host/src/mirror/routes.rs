@@ -238,8 +238,10 @@ fn names_a_hop_of(old: &LpmRoute, del: &Route) -> bool {
             .any(|n| old.nexthops.iter().any(|h| same_hop(h, &n)))
 }
 
-/// The same kernel route: what the kernel tells routes of one key apart by
-/// (type, protocol, scope, preferred source, nexthop object, hops).
+/// The same kernel route, as far as the mirror holds what the kernel tells
+/// routes of one key apart by (type, protocol, scope, preferred source,
+/// nexthop object, hops with their weights and flags; not the metrics,
+/// which the mirror does not hold).
 pub(super) fn same_route(a: &LpmRoute, b: &LpmRoute) -> bool {
     a.kind == b.kind
         && a.protocol == b.protocol
@@ -250,12 +252,22 @@ pub(super) fn same_route(a: &LpmRoute, b: &LpmRoute) -> bool {
         && a.nexthops
             .iter()
             .zip(&b.nexthops)
-            .all(|(x, y)| same_hop(x, y))
+            .all(|(x, y)| same_route_hop(x, y))
 }
 
 /// The same next hop: the same gateway through the same interface.
 pub(super) fn same_hop(a: &LpmHop, b: &LpmHop) -> bool {
     a.gateway == b.gateway && a.ifindex == b.ifindex
+}
+
+/// The flags the kernel sets on a hop itself (dead, linkdown), which do not
+/// make it another hop.
+const HOP_STATE: u8 = 0x01 | 0x10;
+
+/// The same hop of a kernel route: [`same_hop`], with the same weight and
+/// the same flags but the kernel's own (an onlink hop is another).
+fn same_route_hop(a: &LpmHop, b: &LpmHop) -> bool {
+    same_hop(a, b) && a.weight == b.weight && (a.flags & !HOP_STATE) == (b.flags & !HOP_STATE)
 }
 
 /// `old` with `new` merged in: a hop already there is updated in place, a new

@@ -15,7 +15,7 @@ use crate::netlink::kind::Kind;
 use crate::netlink::object::Object;
 use crate::netlink::route;
 use crate::netlink::scope::Scope;
-use crate::wit::{Address, Family, IpAddress, NextHops};
+use crate::wit::{Address, Family, IpAddress, NextHops, Route};
 
 use super::Mirror;
 use super::routes::same_route;
@@ -25,7 +25,8 @@ impl Mirror {
     /// the mirror has not applied yet.
     ///
     /// `dumped_since`: the mirror may hold links, addresses and routes newer
-    /// than `change`, read by a dump since the kernel sent it. A change is
+    /// than `change`, read by a sync's dumps since the kernel sent it (the
+    /// engine says so until the fence after a sync). A change is
     /// then not judged by what the mirror holds: a link's going down that a
     /// dump of links already showed still took routes that a dump built
     /// before it (a route dump's first part is built at its request) still
@@ -94,7 +95,8 @@ impl Mirror {
                 replace: true,
                 ..
             } if route.family == Family::Ipv6
-                && matches!(&route.nexthops, NextHops::One(h) if h.gateway.is_none()) =>
+                && matches!(&route.nexthops, NextHops::One(h) if h.gateway.is_none())
+                && self.holds_device_route_elsewhere(route) =>
             {
                 vec![Scope {
                     family: Some(Family::Ipv6),
@@ -126,12 +128,23 @@ impl Mirror {
         }
     }
 
-    /// An address deleted. IPv4: the last IPv4 address of a link takes IP
-    /// off it (`fib_disable_ip`: its routes in every table and its ARP
-    /// entries go, silently); an address that is no longer on any link
-    /// takes the routes that used it as their preferred source
-    /// (`fib_sync_down_addr`). IPv6: routes that used it as their
-    /// preferred source lose it (`rt6_remove_prefsrc`).
+    /// Whether the mirror holds a route of `route`'s table, prefix and
+    /// metric through a device other than `route`'s: what an IPv6 device
+    /// route's replace may have replaced. One lookup per link.
+    fn holds_device_route_elsewhere(&self, route: &Route) -> bool {
+        let key = route::key(route, 0);
+        self.links.any(|l| {
+            l.ifindex != key.oif
+                && self
+                    .routes
+                    .get_ref(&RouteKey {
+                        oif: l.ifindex,
+                        ..key
+                    })
+                    .is_some()
+        })
+    }
+
     /// Whether `change`, an IPv4 route's, leaves or finds its key with more
     /// than one route: where their order matters.
     fn orders_a_key(&self, change: &Change, key: &RouteKey) -> bool {
@@ -146,6 +159,12 @@ impl Mirror {
         }
     }
 
+    /// An address deleted. IPv4: the last IPv4 address of a link takes IP
+    /// off it (`fib_disable_ip`: its routes in every table and its ARP
+    /// entries go, silently); an address that is no longer on any link
+    /// takes the routes that used it as their preferred source
+    /// (`fib_sync_down_addr`). IPv6: routes that used it as their
+    /// preferred source lose it (`rt6_remove_prefsrc`).
     /// When `dumped_since`, the addresses the mirror holds may have come
     /// after `gone` went, so none counts as left.
     fn address_gone(&self, gone: &Address, dumped_since: bool) -> Vec<Scope> {
