@@ -416,8 +416,10 @@ fn added_and_overflowing_plugins_converge() {
         return;
     };
     topology(&ns);
-    // 2 ms per route event, a one-batch queue, and the engine pacing for
-    // at most 50 x 1 ms before it sends anyway: slowfib must overflow.
+    // A one-batch queue, and a worker held by its gate during the first
+    // churn: it takes at most one batch into its hands and one into its
+    // queue, so the third overflows by construction. It also burns 2 ms
+    // per route event, so that it lags behind the second churn.
     let slow_fib = Spec {
         name: Some("slowfib"),
         config: "2000",
@@ -432,9 +434,27 @@ fn added_and_overflowing_plugins_converge() {
         batch_delay: Duration::from_millis(1),
         ..test_config()
     };
-    let host = Host::start(&ns, config, &[Spec::new(plugin("fib")), slow_fib]);
+    let mut gate = None;
+    let host = Host::start_with(
+        &ns,
+        config,
+        &[Spec::new(plugin("fib")), slow_fib],
+        |engine| gate = engine.plugin_gate("slowfib"),
+    );
+    let gate = gate.expect("slowfib is loaded");
     let mut rng = Rng(0x5eed_0004);
+    let held = gate.hold();
+    // Some 1,000 route changes, by as many `ip` commands: far more than
+    // three batches, as the engine waits at most 50 x 1 ms for a full
+    // queue before it sends anyway.
     churn(&ns, &mut rng, 1500);
+    let overflows = |h: &Host| h.plugin_status("slowfib")["overflows"].as_u64().unwrap();
+    assert!(
+        host.wait(Duration::from_secs(60), |h| overflows(h) > 0),
+        "slowfib never overflowed while held: {}",
+        host.status()
+    );
+    drop(held);
     host.add(&Spec {
         name: Some("late"),
         ..Spec::new(plugin("fib"))
@@ -450,10 +470,6 @@ fn added_and_overflowing_plugins_converge() {
         .iter()
         .find(|p| p["name"] == "slowfib")
         .unwrap();
-    assert!(
-        slow["overflows"].as_u64().unwrap() > 0,
-        "slowfib never overflowed: {status}"
-    );
     assert!(
         slow["resyncs"].as_u64() >= slow["overflows"].as_u64(),
         "each overflow is resynchronised from the mirror: {status}"

@@ -21,9 +21,11 @@
 //!
 //! The folder: [`worker`] (the thread that calls a plugin), [`replay`]
 //! (bringing a plugin up to date), [`status`] (its state and counters),
+//! [`gate`] (holding a worker, to overflow its queue by construction),
 //! [`error`] (why a query or a swap failed).
 
 mod error;
+mod gate;
 mod pages;
 mod replay;
 mod status;
@@ -43,6 +45,7 @@ use crate::wit::{Answer, Event, PluginInfo};
 use worker::{Job, Shared, Worker};
 
 pub use error::{QueryError, SwapError};
+pub use gate::{Gate, Hold};
 pub use pages::{Pages, Taken, gather};
 use replay::subset;
 pub use replay::{Replay, ReplaySource};
@@ -146,6 +149,12 @@ impl Dispatcher {
             .filter(|s| s.status.state() == PluginState::Live)
             .map(|s| s.tx.len() as f64 / s.tx.capacity().unwrap_or(1).max(1) as f64)
             .fold(0.0, f64::max)
+    }
+
+    /// The gate in front of a plugin's worker (see [`Gate`]).
+    pub fn gate(&self, id: PluginId) -> Option<Gate> {
+        let slot = self.slots.get(id)?.as_ref()?;
+        Some(slot.status.gate.clone())
     }
 
     /// Unloads a plugin: its queue is closed, its worker finishes what is

@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use super::PluginId;
+use super::gate::Gate;
 use crate::histogram::{Histogram, Snapshot};
 use crate::plugin::instance::FAILURE_KINDS;
 use crate::plugin::{CallError, Limits};
@@ -69,6 +70,8 @@ pub struct PluginStatus {
     pub call_time: Histogram,
     /// Failed calls, per [`FAILURE_KINDS`].
     pub failures: [AtomicU64; FAILURE_KINDS.len()],
+    /// Passed by the worker before each job (see [`Gate`]).
+    pub(super) gate: Gate,
 }
 
 impl PluginStatus {
@@ -84,6 +87,7 @@ impl PluginStatus {
             latency: Histogram::default(),
             call_time: Histogram::default(),
             failures: Default::default(),
+            gate: Gate::default(),
         }
     }
 

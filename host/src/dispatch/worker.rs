@@ -84,6 +84,7 @@ impl Worker {
 
     pub(super) fn run(mut self, rx: Receiver<Job>) {
         for job in rx {
+            self.status.gate.pass();
             match job {
                 Job::Batch(events, since) => {
                     let _ = self.deliver(&events);

@@ -306,6 +306,14 @@ impl Engine {
         self.dump_step_hook = Some(hook);
     }
 
+    /// The gate in front of a loaded plugin's worker: a test hook that makes
+    /// the plugin's queue overflow by construction (see
+    /// [`crate::dispatch::Gate`]).
+    pub fn plugin_gate(&self, name: &str) -> Option<crate::dispatch::Gate> {
+        let id = self.dispatcher.id(name)?;
+        self.dispatcher.gate(id)
+    }
+
     /// Calls `hook` on the audit's thread after each step of its dumps: a
     /// test hook that makes changes fall inside an audit by construction.
     pub fn on_audit_step(&mut self, hook: DumpStepHook) {
