@@ -20,7 +20,10 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn run(plugins: &[(&str, &str)], work: &'static str, batches: usize) -> Vec<CallRecord> {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let runtime = runtime();
-    let mut d = Dispatcher::new(DispatchOptions { record_calls: true });
+    let mut d = Dispatcher::new(DispatchOptions {
+        record_calls: true,
+        ..DispatchOptions::default()
+    });
     for (fixture_name, name) in plugins {
         load(
             &mut d,

@@ -2,11 +2,10 @@
 //! different outcome is the harness's own bug, reported as such) and
 //! shrunk to the shortest list of actions that still diverges.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::plugins::Lab;
 use dphost::engine::plants::Plant;
-use dphost::plugin::Runtime;
 
 use crate::run::run;
 use crate::schedule::Schedule;
@@ -30,16 +29,16 @@ pub struct Divergence {
 }
 
 /// Runs one seed: its difference, if it diverges.
-pub fn run_seed(seed: u64, plants: &[Plant], runtime: &Arc<Runtime>) -> Option<String> {
+pub fn run_seed(seed: u64, plants: &[Plant], lab: &Lab) -> Option<String> {
     let schedule = Schedule::generate(seed);
-    run(&schedule, &schedule.actions, plants, runtime, false).divergence
+    run(&schedule, &schedule.actions, plants, lab, false).divergence
 }
 
 /// A diverging schedule explained: run again (a different outcome is the
 /// harness's bug, reported as such, not shrunk), then shrunk.
-pub fn explain(schedule: Schedule, plants: &[Plant], runtime: &Arc<Runtime>) -> Option<Divergence> {
-    let message = run(&schedule, &schedule.actions, plants, runtime, false).divergence?;
-    let again = run(&schedule, &schedule.actions, plants, runtime, false).divergence;
+pub fn explain(schedule: Schedule, plants: &[Plant], lab: &Lab) -> Option<Divergence> {
+    let message = run(&schedule, &schedule.actions, plants, lab, false).divergence?;
+    let again = run(&schedule, &schedule.actions, plants, lab, false).divergence;
     let nondeterministic = again.as_deref() != Some(message.as_str());
     let original_len = schedule.actions.len();
     let shrunk = if nondeterministic {
@@ -48,7 +47,7 @@ pub fn explain(schedule: Schedule, plants: &[Plant], runtime: &Arc<Runtime>) -> 
         let actions = shrink(
             schedule.actions.clone(),
             |candidate| {
-                run(&schedule, candidate, plants, runtime, false)
+                run(&schedule, candidate, plants, lab, false)
                     .divergence
                     .is_some()
             },
@@ -74,7 +73,7 @@ pub fn check_seeds(
     seeds: std::ops::Range<u64>,
     plants: &[Plant],
     threads: usize,
-    runtime: &Arc<Runtime>,
+    lab: &Lab,
     progress: impl Fn(u64) + Sync,
 ) -> Vec<(u64, String)> {
     let next = AtomicU64::new(seeds.start);
@@ -88,7 +87,7 @@ pub fn check_seeds(
                     if seed >= seeds.end {
                         return;
                     }
-                    if let Some(message) = run_seed(seed, plants, runtime) {
+                    if let Some(message) = run_seed(seed, plants, lab) {
                         found
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())

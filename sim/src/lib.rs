@@ -17,7 +17,9 @@
 //! - `world`: the model behind the engine's `Kernel` seam: the sockets' kernel side, dumps that
 //!   see changes made during them, faults at their points;
 //! - `clock`: virtual time;
-//! - `run`: one seed, the real engine in lockstep with the world, compared with the model;
+//! - `plugins`: the fib plugin a seed loads, and the oracle that it equals the kernel;
+//! - `run`: one seed, the real engine and dispatcher in lockstep with the world, compared with
+//!   the model;
 //! - `shrink`: the shortest list of actions that still diverges;
 //! - `campaign`: many seeds on several threads.
 
@@ -26,6 +28,7 @@ pub mod clock;
 pub mod generate;
 pub mod kernel;
 pub mod op;
+pub mod plugins;
 pub mod rng;
 pub mod run;
 pub mod schedule;

@@ -1,24 +1,31 @@
-//! One seed: the real engine and mirror, stepped in lockstep with the
-//! simulated world through its schedule, then compared with the model.
+//! One seed: the real engine, mirror and dispatcher (with the fib plugin,
+//! when the seed loads it), stepped in lockstep with the simulated world
+//! through its schedule, then compared with the model: the mirror, and
+//! every plugin.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dphost::dispatch::DispatchOptions;
+use crossbeam_channel::bounded;
+use dphost::dispatch::{DispatchOptions, Hold};
 use dphost::engine::plants::Plant;
-use dphost::engine::{Engine, NetlinkConfig, PluginSet};
+use dphost::engine::{Engine, EngineHandle, NetlinkConfig, PluginSet, ReloadCause, Request};
 use dphost::mirror::Mirror;
 use dphost::netlink::kind::Kind;
 use dphost::netlink::scope::Scope;
-use dphost::plugin::Runtime;
 
 use crate::clock::SimClock;
 use crate::kernel::SimKernel;
-use crate::schedule::{Action, Schedule};
+use crate::plugins::{FIB, Lab, compare_plugins};
+use crate::schedule::{Action, Fault, Schedule};
 use crate::world::{SimKernelHandle, World};
 
 /// Engine rounds a pause may take before the engine counts as stuck.
 const MAX_SETTLE_ROUNDS: usize = 100_000;
+
+/// Real time a plugin's new instance may take to be made (off the engine's
+/// thread, as in production) before the seed counts as stuck.
+const PLUGIN_WORK_LIMIT: Duration = Duration::from_secs(120);
 
 /// How a seed ended: None when the mirror equals the model.
 #[derive(Debug)]
@@ -33,7 +40,7 @@ pub fn run(
     schedule: &Schedule,
     actions: &[Action],
     plants: &[Plant],
-    runtime: &Arc<Runtime>,
+    lab: &Lab,
     trace: bool,
 ) -> Outcome {
     let mut world = World::new(
@@ -53,8 +60,22 @@ pub fn run(
         sync_attempt_delay: Duration::from_secs(2),
         audit_interval: None,
     };
-    let plugins = PluginSet::new(runtime.clone(), DispatchOptions::default());
-    let (mut engine, _handle) = Engine::with_kernel(
+    let mut plugins = PluginSet::new(
+        lab.runtime.clone(),
+        DispatchOptions {
+            lockstep: true,
+            ..DispatchOptions::default()
+        },
+    );
+    if schedule.params.fib_queue > 0
+        && let Err(e) = plugins.load_compiled(&lab.fib, &lab.fib_spec(schedule.params.fib_queue))
+    {
+        return Outcome {
+            divergence: Some(format!("the fib did not load: {e}")),
+            trace: Vec::new(),
+        };
+    }
+    let (mut engine, engine_handle) = Engine::with_kernel(
         config,
         Arc::new(handle.clone()),
         Arc::new(SimClock::new()),
@@ -63,9 +84,16 @@ pub fn run(
     for plant in plants {
         engine.plant(*plant);
     }
-    let divergence = follow(&mut engine, &handle).err().or_else(|| {
+    let mut runner = Runner {
+        engine: &mut engine,
+        handle: &handle,
+        requests: &engine_handle,
+        held: None,
+        started: false,
+    };
+    let divergence = runner.follow().err().or_else(|| {
         let model = handle.world().kernel.clone();
-        compare(engine.mirror_copy(), &model)
+        compare(engine.mirror_copy(), &model).or_else(|| compare_plugins(&engine, &model, lab))
     });
     if trace && divergence.is_some() {
         // What the mirror holds: reconciled against nothing, all of it goes.
@@ -91,57 +119,173 @@ pub fn run(
     Outcome { divergence, trace }
 }
 
-/// Takes the schedule's actions in order (a dump's steps take some of
-/// them meanwhile), then lets the engine catch up.
-fn follow(engine: &mut Engine, handle: &SimKernelHandle) -> Result<(), String> {
-    let mut started = false;
-    loop {
-        let next = handle.world().next_action();
-        match next {
-            None => break,
-            Some(Action::Start) => {
-                if !started {
-                    engine.start();
-                    started = true;
-                }
-            }
-            Some(Action::Settle) => {
-                if started {
-                    settle(engine, handle)?;
-                }
-            }
-            Some(action) => handle.world().act(&action),
-        }
-    }
-    if !started {
-        engine.start();
-    }
-    settle(engine, handle)
+/// The engine and its world, as one seed drives them.
+struct Runner<'a> {
+    engine: &'a mut Engine,
+    handle: &'a SimKernelHandle,
+    requests: &'a EngineHandle,
+    /// The fib's gate, held since a plugin-overflow fault.
+    held: Option<Hold>,
+    started: bool,
 }
 
-/// Steps the engine until it has read everything the world queued and
-/// has nothing left to do.
-fn settle(engine: &mut Engine, handle: &SimKernelHandle) -> Result<(), String> {
-    let mut quiet = 0;
-    for _ in 0..MAX_SETTLE_ROUNDS {
-        let drained = {
-            let mut world = handle.world();
-            world.pump();
-            world.drained()
+impl Runner<'_> {
+    /// Takes the schedule's actions in order (a dump's steps take some of
+    /// them meanwhile), then lets the engine catch up.
+    fn follow(&mut self) -> Result<(), String> {
+        loop {
+            let next = self.handle.world().next_action();
+            match next {
+                None => break,
+                Some(Action::Start) => {
+                    if !self.started {
+                        self.engine.start();
+                        self.started = true;
+                        self.plugin_work()?;
+                    }
+                }
+                Some(Action::Settle) => {
+                    if self.started {
+                        self.settle()?;
+                    }
+                }
+                Some(Action::Fault(
+                    fault @ (Fault::PluginOverflow | Fault::PluginCrash | Fault::PluginReload),
+                )) => {
+                    self.note(|| format!("fault: {fault}"));
+                    if self.started {
+                        self.plugin_fault(fault)?;
+                    }
+                }
+                Some(action) => self.handle.world().act(&action),
+            }
+        }
+        if !self.started {
+            self.engine.start();
+            self.plugin_work()?;
+        }
+        self.settle()?;
+        // A crash the plugin was never called to meet did not happen.
+        for (_, gate) in self.engine.plugin_gates() {
+            gate.untrip();
+        }
+        Ok(())
+    }
+
+    /// Steps the engine until it has read everything the world queued and
+    /// has nothing left to do; then opens a held gate, and does it again.
+    fn settle(&mut self) -> Result<(), String> {
+        self.settle_once()?;
+        if self.held.take().is_some() {
+            self.note(|| "the fib's gate opens".to_string());
+            self.engine.plugins_catch_up();
+            self.settle_once()?;
+        }
+        Ok(())
+    }
+
+    fn settle_once(&mut self) -> Result<(), String> {
+        let mut quiet = 0;
+        for _ in 0..MAX_SETTLE_ROUNDS {
+            let drained = {
+                let mut world = self.handle.world();
+                world.pump();
+                world.drained()
+            };
+            if drained && self.engine.is_idle() {
+                quiet += 1;
+                if quiet == 2 {
+                    return Ok(());
+                }
+            } else {
+                quiet = 0;
+            }
+            self.engine.step();
+            self.plugin_work()?;
+        }
+        Err(format!(
+            "the engine did not settle within {MAX_SETTLE_ROUNDS} rounds"
+        ))
+    }
+
+    /// Waits for a plugin's new instance being made off the engine's
+    /// thread (a restart) to be handed back and swapped in, before the
+    /// engine reads on.
+    fn plugin_work(&mut self) -> Result<(), String> {
+        let since = std::time::Instant::now();
+        while self.engine.plugin_work_pending() {
+            // A new instance's replay waits behind a held gate: open it.
+            if self.held.take().is_some() {
+                self.note(|| "the fib's gate opens for a new instance".to_string());
+                self.engine.plugins_catch_up();
+            }
+            if since.elapsed() > PLUGIN_WORK_LIMIT {
+                return Err("a plugin's restart never finished".to_string());
+            }
+            self.engine.serve_plugin_work();
+            std::thread::yield_now();
+        }
+        Ok(())
+    }
+
+    fn plugin_fault(&mut self, fault: Fault) -> Result<(), String> {
+        let Some((_, gate)) = self
+            .engine
+            .plugin_gates()
+            .into_iter()
+            .find(|(n, _)| &**n == FIB)
+        else {
+            return Ok(());
         };
-        if drained && engine.is_idle() {
-            quiet += 1;
-            if quiet == 2 {
+        match fault {
+            Fault::PluginOverflow if self.held.is_none() => self.held = Some(gate.hold()),
+            Fault::PluginCrash => gate.trip(),
+            Fault::PluginReload => {
+                // A reload waits at most 5 s for room in a full queue: open
+                // a held gate first, rather than wait for that in real time.
+                if self.held.is_some() {
+                    self.settle()?;
+                }
+                self.reload()?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// `dphost ctl reload fib`, waited for: the file is compiled and
+    /// instantiated off the engine's thread, then replayed and swapped in.
+    fn reload(&mut self) -> Result<(), String> {
+        let (reply, outcome) = bounded(1);
+        self.requests
+            .requests
+            .send(Request::Reload {
+                plugin: FIB.to_string(),
+                cause: ReloadCause::Asked,
+                since: std::time::Instant::now(),
+                reply,
+            })
+            .map_err(|_| "the engine takes no requests".to_string())?;
+        let since = std::time::Instant::now();
+        loop {
+            self.engine.serve_plugin_work();
+            if let Ok(result) = outcome.try_recv() {
+                self.note(|| format!("reload: {result:?}"));
                 return Ok(());
             }
-        } else {
-            quiet = 0;
+            if since.elapsed() > PLUGIN_WORK_LIMIT {
+                return Err("the fib's reload never finished".to_string());
+            }
+            std::thread::yield_now();
         }
-        engine.step();
     }
-    Err(format!(
-        "the engine did not settle within {MAX_SETTLE_ROUNDS} rounds"
-    ))
+
+    fn note(&self, line: impl FnOnce() -> String) {
+        let mut world = self.handle.world();
+        if world.tracing {
+            world.trace.push(line());
+        }
+    }
 }
 
 /// The mirror against a fresh dump of every kind of the model, compared

@@ -17,6 +17,9 @@ use crate::kernel::SimKernel;
 use crate::op::Op;
 use crate::rng::Rng;
 
+/// Plugin crashes per seed, below the supervisor's limit.
+const MAX_CRASHES: usize = 3;
+
 /// One step of a schedule.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -50,6 +53,14 @@ pub enum Fault {
     /// The next step of a dump carries NLM_F_DUMP_INTR, whether or not
     /// the kernel changed.
     DumpInterrupted,
+    /// The fib's worker is held by its gate until the next pause has let
+    /// the engine catch up: its queue fills, and what comes next overflows.
+    PluginOverflow,
+    /// The fib's next call fails as a trap: it is restarted after its
+    /// backoff and replayed the mirror.
+    PluginCrash,
+    /// The fib is reloaded from its file (`dphost ctl reload fib`).
+    PluginReload,
 }
 
 /// The knobs a seed draws: how the engine is configured and how the
@@ -68,6 +79,8 @@ pub struct Params {
     pub step_takes: u64,
     /// Out of 8: how often the reader reads while the engine dumps.
     pub reader_keeps_up: u64,
+    /// Batches the fib plugin's queue holds; 0: no plugin is loaded.
+    pub fib_queue: usize,
 }
 
 /// A seed's parameters and actions.
@@ -87,12 +100,21 @@ impl Params {
             first_part: 1 + rng.below(8) as usize,
             step_takes: 1 + rng.below(6),
             reader_keeps_up: rng.below(8),
+            fib_queue: 1 + rng.below(8) as usize,
         }
     }
 }
 
 impl Fault {
-    fn random(rng: &mut Rng) -> Fault {
+    /// A fault; one of the plugin's when `plugin` is set, one time in four.
+    fn random(rng: &mut Rng, plugin: bool) -> Fault {
+        if plugin && rng.chance(1, 4) {
+            return match rng.below(3) {
+                0 => Fault::PluginOverflow,
+                1 => Fault::PluginCrash,
+                _ => Fault::PluginReload,
+            };
+        }
         match rng.below(20) {
             0..=5 => Fault::Overrun,
             6..=7 => Fault::SocketError,
@@ -124,6 +146,7 @@ impl Schedule {
                 actions.push(Action::During(Kind::Address, op));
             }
         }
+        let mut crashes = 0;
         for _ in 0..20 + rng.below(181) {
             let action = match rng.below(100) {
                 0..=59 => {
@@ -138,7 +161,18 @@ impl Schedule {
                     Action::During(kind, op)
                 }
                 70..=84 => Action::Settle,
-                _ => Action::Fault(Fault::random(&mut rng)),
+                _ => match Fault::random(&mut rng, params.fib_queue > 0) {
+                    // More than five crashes within five minutes disable a
+                    // plugin, rightly; a seed crashes it at most three times.
+                    Fault::PluginCrash if crashes == MAX_CRASHES => {
+                        Action::Fault(Fault::PluginReload)
+                    }
+                    Fault::PluginCrash => {
+                        crashes += 1;
+                        Action::Fault(Fault::PluginCrash)
+                    }
+                    fault => Action::Fault(fault),
+                },
             };
             actions.push(action);
         }
@@ -167,14 +201,15 @@ impl Schedule {
     pub fn listing(&self) -> String {
         let p = &self.params;
         let mut text = format!(
-            "# seed {}\n# params sync_batch_limit={} batch_size={} socket_capacity={} first_part={} step_takes={} reader_keeps_up={}\n",
+            "# seed {}\n# params sync_batch_limit={} batch_size={} socket_capacity={} first_part={} step_takes={} reader_keeps_up={} fib_queue={}\n",
             self.seed,
             p.sync_batch_limit,
             p.batch_size,
             p.socket_capacity,
             p.first_part,
             p.step_takes,
-            p.reader_keeps_up
+            p.reader_keeps_up,
+            p.fib_queue
         );
         for (i, action) in self.actions.iter().enumerate() {
             text.push_str(&format!("{:4}  {action}\n", i + 1));
@@ -212,6 +247,8 @@ impl Schedule {
             first_part: get("first_part")? as usize,
             step_takes: get("step_takes")?,
             reader_keeps_up: get("reader_keeps_up")?,
+            // Listings from before plugins ran in the simulation load none.
+            fib_queue: get("fib_queue").unwrap_or(0) as usize,
         };
         let actions = lines
             .map(|l| l.trim_start_matches(|c: char| c.is_ascii_digit()).parse())
@@ -244,6 +281,9 @@ impl fmt::Display for Fault {
             Fault::DumpError(errno) => write!(f, "dump-error {}", errno_name(*errno)),
             Fault::RequestError(errno) => write!(f, "request-error {}", errno_name(*errno)),
             Fault::DumpInterrupted => write!(f, "dump-interrupted"),
+            Fault::PluginOverflow => write!(f, "plugin-overflow"),
+            Fault::PluginCrash => write!(f, "plugin-crash"),
+            Fault::PluginReload => write!(f, "plugin-reload"),
         }
     }
 }
@@ -307,6 +347,9 @@ impl FromStr for Action {
             (Some("overrun"), None) => Fault::Overrun,
             (Some("socket-error"), None) => Fault::SocketError,
             (Some("dump-interrupted"), None) => Fault::DumpInterrupted,
+            (Some("plugin-overflow"), None) => Fault::PluginOverflow,
+            (Some("plugin-crash"), None) => Fault::PluginCrash,
+            (Some("plugin-reload"), None) => Fault::PluginReload,
             (Some("dump-error"), Some(errno)) => Fault::DumpError(errno_of(errno)?),
             (Some("request-error"), Some(errno)) => Fault::RequestError(errno_of(errno)?),
             _ => return Err(format!("not a fault: {line:?}")),

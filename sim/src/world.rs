@@ -107,6 +107,9 @@ impl World {
                     }
                     Fault::DumpError(_) | Fault::DumpInterrupted => self.step_fault = Some(*fault),
                     Fault::RequestError(errno) => self.request_fault = Some(errno),
+                    // The runner makes the plugin's faults: they act on the
+                    // engine's plugins, not on the kernel.
+                    Fault::PluginOverflow | Fault::PluginCrash | Fault::PluginReload => {}
                 }
             }
             Action::Start | Action::Settle => {}

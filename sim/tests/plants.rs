@@ -2,20 +2,21 @@
 //! some seed diverge within the first 1,000, and without a plant none of
 //! those seeds does.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use dphost::engine::plants::Plant;
-use dphost::plugin::Runtime;
 use dphost_sim::campaign::run_seed;
+use dphost_sim::plugins::Lab;
 
-fn runtime() -> &'static Arc<Runtime> {
-    static RUNTIME: OnceLock<Arc<Runtime>> = OnceLock::new();
-    RUNTIME.get_or_init(|| Arc::new(Runtime::new(None).expect("runtime")))
+/// The runtime and the compiled fib, shared by every seed.
+fn lab() -> &'static Lab {
+    static LAB: OnceLock<Lab> = OnceLock::new();
+    LAB.get_or_init(|| Lab::new().expect("the fib plugin is built"))
 }
 
 /// The first seed below 1,000 that `plant` makes diverge.
 fn first_caught(plant: Plant) -> Option<u64> {
-    (0..1000).find(|&seed| run_seed(seed, &[plant], runtime()).is_some())
+    (0..1000).find(|&seed| run_seed(seed, &[plant], lab()).is_some())
 }
 
 #[test]
@@ -37,7 +38,7 @@ fn every_plant_is_caught_within_1000_seeds() {
 #[test]
 fn the_engine_without_a_plant_does_not_diverge() {
     for seed in 0..1000 {
-        if let Some(divergence) = run_seed(seed, &[], runtime()) {
+        if let Some(divergence) = run_seed(seed, &[], lab()) {
             panic!("seed {seed} diverges: {divergence}\nreplay: cargo xtask sim --seed {seed}");
         }
     }

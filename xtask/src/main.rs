@@ -222,6 +222,16 @@ fn demo() -> Result<()> {
 }
 
 fn sim(args: &[&str]) -> Result<()> {
+    // Seeds load the fib plugin: build it (only it, not every plugin).
+    ensure_wasm_target()?;
+    build_wasm("plugin", &["dphost-fib"])?;
+    let out = target_dir().join("plugins");
+    std::fs::create_dir_all(&out)?;
+    copy(
+        &target_dir().join(WASM_TARGET).join("plugin"),
+        "dphost-fib",
+        &out.join("fib.wasm"),
+    )?;
     run(cargo()
         .args([
             "run",

@@ -1,8 +1,10 @@
 //! A gate in front of a plugin's worker. While anyone holds it, the worker
 //! takes no further job, so the plugin's queue fills by construction, not
 //! because a plugin happened to be slow: the kernel tests and the simulator
-//! hold it to make a plugin overflow. Passing an open gate costs one atomic
-//! load per job.
+//! hold it to make a plugin overflow. A tripped gate makes the worker's next
+//! call fail as a trap: the simulator's plugin crash, at the point its seed
+//! chooses. Passing an open gate costs one atomic load per job, and one per
+//! call.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -15,6 +17,10 @@ pub struct Gate(Arc<Inner>);
 struct Inner {
     /// Whether any [`Hold`] lives: the worker's fast check.
     held: AtomicBool,
+    /// Whether the worker waits at the gate now.
+    parked: AtomicBool,
+    /// The next call fails.
+    tripped: AtomicBool,
     /// How many [`Hold`]s live.
     holds: Mutex<usize>,
     opened: Condvar,
@@ -42,8 +48,32 @@ impl Gate {
         }
         let mut holds = self.holds();
         while *holds > 0 {
+            self.0.parked.store(true, Ordering::Release);
             holds = self.0.opened.wait(holds).unwrap_or_else(|e| e.into_inner());
         }
+        self.0.parked.store(false, Ordering::Release);
+    }
+
+    /// Makes the worker's next call fail as a trap, before it enters the
+    /// plugin: the plugin is failed, and restarted as after a real crash.
+    pub fn trip(&self) {
+        self.0.tripped.store(true, Ordering::Release);
+    }
+
+    /// Takes back a [`Gate::trip`] that no call has met yet.
+    pub fn untrip(&self) {
+        self.0.tripped.store(false, Ordering::Release);
+    }
+
+    /// True once per [`Gate::trip`]: the call being made must fail.
+    pub(super) fn take_trip(&self) -> bool {
+        self.0.tripped.load(Ordering::Acquire) && self.0.tripped.swap(false, Ordering::AcqRel)
+    }
+
+    /// Whether the worker waits at the gate now, a job in its hands: it
+    /// will take nothing more until the gate opens.
+    pub fn parked(&self) -> bool {
+        self.0.parked.load(Ordering::Acquire)
     }
 
     fn holds(&self) -> std::sync::MutexGuard<'_, usize> {
@@ -57,6 +87,9 @@ impl Drop for Hold {
         *holds -= 1;
         if *holds == 0 {
             self.0.0.held.store(false, Ordering::Release);
+            // Cleared here, not when the worker wakes: from now on it is
+            // on its way, and whoever waits for it to catch up must wait.
+            self.0.0.parked.store(false, Ordering::Release);
             self.0.0.opened.notify_all();
         }
     }

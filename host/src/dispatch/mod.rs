@@ -31,7 +31,7 @@ mod replay;
 mod status;
 mod worker;
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -72,6 +72,9 @@ struct Lane {
     /// A clone of the receiving side, to drop the queue on overflow.
     drain: Receiver<Job>,
     status: Arc<PluginStatus>,
+    /// Jobs sent and not dropped at an overflow (see
+    /// [`PluginStatus::jobs_done`]).
+    sent: AtomicU64,
     worker: Option<JoinHandle<()>>,
 }
 
@@ -80,6 +83,11 @@ struct Lane {
 pub struct DispatchOptions {
     /// Keep a [`CallRecord`] of every call (tests of the barrier use it).
     pub record_calls: bool,
+    /// After each job sent, wait until the plugin's worker has finished it
+    /// or waits at its held [`Gate`]: the simulator's lockstep, so that
+    /// what a plugin has taken at any point depends on the seed alone,
+    /// never on how fast its thread ran. Never set in production.
+    pub lockstep: bool,
 }
 
 /// The dispatcher. It is driven by one thread (the one that applies events
@@ -87,6 +95,7 @@ pub struct DispatchOptions {
 pub struct Dispatcher {
     shared: Arc<Shared>,
     slots: Vec<Option<Lane>>,
+    lockstep: bool,
 }
 
 impl Dispatcher {
@@ -97,6 +106,7 @@ impl Dispatcher {
                 records: options.record_calls.then(|| Mutex::new(Vec::new())),
             }),
             slots: Vec::new(),
+            lockstep: options.lockstep,
         }
     }
 
@@ -121,6 +131,7 @@ impl Dispatcher {
             tx,
             drain,
             status,
+            sent: AtomicU64::new(0),
             worker: Some(handle),
         }));
         Ok(self.slots.len() - 1)
@@ -187,7 +198,7 @@ impl Dispatcher {
                 continue;
             }
             match slot.tx.try_send(Job::Batch(events, since)) {
-                Ok(()) => {}
+                Ok(()) => slot.sent_one(self.lockstep),
                 Err(TrySendError::Full(_)) => {
                     slot.overflow();
                     overflowed.push(id);
@@ -213,6 +224,7 @@ impl Dispatcher {
         // The queue was dropped at the overflow and nothing was sent since,
         // so there is room for this one job.
         if slot.tx.try_send(Job::Replay(replay.clone())).is_ok() {
+            slot.sent_one(self.lockstep);
             slot.status.resyncs.fetch_add(1, Ordering::Relaxed);
             slot.status.set_state(PluginState::Live);
         }
@@ -250,6 +262,7 @@ impl Dispatcher {
             slot.status.set_state(was);
             return Err(QueryError::Timeout(slot.name.to_string()));
         }
+        slot.sent_one(self.lockstep);
         Ok(rx)
     }
 
@@ -312,6 +325,7 @@ impl Dispatcher {
         slot.tx
             .try_send(job)
             .map_err(|_| QueryError::Timeout(name.to_string()))?;
+        slot.sent_one(self.lockstep);
         Ok(reply_rx)
     }
 
@@ -358,6 +372,15 @@ impl Dispatcher {
         }
     }
 
+    /// In lockstep, waits until every worker has finished what it was
+    /// sent or waits at its held gate: after a gate opens, before the
+    /// dispatching thread goes on.
+    pub fn catch_up(&self) {
+        for slot in self.slots.iter().flatten() {
+            slot.catch_up();
+        }
+    }
+
     /// Waits until every queue is empty and every worker idle, or the
     /// timeout passes; true when drained.
     pub fn flush(&self, timeout: Duration) -> bool {
@@ -377,6 +400,7 @@ impl Dispatcher {
             if slot.tx.send_timeout(marker, left).is_err() {
                 return false;
             }
+            slot.sent_one(self.lockstep);
             let left = deadline.saturating_duration_since(Instant::now());
             if rx.recv_timeout(left).is_err() && slot.status.state() == PluginState::Live {
                 return false;
@@ -399,7 +423,35 @@ impl Lane {
         self.status.set_state(PluginState::OutOfSync);
         self.status.overflows.fetch_add(1, Ordering::Relaxed);
         let dropped = self.drain.try_iter().count();
+        self.sent.fetch_sub(dropped as u64, Ordering::AcqRel);
         tracing::warn!(plugin = %self.name, dropped, "queue overflowed: plugin is out of sync until resynchronised");
+    }
+
+    /// Counts a job sent; in lockstep, waits until the worker has caught
+    /// up with it or waits at its held gate.
+    fn sent_one(&self, lockstep: bool) {
+        self.sent.fetch_add(1, Ordering::AcqRel);
+        if lockstep {
+            self.catch_up();
+        }
+    }
+
+    /// Waits until the worker has finished every job sent, or waits at
+    /// its held gate (or has stopped).
+    fn catch_up(&self) {
+        let sent = self.sent.load(Ordering::Acquire);
+        let mut spins = 0u32;
+        while self.status.jobs_done.load(Ordering::Acquire) < sent && !self.status.gate.parked() {
+            if self.worker.as_ref().is_none_or(JoinHandle::is_finished) {
+                return;
+            }
+            spins += 1;
+            if spins < 1000 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_micros(20));
+            }
+        }
     }
 
     fn stop(mut self) {

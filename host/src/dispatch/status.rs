@@ -72,6 +72,9 @@ pub struct PluginStatus {
     pub failures: [AtomicU64; FAILURE_KINDS.len()],
     /// Passed by the worker before each job (see [`Gate`]).
     pub(super) gate: Gate,
+    /// Jobs the worker has finished (or discarded): with the jobs sent,
+    /// how the dispatcher in lockstep knows the worker has caught up.
+    pub(super) jobs_done: AtomicU64,
 }
 
 impl PluginStatus {
@@ -88,6 +91,7 @@ impl PluginStatus {
             call_time: Histogram::default(),
             failures: Default::default(),
             gate: Gate::default(),
+            jobs_done: AtomicU64::new(0),
         }
     }
 

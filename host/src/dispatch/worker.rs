@@ -124,6 +124,7 @@ impl Worker {
                     let _ = reply.send(answer);
                 }
             }
+            self.status.jobs_done.fetch_add(1, Ordering::Release);
         }
     }
 
@@ -253,7 +254,13 @@ impl Worker {
                 _exclusive = self.shared.barrier.write();
             }
             let start = Instant::now();
-            let result = f(instance);
+            let result = if self.status.gate.take_trip() {
+                Err(CallError::Trap(
+                    "tripped by its gate (a simulated crash)".into(),
+                ))
+            } else {
+                f(instance)
+            };
             (result, start, Instant::now())
         };
         self.status

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TryRecvError, bounded};
 
 use super::Engine;
+use super::plants::Plant;
 use super::plugin_set::PluginSet;
 use super::request::{Outcome, ReloadCause, Request, RequestError};
 use super::status::{PluginView, Supervision};
@@ -252,7 +253,7 @@ impl Engine {
                 return;
             }
         };
-        let replay: Replay = self.mirror.snapshot();
+        let replay: Replay = self.replay_unless(Plant::RestartWithoutReplay);
         match self
             .dispatcher
             .swap(id, *instance, &replay, SWAP_QUEUE_WAIT)

@@ -486,9 +486,17 @@ impl Engine {
     /// Brings a plugin up to date from the mirror: sync-begin, every object
     /// as an add, sync-end, per kind it wants, ahead of any later event.
     fn replay_to(&mut self, id: PluginId) {
-        let replay: Replay = self.mirror.snapshot();
+        let replay: Replay = self.replay_unless(Plant::ResyncWithoutReplay);
         self.dispatcher.resync(id, &replay);
         self.stats.replays.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The mirror as of now, for a replay; nothing when `plant` is set.
+    pub(super) fn replay_unless(&mut self, plant: Plant) -> Replay {
+        if self.plants.has(plant) {
+            return Arc::new(Vec::<Arc<[Event]>>::new());
+        }
+        self.mirror.snapshot()
     }
 
     /// Resynchronises until a sync completes (or the engine is stopped).

@@ -20,15 +20,23 @@ pub enum Plant {
     /// A sync sends its dump requests before it subscribes to
     /// notifications: a change between the two is in neither.
     DumpBeforeSubscribe,
+    /// A plugin whose queue overflowed is made live again without the
+    /// mirror's replay: what its dropped batches said is lost to it.
+    ResyncWithoutReplay,
+    /// A plugin restarted after a crash starts empty: its new instance is
+    /// not replayed the mirror.
+    RestartWithoutReplay,
 }
 
 impl Plant {
-    pub const ALL: [Plant; 5] = [
+    pub const ALL: [Plant; 7] = [
         Plant::IgnoreEnobufs,
         Plant::IgnoreDumpIntr,
         Plant::SkipLinkReconcile,
         Plant::DiffBeforeDump,
         Plant::DumpBeforeSubscribe,
+        Plant::ResyncWithoutReplay,
+        Plant::RestartWithoutReplay,
     ];
 
     /// Its name on the command line.
@@ -39,6 +47,8 @@ impl Plant {
             Plant::SkipLinkReconcile => "skip-link-reconcile",
             Plant::DiffBeforeDump => "diff-before-dump",
             Plant::DumpBeforeSubscribe => "dump-before-subscribe",
+            Plant::ResyncWithoutReplay => "resync-without-replay",
+            Plant::RestartWithoutReplay => "restart-without-replay",
         }
     }
 
@@ -57,6 +67,12 @@ impl Plant {
             }
             Plant::DumpBeforeSubscribe => {
                 "sends a sync's dump requests before subscribing to notifications"
+            }
+            Plant::ResyncWithoutReplay => {
+                "makes a plugin whose queue overflowed live again without replaying the mirror to it"
+            }
+            Plant::RestartWithoutReplay => {
+                "restarts a crashed plugin without replaying the mirror to its new instance"
             }
         }
     }

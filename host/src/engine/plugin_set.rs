@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::dispatch::{DispatchOptions, Dispatcher, PluginId, PluginMeta};
 use crate::plugin::supervisor::{self, Supervised};
-use crate::plugin::{Instance, LoadError, PluginSpec, Runtime};
+use crate::plugin::{Compiled, Instance, LoadError, PluginSpec, Runtime};
 
 /// Why a plugin could not be added.
 #[derive(Debug, thiserror::Error)]
@@ -59,23 +59,35 @@ impl PluginSet {
     pub fn prepare(runtime: &Runtime, spec: &PluginSpec) -> Result<Prepared, LoadError> {
         let compiled = runtime.compile(&spec.path)?;
         let instance = runtime.instantiate_spec(&compiled, spec)?;
-        let meta = PluginMeta {
-            path: compiled.path.clone(),
-            sha256: compiled.sha256.clone(),
-            api: compiled.version,
-            limits: spec.limits,
-        };
-        let supervised = Supervised::new(compiled, spec.clone());
         Ok(Prepared {
             instance,
-            meta,
-            supervised,
+            meta: meta_of(&compiled, spec),
+            supervised: Supervised::new(compiled, spec.clone()),
         })
     }
 
     /// Loads a plugin before the engine starts.
     pub fn load(&mut self, spec: &PluginSpec) -> Result<PluginId, AddError> {
-        let mut prepared = PluginSet::prepare(&self.runtime, spec)?;
+        let prepared = PluginSet::prepare(&self.runtime, spec)?;
+        self.add(prepared)
+    }
+
+    /// Loads a plugin before the engine starts, from code already compiled
+    /// (the simulator instantiates one compile per seed).
+    pub fn load_compiled(
+        &mut self,
+        compiled: &Compiled,
+        spec: &PluginSpec,
+    ) -> Result<PluginId, AddError> {
+        let instance = self.runtime.instantiate_spec(compiled, spec)?;
+        self.add(Prepared {
+            instance,
+            meta: meta_of(compiled, spec),
+            supervised: Supervised::new(compiled.clone(), spec.clone()),
+        })
+    }
+
+    fn add(&mut self, mut prepared: Prepared) -> Result<PluginId, AddError> {
         prepared.supervised.policy.base = self.restart_base;
         let name = prepared.instance.name().to_string();
         if self.dispatcher.id(&name).is_some() {
@@ -87,5 +99,15 @@ impl PluginSet {
             .map_err(|source| AddError::Worker { name, source })?;
         self.supervised.insert(id, prepared.supervised);
         Ok(id)
+    }
+}
+
+/// What the host records of a plugin's file.
+fn meta_of(compiled: &Compiled, spec: &PluginSpec) -> PluginMeta {
+    PluginMeta {
+        path: compiled.path.clone(),
+        sha256: compiled.sha256.clone(),
+        api: compiled.version,
+        limits: spec.limits,
     }
 }

@@ -5,12 +5,11 @@
 //! `--plant`, when none does (the plant went uncaught).
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Instant;
 
 use dphost::engine::plants::Plant;
-use dphost::plugin::Runtime;
 use dphost_sim::campaign::{Divergence, check_seeds, explain};
+use dphost_sim::plugins::Lab;
 use dphost_sim::run::run;
 use dphost_sim::schedule::Schedule;
 
@@ -84,8 +83,8 @@ fn main() -> ExitCode {
             .with_writer(std::io::stderr)
             .init();
     }
-    let runtime = match Runtime::new(None) {
-        Ok(runtime) => Arc::new(runtime),
+    let lab = match Lab::new() {
+        Ok(lab) => lab,
         Err(e) => {
             eprintln!("sim: {e}");
             return ExitCode::FAILURE;
@@ -93,7 +92,7 @@ fn main() -> ExitCode {
     };
     let plants: Vec<Plant> = args.plant.into_iter().collect();
     if let Some(file) = &args.replay {
-        return replay(file, &plants, &runtime, args.verbose);
+        return replay(file, &plants, &lab, args.verbose);
     }
     let (range, count) = match args.seed {
         Some(seed) => (seed..seed + 1, 1),
@@ -104,13 +103,13 @@ fn main() -> ExitCode {
     {
         let schedule = Schedule::generate(seed);
         eprintln!("seed {seed}: {:?}\n{}", schedule.params, schedule.listing());
-        let outcome = run(&schedule, &schedule.actions, &plants, &runtime, true);
+        let outcome = run(&schedule, &schedule.actions, &plants, &lab, true);
         for line in &outcome.trace {
             eprintln!("  {line}");
         }
     }
     let started = Instant::now();
-    let divergences = check_seeds(range, &plants, args.threads, &runtime, |done| {
+    let divergences = check_seeds(range, &plants, args.threads, &lab, |done| {
         if done % 1000 == 0 {
             eprintln!(
                 "sim: {done} seeds, {:.1} s",
@@ -121,7 +120,7 @@ fn main() -> ExitCode {
     println!("{count} seeds, {} divergences", divergences.len());
     for (i, (seed, message)) in divergences.iter().enumerate() {
         if i < EXPLAINED {
-            let explained = explain(Schedule::generate(*seed), &plants, &runtime);
+            let explained = explain(Schedule::generate(*seed), &plants, &lab);
             match explained {
                 Some(divergence) => print(&divergence),
                 None => println!(
@@ -149,7 +148,7 @@ fn main() -> ExitCode {
 }
 
 /// Runs one listing, with its trace when verbose.
-fn replay(file: &str, plants: &[Plant], runtime: &Arc<Runtime>, verbose: bool) -> ExitCode {
+fn replay(file: &str, plants: &[Plant], lab: &Lab, verbose: bool) -> ExitCode {
     let schedule = match std::fs::read_to_string(file)
         .map_err(|e| e.to_string())
         .and_then(|text| Schedule::parse(&text))
@@ -160,7 +159,7 @@ fn replay(file: &str, plants: &[Plant], runtime: &Arc<Runtime>, verbose: bool) -
             return ExitCode::from(2);
         }
     };
-    let outcome = run(&schedule, &schedule.actions, plants, runtime, verbose);
+    let outcome = run(&schedule, &schedule.actions, plants, lab, verbose);
     for line in &outcome.trace {
         eprintln!("  {line}");
     }
