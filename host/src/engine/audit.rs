@@ -176,6 +176,7 @@ impl Engine {
     /// compared against: that audit fails.
     pub(super) fn forget_fences(&mut self) {
         self.dumped_until = None;
+        self.rewritten.clear();
         self.audits.fences.clear();
         self.audits.touched = None;
     }

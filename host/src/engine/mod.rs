@@ -42,6 +42,7 @@ pub mod plants;
 pub mod plugin_set;
 pub mod report;
 pub mod request;
+mod rewritten;
 #[cfg(feature = "sim")]
 mod sim;
 pub mod stats;
@@ -211,6 +212,8 @@ pub struct Engine {
     /// reconcile made link events at a full table reconcile the whole
     /// family again and again (`cargo xtask bench silent`).
     dumped_until: Option<u64>,
+    /// IPv4 route keys reconciles rewrote, until their fence.
+    rewritten: rewritten::Rewritten,
 }
 
 /// How long after a link change the engine reconciles at the latest, when
@@ -279,6 +282,7 @@ impl Engine {
             ignore_silent: false,
             plants: Plants::default(),
             dumped_until: None,
+            rewritten: rewritten::Rewritten::default(),
         };
         (engine, handle)
     }
@@ -351,7 +355,11 @@ impl Engine {
                 Ok(Notice::Fence(id)) if self.dumped_until == Some(id) => {
                     self.dumped_until = None;
                 }
-                Ok(Notice::Fence(id)) => self.fenced(id),
+                Ok(Notice::Fence(id)) => {
+                    if !self.rewritten.fenced(id) {
+                        self.fenced(id);
+                    }
+                }
                 Err(_) => self.lost(Loss::Socket("reader stopped".into())),
             },
             recv(self.requests) -> request => {
@@ -406,8 +414,11 @@ impl Engine {
             {
                 Vec::new()
             } else {
-                self.mirror
-                    .silent_scopes(&change, self.dumped_until.is_some())
+                let mut scopes = self
+                    .mirror
+                    .silent_scopes(&change, self.dumped_until.is_some());
+                scopes.extend(self.rewritten.stale(&change));
+                scopes
             };
             self.schedule(silent);
             self.mirror.apply(change, &mut self.out);
@@ -436,6 +447,7 @@ impl Engine {
         let batch: Arc<[Event]> = self.out.drain(..).collect();
         self.count_events(&batch);
         self.note_for_audit(&batch);
+        self.rewritten.note(&batch);
         let since = self.out_since.take().unwrap_or_else(Instant::now);
         for id in self.dispatcher.dispatch_since(&batch, since) {
             // In the middle of a sync the mirror is half way between two
@@ -686,6 +698,7 @@ impl Engine {
         for attempt in 1..=MAX_REDUMPS {
             let mut dump = self.open_scoped_dump(&scope)?;
             self.mirror.reconcile_begin(scope);
+            self.rewritten.begin();
             let read = self.read_dump(dump.as_mut(), |mirror, change, out| {
                 mirror.reconcile_add(change, out)
             });
@@ -693,10 +706,18 @@ impl Engine {
                 // The mirror stays as the dump left it; the resync the
                 // error leads to marks everything again.
                 self.mirror.reconcile_abandon();
+                self.rewritten.noted();
                 return Err(e);
             }
             self.mirror.reconcile_end(&mut self.out);
             self.flush(self.config.sync_batch_delay);
+            if self.rewritten.noted()
+                && let Some(reader) = &self.reader
+            {
+                let id = self.audits.next_fence();
+                reader.fence(id);
+                self.rewritten.fence(id);
+            }
             self.stats.reconciliations.fetch_add(1, Ordering::Relaxed);
             if let Some(wider) = self.mirror.reconcile_widened(scope) {
                 tracing::debug!(%wider, "a dump by link was ambiguous; again, wider");
