@@ -33,6 +33,19 @@ pub struct Outcome {
     pub divergence: Option<String>,
     /// What happened, when asked for.
     pub trace: Vec<String>,
+    /// What the plugins went through.
+    pub plugins: PluginCounts,
+}
+
+/// The plugin faults that took effect in a seed, summed over its plugins.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PluginCounts {
+    pub overflows: u64,
+    pub resyncs: u64,
+    pub restarts: u64,
+    pub reloads: u64,
+    /// Events the plugins took.
+    pub events: u64,
 }
 
 /// Runs `actions` with `schedule`'s seed and parameters.
@@ -73,6 +86,7 @@ pub fn run(
         return Outcome {
             divergence: Some(format!("the fib did not load: {e}")),
             trace: Vec::new(),
+            plugins: PluginCounts::default(),
         };
     }
     let (mut engine, engine_handle) = Engine::with_kernel(
@@ -116,7 +130,21 @@ pub fn run(
         world.trace.extend(model);
     }
     let trace = std::mem::take(&mut handle.world().trace);
-    Outcome { divergence, trace }
+    let plugins = engine
+        .plugin_report()
+        .iter()
+        .fold(PluginCounts::default(), |sum, p| PluginCounts {
+            overflows: sum.overflows + p.worker.overflows,
+            resyncs: sum.resyncs + p.worker.resyncs,
+            restarts: sum.restarts + p.supervision.restarts,
+            reloads: sum.reloads + p.supervision.reloads,
+            events: sum.events + p.worker.events,
+        });
+    Outcome {
+        divergence,
+        trace,
+        plugins,
+    }
 }
 
 /// The engine and its world, as one seed drives them.
@@ -270,7 +298,11 @@ impl Runner<'_> {
         loop {
             self.engine.serve_plugin_work();
             if let Ok(result) = outcome.try_recv() {
-                self.note(|| format!("reload: {result:?}"));
+                // Not the message: it says how long the reload took.
+                self.note(|| match result {
+                    Ok(_) => "the fib reloaded".to_string(),
+                    Err(e) => format!("the fib's reload failed: {e}"),
+                });
                 return Ok(());
             }
             if since.elapsed() > PLUGIN_WORK_LIMIT {

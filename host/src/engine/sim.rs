@@ -73,6 +73,12 @@ impl Engine {
             .collect()
     }
 
+    /// Every plugin's worker counters and what its supervisor knows (as
+    /// `ctl plugins` shows them).
+    pub fn plugin_report(&self) -> Vec<super::PluginView> {
+        self.plugin_views()
+    }
+
     /// A plugin's answer to `request`, every page of it gathered.
     pub fn query_plugin(&self, name: &str, request: &str) -> Result<String, QueryError> {
         self.dispatcher
