@@ -358,7 +358,7 @@ impl DumpStream for SimDump {
             return Err(io::Error::from_raw_os_error(errno));
         }
         self.requested = true;
-        self.generation = world.kernel.generation(self.scope.kind);
+        self.generation = world.kernel.dump_seq(self.scope.kind);
         let scope = self.scope;
         world.note(|| format!("dump of {scope} requested"));
         if !self.scope.is_all() && world.kernel.dump_scoped(&self.scope).is_err() {
@@ -400,7 +400,7 @@ impl DumpStream for SimDump {
                 .dump_step(&self.scope, &mut self.cursor, limit - step.len());
             step.extend(more);
         }
-        if world.kernel.generation(self.scope.kind) != self.generation
+        if world.kernel.dump_seq(self.scope.kind) != self.generation
             && world.kernel.flags_interrupt(&self.scope.effective())
         {
             self.interrupted = true;

@@ -639,46 +639,67 @@ fn scoped_dumps_filter_as_the_kernel_does() {
 }
 
 /// NLM_F_DUMP_INTR: a change made while a large dump is read (after its first part, before the
-/// parts read ahead run out) flags the dump exactly where `SimKernel::flags_interrupt` says: an
-/// address dump (whole or scoped by link, which dphost dumps whole) is flagged; a route dump is
-/// not. The objects are made outside the model: this compares only the flag.
+/// parts read ahead run out) flags the dump exactly when `SimKernel::flags_interrupt` says the
+/// scope is checked and the change moved `SimKernel::dump_seq`: an address dump (whole or scoped
+/// by link, which dphost dumps whole) for any address change; a link dump when a link is made or
+/// goes, not when one changes; never a route, neighbour or rule dump. Thousands of objects made
+/// outside the model make each dump long; the change is applied to both, and only the flag is
+/// compared.
 #[test]
 fn dumps_flag_interruption_where_the_model_says() {
     let Some(mut h) = Harness::new() else { return };
     h.run(&TWO_PAIRS[..4]);
-    let many: Vec<String> = (0..10000)
-        .flat_map(|i| {
-            let (a, b) = (i / 250, i % 250 + 1);
-            [
-                format!("addr add 172.18.{a}.{b}/32 dev v0"),
-                format!("route add 172.19.{a}.{b}/32 dev v0 table 100"),
-            ]
-        })
+    let mut many: Vec<String> = (0..200)
+        .map(|i| format!("link add x{i} type veth peer name y{i}"))
         .collect();
+    for i in 0..10000 {
+        let (a, b) = (i / 250, i % 250 + 1);
+        many.push(format!("addr add 172.18.{a}.{b}/32 dev v0"));
+        many.push(format!("route add 172.19.{a}.{b}/32 dev v0 table 100"));
+        if i < 5000 {
+            many.push(format!(
+                "neigh add 172.18.{a}.{b} lladdr 02:00:00:00:aa:01 dev v0 nud permanent"
+            ));
+            many.push(format!("rule add pref {} table 100", 1000 + i));
+        }
+    }
     h.ns.batch(&many);
     let cases = [
-        (Scope::all(Kind::Address), "addr add 10.9.9.9/32 dev v0"),
+        (
+            Scope::all(Kind::Address),
+            "addr add 10.9.9.9/32 dev v0 noprefixroute",
+        ),
         (
             Scope::on_link(Kind::Address, 3),
-            "addr add 10.9.9.8/32 dev v0",
+            "addr add 10.9.9.8/32 dev v0 noprefixroute",
         ),
         (Scope::all(Kind::Route), "route add 172.20.0.0/24 dev v0"),
+        (
+            Scope::all(Kind::Link),
+            "link add v5 address 02:00:00:00:05:01 type veth peer name p5 address 02:00:00:00:05:02",
+        ),
+        (Scope::all(Kind::Link), "link set v0 mtu 9000"),
+        (Scope::all(Kind::Link), "link del v5"),
+        (
+            Scope::all(Kind::Neighbour),
+            "neigh replace 10.0.1.7 lladdr 02:00:00:00:aa:02 dev v0 nud permanent",
+        ),
+        (Scope::all(Kind::Rule), "rule add priority 99999 table 101"),
     ];
     for (n, (scope, change)) in cases.into_iter().enumerate() {
+        let op: Op = change.parse().unwrap_or_else(|e| panic!("{e}"));
+        let seq = h.model.dump_seq(scope.kind);
         let mut dump = Dump::start_scoped(&h.netns, &scope, 100 + n as u32).expect("a dump");
         let mut out = Vec::new();
         dump.next_batch(1, &mut out).expect("the first part");
-        let args: Vec<String> = change.split(' ').map(str::to_string).collect();
-        h.ns.ip(&args).expect("the change");
+        h.ns.ip(&op.ip_args()).expect("the change");
+        h.model.apply(&op).expect("the model takes the change");
         while !dump.is_done() {
             dump.next_batch(4096, &mut out).expect("reading the dump");
         }
-        assert!(out.len() > 10000, "{scope:?}: only {} objects", out.len());
-        assert_eq!(
-            dump.interrupted,
-            h.model.flags_interrupt(&scope),
-            "{scope:?} after {change}"
-        );
+        assert!(out.len() > 400, "{scope:?}: only {} objects", out.len());
+        let expected = h.model.flags_interrupt(&scope) && h.model.dump_seq(scope.kind) != seq;
+        assert_eq!(dump.interrupted, expected, "{scope:?} after {change}");
     }
 }
 

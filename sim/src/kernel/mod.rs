@@ -61,6 +61,9 @@ pub struct SimKernel {
     pub(crate) tables: BTreeSet<(bool, u32)>,
     /// Per kind, in [`Kind::ALL`] order: bumped whenever any object of it changes.
     generations: [u64; 6],
+    /// Bumped when a link is made or goes (not when one changes): the kernel's
+    /// `dev_base_seq`, which its link dumps check.
+    link_list: u64,
 }
 
 /// Where a [`SimKernel::dump_step`] dump has got to.
@@ -100,6 +103,7 @@ impl SimKernel {
             .into_iter()
             .collect(),
             generations: [0; 6],
+            link_list: 0,
         };
         kernel.links.insert(1, SimLink::loopback());
         kernel.addresses.push(SimAddress::ipv6_loopback());
@@ -181,6 +185,9 @@ impl SimKernel {
                 *generation += 1;
             }
         }
+        if !self.links.keys().eq(before.links.keys()) {
+            self.link_list += 1;
+        }
     }
 
     /// Every object of `kind` as `New*` changes, in the kernel's dump order.
@@ -247,15 +254,25 @@ impl SimKernel {
         self.generations[kind_index(kind)]
     }
 
+    /// The counter the kernel's dump of `kind` checks for consistency
+    /// (`nl_dump_check_consistent`): for links `dev_base_seq`, which moves when a link is made
+    /// or goes and not when one changes; for the other kinds, their generation.
+    pub fn dump_seq(&self, kind: Kind) -> u64 {
+        match kind {
+            Kind::Link => self.link_list,
+            kind => self.generation(kind),
+        }
+    }
+
     /// True when the real kernel flags a dump of `scope` NLM_F_DUMP_INTR once its kind's
-    /// generation changed since it began: address dumps as dphost asks for them (by family:
-    /// [`Scope::effective`] drops the link, because the kernel never flags an address dump
-    /// filtered by link). Route dumps are confirmed never flagged; links, neighbours, nexthops
-    /// and rules are not confirmed, so never.
+    /// [`SimKernel::dump_seq`] moved since it began: address dumps as dphost asks for them (by
+    /// family: [`Scope::effective`] drops the link, because the kernel never flags an address
+    /// dump filtered by link), and whole link dumps. Route, neighbour and rule dumps are
+    /// confirmed never flagged; nexthops are not in the model.
     /// conformance: dumps_flag_interruption_where_the_model_says
     pub fn flags_interrupt(&self, scope: &Scope) -> bool {
         let effective = scope.effective();
-        effective.kind == Kind::Address && effective.ifindex.is_none()
+        matches!(effective.kind, Kind::Address | Kind::Link) && effective.ifindex.is_none()
     }
 
     /// Every object of `kind` with its dump position, in dump order.

@@ -131,6 +131,9 @@ fn scoped_dumps_filter_and_fail_as_the_kernel_does() {
         "dphost dumps addresses whole"
     );
     assert!(!k.flags_interrupt(&Scope::all(Kind::Route)));
+    assert!(k.flags_interrupt(&Scope::all(Kind::Link)));
+    assert!(!k.flags_interrupt(&Scope::all(Kind::Neighbour)));
+    assert!(!k.flags_interrupt(&Scope::all(Kind::Rule)));
 }
 
 /// A generation moves for a silent change too, and not for a failed op.
