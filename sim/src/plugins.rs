@@ -10,8 +10,6 @@ use std::sync::Arc;
 use dphost::dispatch::{QueryError, gather};
 use dphost::engine::Engine;
 use dphost::mirror::Mirror;
-use dphost::netlink::kind::Kind;
-use dphost::netlink::scope::Scope;
 use dphost::plugin::cache::CodeCache;
 use dphost::plugin::{Compiled, Instance, Limits, PluginSpec, Runtime};
 
@@ -115,14 +113,7 @@ fn fresh_instance(lab: &Lab, spec: &PluginSpec, model: &SimKernel) -> Result<Ins
         .instantiate_spec(&lab.fib, spec)
         .map_err(|e| e.to_string())?;
     let mut mirror = Mirror::new();
-    let mut sink = Vec::new();
-    for kind in Kind::ALL {
-        mirror.reconcile_begin(Scope::all(kind));
-        for change in model.dump(kind) {
-            mirror.reconcile_add(change, &mut sink);
-        }
-        mirror.reconcile_end(&mut sink);
-    }
+    crate::run::reconcile_to(&mut mirror, model, &mut Vec::new());
     let replay = mirror.snapshot();
     let wanted = instance.subscription();
     let mut failed = None;

@@ -257,12 +257,7 @@ impl Runner<'_> {
     }
 
     fn plugin_fault(&mut self, fault: Fault) -> Result<(), String> {
-        let Some((_, gate)) = self
-            .engine
-            .plugin_gates()
-            .into_iter()
-            .find(|(n, _)| &**n == FIB)
-        else {
+        let Some(gate) = self.engine.plugin_gate(FIB) else {
             return Ok(());
         };
         match fault {
@@ -320,17 +315,23 @@ impl Runner<'_> {
     }
 }
 
+/// Makes `mirror` equal to a fresh dump of every kind of the model, as
+/// the audit does; `out` gets the events that took.
+pub fn reconcile_to(mirror: &mut Mirror, model: &SimKernel, out: &mut Vec<dphost::wit::Event>) {
+    for kind in Kind::ALL {
+        mirror.reconcile_begin(Scope::all(kind));
+        for change in model.dump(kind) {
+            mirror.reconcile_add(change, out);
+        }
+        mirror.reconcile_end(out);
+    }
+}
+
 /// The mirror against a fresh dump of every kind of the model, compared
 /// as the audit compares it with the kernel: None when they are equal.
 fn compare(mut mirror: Mirror, model: &SimKernel) -> Option<String> {
     let mut differences = Vec::new();
-    for kind in Kind::ALL {
-        mirror.reconcile_begin(Scope::all(kind));
-        for change in model.dump(kind) {
-            mirror.reconcile_add(change, &mut differences);
-        }
-        mirror.reconcile_end(&mut differences);
-    }
+    reconcile_to(&mut mirror, model, &mut differences);
     if differences.is_empty() {
         return None;
     }
