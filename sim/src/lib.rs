@@ -1,5 +1,6 @@
 //! A simulated kernel for dphost's deterministic simulation (issue 14): the links, addresses,
-//! neighbours, routes and policy rules of one network namespace, changed by `ip`-like
+//! neighbours, nexthop objects, routes and policy rules of one network namespace (with
+//! `nexthop_compat_mode` on or off), changed by `ip`-like
 //! operations with the real kernel's semantics as far as `tests/conformance.rs` has confirmed
 //! them against it, and answering with the notifications and dumps dphost's decoders would make
 //! of the kernel's.

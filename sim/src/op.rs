@@ -60,6 +60,28 @@ pub enum Op {
     /// `route VERB ...`.
     /// conformance: ipv4_same_key_routes_keep_the_kernels_order
     Route { verb: Verb, route: RouteSpec },
+    /// `nexthop add|replace id ID ...`: [`Verb::Add`] or [`Verb::Replace`]. ID is never 0
+    /// (the kernel would choose one).
+    /// conformance: nexthops_follow_the_kernel
+    Nexthop {
+        verb: Verb,
+        id: u32,
+        spec: NexthopSpec,
+    },
+    /// `nexthop del id ID`.
+    /// conformance: nexthops_follow_the_kernel
+    DelNexthop { id: u32 },
+}
+
+/// What a nexthop object an op makes forwards through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NexthopSpec {
+    /// `dev NAME`: directly connected (an IPv4 nexthop, as `ip` makes it).
+    Dev(String),
+    /// `via GW dev NAME onlink`, IPv4 or IPv6.
+    Gateway(IpAddr, String),
+    /// `group ID[,WEIGHT]/...`: members (single nexthops) with weights 1 and up.
+    Group(Vec<(u32, u16)>),
 }
 
 /// The NUD states an op sets: the ones without timers.
@@ -116,6 +138,18 @@ pub enum Via {
     /// One gateway (`via GW dev NAME onlink`) or several (`nexthop via GW dev NAME onlink ...`).
     /// A delete prints them without `onlink`.
     Gateways(Vec<(IpAddr, String)>),
+    /// `nhid ID`: through a nexthop object.
+    Nhid(u32),
+}
+
+impl Via {
+    /// The nexthop object it names, if it names one.
+    pub fn nhid(&self) -> Option<u32> {
+        match self {
+            Via::Nhid(id) => Some(*id),
+            _ => None,
+        }
+    }
 }
 
 impl Verb {
@@ -207,6 +241,26 @@ impl fmt::Display for Op {
                 if *v6 { "-6 " } else { "" }
             ),
             Op::Route { verb, route } => write_route(f, *verb, route),
+            Op::Nexthop { verb, id, spec } => {
+                write!(f, "nexthop {} id {id}", verb.name())?;
+                match spec {
+                    NexthopSpec::Dev(dev) => write!(f, " dev {dev}"),
+                    NexthopSpec::Gateway(gateway, dev) => {
+                        write!(f, " via {gateway} dev {dev} onlink")
+                    }
+                    NexthopSpec::Group(members) => {
+                        let members: Vec<String> = members
+                            .iter()
+                            .map(|&(id, weight)| match weight {
+                                1 => id.to_string(),
+                                w => format!("{id},{w}"),
+                            })
+                            .collect();
+                        write!(f, " group {}", members.join("/"))
+                    }
+                }
+            }
+            Op::DelNexthop { id } => write!(f, "nexthop del id {id}"),
         }
     }
 }
@@ -223,6 +277,7 @@ fn write_route(f: &mut fmt::Formatter<'_>, verb: Verb, r: &RouteSpec) -> fmt::Re
     match &r.via {
         Via::Any => Ok(()),
         Via::Dev(dev) => write!(f, " dev {dev}"),
+        Via::Nhid(id) => write!(f, " nhid {id}"),
         Via::Gateways(hops) if hops.len() == 1 => {
             write!(f, " via {} dev {}{onlink}", hops[0].0, hops[0].1)
         }
@@ -375,6 +430,20 @@ impl FromStr for Op {
             ["route", verb, prefix, rest @ ..] => {
                 parse_route(verb, prefix, rest).ok_or_else(bad)?
             }
+            ["nexthop", "del", "id", id] => Op::DelNexthop {
+                id: id.parse().map_err(|_| bad())?,
+            },
+            ["nexthop", verb @ ("add" | "replace"), "id", id, rest @ ..] if *id != "0" => {
+                Op::Nexthop {
+                    verb: if *verb == "add" {
+                        Verb::Add
+                    } else {
+                        Verb::Replace
+                    },
+                    id: id.parse().map_err(|_| bad())?,
+                    spec: parse_nexthop(rest).ok_or_else(bad)?,
+                }
+            }
             _ => return Err(bad()),
         };
         if op.to_string() != words.join(" ") {
@@ -407,6 +476,7 @@ fn parse_route(verb: &str, prefix: &str, mut rest: &[&str]) -> Option<Op> {
     let via = match rest {
         [] => Via::Any,
         ["dev", dev] => Via::Dev(dev.to_string()),
+        ["nhid", id] => Via::Nhid(id.parse().ok()?),
         ["via", gateway, "dev", dev, ..] => {
             Via::Gateways(vec![(gateway.parse().ok()?, dev.to_string())])
         }
@@ -432,6 +502,25 @@ fn parse_route(verb: &str, prefix: &str, mut rest: &[&str]) -> Option<Op> {
             metric,
             via,
         },
+    })
+}
+
+fn parse_nexthop(rest: &[&str]) -> Option<NexthopSpec> {
+    Some(match rest {
+        ["dev", dev] => NexthopSpec::Dev(dev.to_string()),
+        ["via", gateway, "dev", dev, "onlink"] => {
+            NexthopSpec::Gateway(gateway.parse().ok()?, dev.to_string())
+        }
+        ["group", members] => NexthopSpec::Group(
+            members
+                .split('/')
+                .map(|m| match m.split_once(',') {
+                    Some((id, weight)) => Some((id.parse().ok()?, weight.parse().ok()?)),
+                    None => Some((m.parse().ok()?, 1)),
+                })
+                .collect::<Option<Vec<_>>>()?,
+        ),
+        _ => return None,
     })
 }
 

@@ -44,7 +44,16 @@ struct Harness {
 
 impl Harness {
     fn new() -> Option<Harness> {
+        Harness::with_compat(true)
+    }
+
+    /// A namespace with `net.ipv4.nexthop_compat_mode` set to `compat`, and the model to match.
+    fn with_compat(compat: bool) -> Option<Harness> {
         let ns = Ns::new()?;
+        ns.sysctl(&format!(
+            "net.ipv4.nexthop_compat_mode={}",
+            u8::from(compat)
+        ));
         let netns = Netns::named(&ns.name);
         let reader = Reader::start(&netns, 8 << 20, 2048, Arc::new(ReaderCounters::default()))
             .expect("opening the notification socket");
@@ -52,7 +61,7 @@ impl Harness {
             ns,
             netns,
             reader,
-            model: SimKernel::new(),
+            model: SimKernel::with_compat(compat),
             done: Vec::new(),
             fence: 0,
         };
@@ -661,6 +670,7 @@ fn dumps_flag_interruption_where_the_model_says() {
                 "neigh add 172.18.{a}.{b} lladdr 02:00:00:00:aa:01 dev v0 nud permanent"
             ));
             many.push(format!("rule add pref {} table 100", 1000 + i));
+            many.push(format!("nexthop add id {} dev v0", 1000 + i));
         }
     }
     h.ns.batch(&many);
@@ -685,6 +695,10 @@ fn dumps_flag_interruption_where_the_model_says() {
             "neigh replace 10.0.1.7 lladdr 02:00:00:00:aa:02 dev v0 nud permanent",
         ),
         (Scope::all(Kind::Rule), "rule add priority 99999 table 101"),
+        (Scope::all(Kind::Nexthop), "nexthop add id 99999 dev v0"),
+        (Scope::all(Kind::Nexthop), "nexthop replace id 99999 dev v0"),
+        (Scope::all(Kind::Nexthop), "nexthop del id 99999"),
+        (Scope::all(Kind::Nexthop), "link set v0 mtu 1500"),
     ];
     for (n, (scope, change)) in cases.into_iter().enumerate() {
         let op: Op = change.parse().unwrap_or_else(|e| panic!("{e}"));
@@ -775,5 +789,194 @@ fn rules_follow_the_kernel() {
         "rule del priority 100 table 100",
         "-6 rule del priority 32766 table 254",
         "rule add priority 100 table 100",
+    ]);
+}
+
+/// Nexthop objects: single ones (a device, an onlink gateway of either family) and groups with
+/// weights, made, replaced (a replace of none makes it; a group cannot become a single one nor
+/// back) and deleted (a group losing a member is announced, one losing its last is deleted), and
+/// the failures: an id taken, a missing or down device, a group of a group, of one id twice, of
+/// an id that does not exist.
+#[test]
+fn nexthops_follow_the_kernel() {
+    let Some(mut h) = Harness::new() else { return };
+    h.run(TWO_PAIRS);
+    h.run(NEXTHOPS);
+    h.run(&[
+        "nexthop add id 1 via 10.0.1.4 dev v0 onlink",
+        "nexthop add id 7 via 10.0.1.4 dev v9 onlink",
+        "nexthop add id 14 group 11",
+        "nexthop add id 15 group 1/1",
+        "nexthop add id 16 group 1/99",
+        "nexthop add id 17 group 1,255/4,7",
+        "nexthop replace id 1 via 10.0.1.9 dev v0 onlink",
+        "nexthop replace id 20 via 10.0.1.5 dev v0 onlink",
+        "nexthop replace id 20 via 10.0.1.5 dev v0 onlink",
+        "nexthop replace id 11 group 5",
+        "nexthop replace id 11 via 10.0.1.2 dev v0 onlink",
+        "nexthop replace id 1 group 2",
+        "nexthop replace id 12 group 6,3/4",
+        "nexthop del id 2",
+        "nexthop del id 5",
+        "nexthop del id 99",
+        "nexthop del id 17",
+        "link set p1 down",
+        "nexthop add id 21 via 10.1.1.2 dev v1 onlink",
+        "link set v1 down",
+        "nexthop add id 21 dev v1",
+        "nexthop del id 1",
+        "nexthop del id 4",
+    ]);
+}
+
+/// Nexthop objects of every shape through `v0` and `v1`.
+const NEXTHOPS: &[&str] = &[
+    "nexthop add id 1 via 10.0.1.2 dev v0 onlink",
+    "nexthop add id 2 via 10.0.1.3 dev v0 onlink",
+    "nexthop add id 3 dev v1",
+    "nexthop add id 4 via fd00::12 dev v0 onlink",
+    "nexthop add id 5 via 10.1.1.2 dev v1 onlink",
+    "nexthop add id 6 via fd00:1::12 dev v1 onlink",
+    "nexthop add id 10 group 1/2,3/5",
+    "nexthop add id 11 group 1/5",
+    "nexthop add id 12 group 4/6",
+    "nexthop add id 13 group 1/4",
+];
+
+/// Routes through nexthop objects, with `nexthop_compat_mode` on and off: what their messages
+/// list (a group of one: its hop alone for IPv4, with its weight for IPv6), IPv4 same-key placement and deletes by object, IPv6 routes kept apart, an IPv6 route
+/// refused an IPv4 object, a replaced object announcing its routes again (compat mode only), a
+/// deleted one taking its routes (IPv6 announced in compat mode only), and routes through an
+/// object kept when the device's last IPv4 address goes.
+#[test]
+fn routes_through_nexthops_follow_the_kernel() {
+    for compat in [true, false] {
+        let Some(mut h) = Harness::with_compat(compat) else {
+            return;
+        };
+        h.run(TWO_PAIRS);
+        h.run(NEXTHOPS);
+        h.run(&[
+            "route add 172.16.0.0/24 nhid 10",
+            "route add 172.16.1.0/24 nhid 1",
+            "route add 172.16.2.0/24 table 100 nhid 11",
+            "route add 172.16.3.0/24 nhid 3",
+            "route add 172.16.4.0/24 nhid 4",
+            "route add 172.16.5.0/24 nhid 99",
+            "route add 172.16.6.0/24 table 4000000000 metric 10 nhid 13",
+            "route add 2001:db8::/64 nhid 4",
+            "route add 2001:db8:1::/64 table 100 nhid 12",
+            "route add 2001:db8:2::/64 nhid 3",
+            "route add 2001:db8:3::/64 nhid 13",
+            "route add 2001:db8::/64 nhid 6",
+            "route add 172.16.1.0/24 nhid 2",
+            "route append 172.16.1.0/24 nhid 2",
+            "route append 172.16.1.0/24 nhid 2",
+            "route prepend 172.16.1.0/24 nhid 5",
+            "route append 172.16.1.0/24 via 10.0.1.7 dev v0 onlink",
+            "route replace 172.16.1.0/24 nhid 11",
+            "route append 2001:db8::/64 nhid 6",
+            "route append 2001:db8::/64 nhid 6",
+            "route prepend 2001:db8::/64 nhid 12",
+            "route replace 2001:db8::/64 nhid 12",
+            "route replace 2001:db8:4::/64 nhid 4",
+            "nexthop add id 15 group 4,3",
+            "nexthop add id 16 group 1,4",
+            "route add 2001:db8:5::/64 nhid 15",
+            "route add 172.16.7.0/24 nhid 16",
+            "nexthop replace id 1 via 10.0.1.9 dev v0 onlink",
+            "nexthop replace id 12 group 6",
+            "nexthop replace id 4 via 10.0.1.4 dev v0 onlink",
+            "nexthop replace id 4 via fd00::14 dev v0 onlink",
+            "route del 172.16.1.0/24 via 10.0.1.7 dev v0",
+            "route del 172.16.1.0/24 dev v0",
+            "route del 172.16.1.0/24 nhid 2",
+            "route del 172.16.1.0/24 nhid 7",
+            "route del 2001:db8::/64 via fd00::12 dev v0",
+            "route del 2001:db8:4::/64 nhid 6",
+            "route del 2001:db8:4::/64 nhid 4",
+            "addr del 10.0.1.1/24 dev v0",
+            "nexthop del id 2",
+            "nexthop del id 5",
+            "nexthop del id 6",
+            "route del 172.16.0.0/24",
+        ]);
+        let (v0, v1) = (h.model.link_index("v0"), h.model.link_index("v1"));
+        for ifindex in [v0, v1] {
+            for family in [Family::Ipv4, Family::Ipv6] {
+                h.compare_scoped(Scope {
+                    kind: Kind::Route,
+                    family: Some(family),
+                    table: None,
+                    ifindex,
+                });
+            }
+        }
+    }
+}
+
+/// A nexthop exists only while its device is up with carrier (N1 to N3): the peer going down,
+/// the device going down and the pair deleted each flush the nexthops through it silently,
+/// groups losing them silently (and going with their last member), and the routes through them
+/// (IPv6 announced in compat mode only). Nothing comes back with the carrier.
+#[test]
+fn a_link_without_carrier_takes_its_nexthops() {
+    for compat in [true, false] {
+        let Some(mut h) = Harness::with_compat(compat) else {
+            return;
+        };
+        h.run(TWO_PAIRS);
+        h.run(NEXTHOPS);
+        h.run(&[
+            "nexthop add id 7 via fd00:1::13 dev v1 onlink",
+            "nexthop add id 14 group 6/7",
+            "route add 172.16.0.0/24 nhid 10",
+            "route add 172.16.2.0/24 table 100 nhid 11",
+            "route add 172.16.3.0/24 nhid 3",
+            "route add 2001:db8::/64 nhid 6",
+            "route add 2001:db8:1::/64 table 100 nhid 12",
+            "route add 2001:db8:2::/64 nhid 14",
+            "route add 172.16.4.0/24 nhid 14",
+            "link set p1 down",
+            "link set p1 up",
+            "nexthop add id 5 via 10.1.1.2 dev v1 onlink",
+            "nexthop add id 11 group 1/5",
+            "route add 172.16.2.0/24 table 100 nhid 11",
+            "link set v0 down",
+            "link set v0 up",
+            "nexthop add id 1 via 10.0.1.2 dev v0 onlink",
+            "nexthop add id 4 via fd00::12 dev v0 onlink",
+            "route add 172.16.1.0/24 nhid 1",
+            "route add 2001:db8:3::/64 nhid 4",
+            "link set v0 mtu 9000",
+            "link del v0",
+            "link set v1 down",
+        ]);
+    }
+}
+
+/// The kernel refuses an IPv4 gateway, for a route or a nexthop, onlink or not, until the
+/// namespace has had an IPv4 address (the IPv4 local table, where it looks the gateway's type
+/// up, is made with the first and never goes); IPv6 gateways and devices need none. A delete
+/// naming an IPv4 gateway just finds nothing.
+#[test]
+fn ipv4_gateways_need_an_ipv4_address_first() {
+    let Some(mut h) = Harness::new() else { return };
+    h.run(&TWO_PAIRS[..6]);
+    h.run(&[
+        "route add 172.16.0.0/24 via 10.0.1.2 dev v0 onlink",
+        "route add 172.16.1.0/24 nexthop via 10.0.1.2 dev v0 onlink nexthop via 10.1.1.2 dev v1 onlink",
+        "nexthop add id 1 via 10.0.1.2 dev v0 onlink",
+        "nexthop add id 2 dev v0",
+        "nexthop add id 3 via fd00::12 dev v0 onlink",
+        "route add 172.16.2.0/24 dev v0",
+        "route add 2001:db8::/64 via fd00::12 dev v0 onlink",
+        "route del 172.16.2.0/24 via 10.0.1.2 dev v0",
+        "addr add fd00::1/64 dev v0 noprefixroute nodad",
+        "route add 172.16.0.0/24 via 10.0.1.2 dev v0 onlink",
+        "addr add 10.9.9.9/32 dev v1 noprefixroute",
+        "addr del 10.9.9.9/32 dev v1",
+        "route add 172.16.0.0/24 via 10.0.1.2 dev v0 onlink",
+        "nexthop add id 1 via 10.0.1.2 dev v0 onlink",
     ]);
 }

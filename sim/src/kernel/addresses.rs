@@ -109,6 +109,7 @@ impl SimKernel {
                 .unwrap_or(self.addresses.len());
             self.addresses.insert(at, address.clone());
         } else {
+            self.ipv4_local = true;
             self.addresses.push(address.clone());
         }
         out.push(Change::NewAddress(address.wit()));

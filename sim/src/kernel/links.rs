@@ -171,6 +171,7 @@ impl SimKernel {
                 self.flush_neighbours(i, None, true, out);
             }
         }
+        self.flush_nexthops(out);
         self.refresh_linkdown();
         self.announce_links(&before, out);
         Ok(())
@@ -214,6 +215,7 @@ impl SimKernel {
                 self.went_down(i, out);
             }
         }
+        self.flush_nexthops(out);
         self.refresh_linkdown();
         for &i in &pair {
             self.flush_neighbours(i, None, false, out);

@@ -7,13 +7,15 @@
 //! what it exists to test; only dphost's value types are shared.
 //!
 //! Left out (the conformance comparison leaves them out too, see `tests/conformance.rs`): the
-//! routes the kernel makes itself (table 255 and `proto kernel`), nexthop objects (none exist,
-//! since no operation makes them), neighbours the kernel learns itself (no traffic flows),
-//! `reachable` neighbours, IPv4 secondary addresses, bridges, rules with selectors.
+//! routes the kernel makes itself (table 255 and `proto kernel`), neighbours the kernel learns
+//! itself (no traffic flows), `reachable` neighbours, IPv4 secondary addresses, bridges, rules
+//! with selectors, and of nexthop objects blackholes, resilient groups, FDB nexthops and
+//! IPv6 device nexthops.
 
 mod addresses;
 mod links;
 mod neighbours;
+pub(crate) mod nexthops;
 mod routes;
 mod rules;
 
@@ -30,6 +32,7 @@ use crate::op::Op;
 pub(crate) use addresses::SimAddress;
 pub(crate) use links::SimLink;
 pub(crate) use neighbours::SimNeighbour;
+pub(crate) use nexthops::SimNexthop;
 pub(crate) use routes::SimRoute;
 pub(crate) use rules::SimRule;
 
@@ -57,6 +60,16 @@ pub struct SimKernel {
     pub(crate) routes: Vec<SimRoute>,
     /// In the order they were made; dumps sort them by family and priority.
     pub(crate) rules: Vec<SimRule>,
+    /// By id: the dump order.
+    pub(crate) nexthops: std::collections::BTreeMap<u32, SimNexthop>,
+    /// `net.ipv4.nexthop_compat_mode`: route messages list a nexthop object's hops too.
+    pub(crate) compat: bool,
+    /// The IPv4 local table exists: made with the first IPv4 address, never removed. Until
+    /// then the kernel refuses every IPv4 gateway, onlink or not (it finds its type there).
+    pub(crate) ipv4_local: bool,
+    /// Bumped whenever a nexthop is made, replaced or removed: the kernel's
+    /// `net->nexthop.seq`, which its nexthop dumps check.
+    nexthop_seq: u64,
     /// (IPv6, table) of every routing table that exists: a filtered dump of a missing one fails.
     pub(crate) tables: BTreeSet<(bool, u32)>,
     /// Per kind, in [`Kind::ALL`] order: bumped whenever any object of it changes.
@@ -86,6 +99,12 @@ impl SimKernel {
     /// the default rules.
     /// conformance: a_fresh_namespace_matches
     pub fn new() -> SimKernel {
+        SimKernel::with_compat(true)
+    }
+
+    /// A fresh namespace with `net.ipv4.nexthop_compat_mode` set to `compat` (the kernel's
+    /// default is on).
+    pub fn with_compat(compat: bool) -> SimKernel {
         let mut kernel = SimKernel {
             links: Default::default(),
             next_ifindex: 2,
@@ -93,6 +112,10 @@ impl SimKernel {
             neighbours: Vec::new(),
             routes: Vec::new(),
             rules: rules::defaults(),
+            nexthops: Default::default(),
+            compat,
+            ipv4_local: false,
+            nexthop_seq: 0,
             tables: [
                 (false, 253),
                 (false, 254),
@@ -159,6 +182,8 @@ impl SimKernel {
                 table,
             } => self.del_rule(*v6, *priority, *table, &mut out),
             Op::Route { verb, route } => self.route(*verb, route, &mut out),
+            Op::Nexthop { verb, id, spec } => self.put_nexthop(*verb, *id, spec, &mut out),
+            Op::DelNexthop { id } => self.del_nexthop(*id, &mut out),
         };
         if let Err(errno) = result {
             // A failed add may still have made its table, as the kernel's does.
@@ -176,7 +201,7 @@ impl SimKernel {
             self.links != before.links,
             self.addresses != before.addresses,
             self.neighbours != before.neighbours,
-            false,
+            self.nexthops != before.nexthops,
             self.rules != before.rules,
             self.routes != before.routes,
         ];
@@ -216,7 +241,7 @@ impl SimKernel {
         Ok(self
             .ordered(effective.kind)
             .into_iter()
-            .filter(|(_, c)| in_scope(&effective, c))
+            .filter(|(_, c)| self.in_scope(&effective, c))
             .map(|(_, c)| c)
             .collect())
     }
@@ -238,7 +263,7 @@ impl SimKernel {
             .ordered(effective.kind)
             .into_iter()
             .filter(|(pos, c)| {
-                in_scope(&effective, c) && cursor.last.as_ref().is_none_or(|l| pos > l)
+                self.in_scope(&effective, c) && cursor.last.as_ref().is_none_or(|l| pos > l)
             })
             .collect();
         let taken: Vec<(Pos, Change)> = rest.drain(..limit.min(rest.len())).collect();
@@ -260,6 +285,7 @@ impl SimKernel {
     pub fn dump_seq(&self, kind: Kind) -> u64 {
         match kind {
             Kind::Link => self.link_list,
+            Kind::Nexthop => self.nexthop_seq,
             kind => self.generation(kind),
         }
     }
@@ -267,12 +293,13 @@ impl SimKernel {
     /// True when the real kernel flags a dump of `scope` NLM_F_DUMP_INTR once its kind's
     /// [`SimKernel::dump_seq`] moved since it began: address dumps as dphost asks for them (by
     /// family: [`Scope::effective`] drops the link, because the kernel never flags an address
-    /// dump filtered by link), and whole link dumps. Route, neighbour and rule dumps are
-    /// confirmed never flagged; nexthops are not in the model.
+    /// dump filtered by link), and whole link and nexthop dumps. Route, neighbour and rule
+    /// dumps are confirmed never flagged.
     /// conformance: dumps_flag_interruption_where_the_model_says
     pub fn flags_interrupt(&self, scope: &Scope) -> bool {
         let effective = scope.effective();
-        matches!(effective.kind, Kind::Address | Kind::Link) && effective.ifindex.is_none()
+        matches!(effective.kind, Kind::Address | Kind::Link | Kind::Nexthop)
+            && effective.ifindex.is_none()
     }
 
     /// Every object of `kind` with its dump position, in dump order.
@@ -283,7 +310,7 @@ impl SimKernel {
             Kind::Route => self.dump_routes(),
             Kind::Rule => self.dump_rules(),
             Kind::Neighbour => self.dump_neighbours(),
-            Kind::Nexthop => Vec::new(),
+            Kind::Nexthop => self.dump_nexthops(),
         }
     }
 
@@ -312,20 +339,35 @@ fn kind_index(kind: Kind) -> usize {
     Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0)
 }
 
-/// Whether a dumped object falls in an effective scope.
+impl SimKernel {
+    /// Whether a dumped object falls in an effective scope. A route through a nexthop object
+    /// is filtered by the devices the object resolves to, listed or not.
+    fn in_scope(&self, scope: &Scope, change: &Change) -> bool {
+        let family_ok = |family: Family| scope.family.is_none_or(|f| f == family);
+        match change {
+            Change::NewRoute { route, nhid, .. } => {
+                family_ok(route.family)
+                    && scope.table.is_none_or(|t| t == route.table)
+                    && scope.ifindex.is_none_or(|i| match nhid {
+                        0 => dphost::netlink::route::hops(&route.nexthops)
+                            .iter()
+                            .any(|h| h.ifindex == i),
+                        id => self
+                            .expand(*id, route.family == Family::Ipv6)
+                            .iter()
+                            .any(|h| h.ifindex == i),
+                    })
+            }
+            other => in_scope(scope, other),
+        }
+    }
+}
+
+/// Whether a dumped object other than a route falls in an effective scope.
 fn in_scope(scope: &Scope, change: &Change) -> bool {
     let family_ok = |family: Family| scope.family.is_none_or(|f| f == family);
     match change {
         Change::NewAddress(a) => family_ok(a.family),
-        Change::NewRoute { route, .. } => {
-            family_ok(route.family)
-                && scope.table.is_none_or(|t| t == route.table)
-                && scope.ifindex.is_none_or(|i| {
-                    dphost::netlink::route::hops(&route.nexthops)
-                        .iter()
-                        .any(|h| h.ifindex == i)
-                })
-        }
         Change::NewNeighbour(n) => {
             let ip = IpAddr::from(n.ip);
             family_ok(if ip.is_ipv6() {

@@ -24,6 +24,8 @@ const RT_SCOPE_LINK: u8 = 253;
 pub(crate) struct SimHop {
     pub gateway: Option<IpAddr>,
     pub ifindex: u32,
+    /// 1 but in a nexthop group's expansion.
+    pub weight: u16,
     /// RTNH_F_*.
     pub flags: u8,
 }
@@ -36,11 +38,14 @@ pub(crate) struct SimRoute {
     pub prefix_length: u8,
     pub metric: u32,
     pub scope: u8,
+    /// Empty for a route through a nexthop object.
     pub hops: Vec<SimHop>,
+    /// The nexthop object it goes through; 0 for none.
+    pub nhid: u32,
 }
 
 impl SimRoute {
-    fn v6(&self) -> bool {
+    pub(crate) fn v6(&self) -> bool {
         self.dst.is_ipv6()
     }
 
@@ -52,6 +57,7 @@ impl SimRoute {
     fn identical(&self, other: &SimRoute) -> bool {
         let strip = |h: &SimHop| (h.gateway, h.ifindex, h.flags & RTNH_F_ONLINK);
         self.scope == other.scope
+            && self.nhid == other.nhid
             && self.hops.len() == other.hops.len()
             && self
                 .hops
@@ -67,7 +73,7 @@ impl SimRoute {
             .map(|h| NextHop {
                 gateway: h.gateway.map(Into::into),
                 ifindex: h.ifindex,
-                weight: 1,
+                weight: h.weight,
                 flags: h.flags,
             })
             .collect();
@@ -89,24 +95,26 @@ impl SimRoute {
             metric: self.metric,
             prefsrc: None,
             nexthops: dphost::netlink::route::collapse(hops),
-            nhid: None,
+            nhid: Some(self.nhid).filter(|id| *id != 0),
             position: 0,
         }
     }
 
-    fn new_change(&self, hops: &[SimHop], replace: bool, append: bool) -> Change {
+    /// Its RTM_NEWROUTE listing `hops` (a nexthop object's expansion, or none, for a route
+    /// through one).
+    pub(crate) fn new_change(&self, hops: &[SimHop], replace: bool, append: bool) -> Change {
         Change::NewRoute {
             route: self.wit(hops),
-            nhid: 0,
+            nhid: self.nhid,
             replace,
             append,
         }
     }
 
-    fn del_change(&self, hops: &[SimHop]) -> Change {
+    pub(crate) fn del_change(&self, hops: &[SimHop]) -> Change {
         Change::DelRoute {
             route: self.wit(hops),
-            nhid: 0,
+            nhid: self.nhid,
         }
     }
 }
@@ -151,11 +159,22 @@ impl SimKernel {
                 let index = seen.entry(pos.clone()).or_default();
                 pos.push(*index);
                 *index += 1;
-                (pos, r.new_change(&r.hops, false, false))
+                (pos, r.new_change(&self.listed_hops(r), false, false))
             })
             .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
+    }
+
+    /// The hops a message about `route` lists: its own, or for a route through a nexthop
+    /// object, the object's in compat mode and none otherwise.
+    /// conformance: routes_through_nexthops_follow_the_kernel
+    pub(crate) fn listed_hops(&self, route: &SimRoute) -> Vec<SimHop> {
+        match route.nhid {
+            0 => route.hops.clone(),
+            id if self.compat => self.expand(id, route.v6()),
+            _ => Vec::new(),
+        }
     }
 
     /// One `ip route VERB ...`.
@@ -178,11 +197,19 @@ impl SimKernel {
             };
         }
         self.tables.insert((v6, spec.table));
-        if hops.is_empty() {
-            return Err(libc::EINVAL);
-        }
+        let nhid = match spec.via {
+            Via::Nhid(id) => {
+                self.usable_nexthop(id, v6)?;
+                id
+            }
+            _ if hops.is_empty() => return Err(libc::EINVAL),
+            _ => 0,
+        };
         if hops.iter().any(|h| !self.links[&h.ifindex].up) {
             return Err(libc::ENETDOWN);
+        }
+        for hop in &hops {
+            self.valid_gateway(hop.gateway)?;
         }
         let route = SimRoute {
             table: spec.table,
@@ -195,6 +222,7 @@ impl SimKernel {
                 0
             },
             hops,
+            nhid,
         };
         if v6 {
             self.add_ipv6(verb, route, out)
@@ -215,11 +243,12 @@ impl SimKernel {
             Ok(SimHop {
                 gateway,
                 ifindex,
+                weight: 1,
                 flags,
             })
         };
         match &spec.via {
-            Via::Any => Ok(Vec::new()),
+            Via::Any | Via::Nhid(_) => Ok(Vec::new()),
             Via::Dev(dev) => Ok(vec![hop(None, dev)?]),
             Via::Gateways(list) => list.iter().map(|(g, d)| hop(Some(*g), d)).collect(),
         }
@@ -249,7 +278,7 @@ impl SimKernel {
     ) -> Result<(), Errno> {
         let group = self.ipv4_group(&route);
         let Some(&first) = group.first() else {
-            out.push(route.new_change(&route.hops, false, false));
+            out.push(route.new_change(&self.listed_hops(&route), false, false));
             self.routes.push(route);
             return Ok(());
         };
@@ -263,19 +292,19 @@ impl SimKernel {
                 Some(i) if i == first => Ok(()),
                 Some(_) => Err(libc::EEXIST),
                 None => {
-                    out.push(route.new_change(&route.hops, true, false));
+                    out.push(route.new_change(&self.listed_hops(&route), true, false));
                     self.routes[first] = route;
                     Ok(())
                 }
             },
             _ if same.is_some() => Err(libc::EEXIST),
             Verb::Append => {
-                out.push(route.new_change(&route.hops, false, true));
+                out.push(route.new_change(&self.listed_hops(&route), false, true));
                 self.routes.insert(group[group.len() - 1] + 1, route);
                 Ok(())
             }
             _ => {
-                out.push(route.new_change(&route.hops, false, false));
+                out.push(route.new_change(&self.listed_hops(&route), false, false));
                 self.routes.insert(first, route);
                 Ok(())
             }
@@ -308,18 +337,24 @@ impl SimKernel {
     ) -> Result<(), Errno> {
         let candidates = self.candidates(spec);
         let given = hops.first();
+        // A delete naming a nexthop object takes only a route through it; one naming a device
+        // or a gateway never takes a route through an object (fib_nh_match).
         let at = candidates
             .into_iter()
             .find(|&i| {
                 let r = &self.routes[i];
-                given.is_none_or(|g| {
-                    r.hops[0].ifindex == g.ifindex
-                        && (g.gateway.is_none() || g.gateway == r.hops[0].gateway)
-                })
+                match (spec.via.nhid(), r.nhid) {
+                    (Some(id), nhid) => id == nhid,
+                    (None, 0) => given.is_none_or(|g| {
+                        r.hops[0].ifindex == g.ifindex
+                            && (g.gateway.is_none() || g.gateway == r.hops[0].gateway)
+                    }),
+                    (None, _) => given.is_none(),
+                }
             })
             .ok_or(libc::ESRCH)?;
         let gone = self.routes.remove(at);
-        out.push(gone.del_change(&gone.hops));
+        out.push(gone.del_change(&self.listed_hops(&gone)));
         Ok(())
     }
 
@@ -344,6 +379,9 @@ impl SimKernel {
         if route.hops.iter().enumerate().any(twice) {
             return Err(libc::EEXIST);
         }
+        if route.nhid != 0 {
+            return self.add_ipv6_by_nexthop(verb, route, out);
+        }
         let same_key: Vec<usize> = (0..self.routes.len())
             .filter(|&i| {
                 let r = &self.routes[i];
@@ -354,11 +392,12 @@ impl SimKernel {
             .collect();
         if same_key.is_empty() {
             // IPv6 announces the request's NLM_F_APPEND even when nothing was there to join.
-            out.push(route.new_change(&route.hops, false, verb == Verb::Append));
+            out.push(route.new_change(&self.listed_hops(&route), false, verb == Verb::Append));
             self.routes.push(route);
             return Ok(());
         }
-        let gateways = |r: &SimRoute| r.hops.iter().all(|h| h.gateway.is_some());
+        // A route through a nexthop object never takes sibling hops.
+        let gateways = |r: &SimRoute| r.nhid == 0 && r.hops.iter().all(|h| h.gateway.is_some());
         // Only gateway routes join each other; a device route stands beside them.
         let peer = same_key
             .iter()
@@ -367,7 +406,7 @@ impl SimKernel {
         match verb {
             Verb::Add => Err(libc::EEXIST),
             Verb::Replace => {
-                out.push(route.new_change(&route.hops, peer.is_some(), false));
+                out.push(route.new_change(&self.listed_hops(&route), peer.is_some(), false));
                 match peer {
                     Some(i) => self.routes[i] = route,
                     None => self.routes.push(route),
@@ -388,7 +427,11 @@ impl SimKernel {
                 }
                 let join = peer.filter(|_| gateways(&route) && route.hops.len() == 1);
                 let Some(at) = join else {
-                    out.push(route.new_change(&route.hops, false, verb == Verb::Append));
+                    out.push(route.new_change(
+                        &self.listed_hops(&route),
+                        false,
+                        verb == Verb::Append,
+                    ));
                     self.routes.push(route);
                     return Ok(());
                 };
@@ -398,6 +441,41 @@ impl SimKernel {
                 announced.extend(old.hops.iter().cloned());
                 out.push(old.new_change(&announced, false, verb == Verb::Append));
                 self.routes[at].hops.push(new);
+                Ok(())
+            }
+        }
+    }
+
+    /// IPv6 through a nexthop object: never joined with another route. Add fails on an existing
+    /// key; replace takes the place of the key's first route; append and prepend put it behind
+    /// the key's routes (EEXIST when one goes through the same object).
+    /// conformance: routes_through_nexthops_follow_the_kernel
+    fn add_ipv6_by_nexthop(
+        &mut self,
+        verb: Verb,
+        route: SimRoute,
+        out: &mut Vec<Change>,
+    ) -> Result<(), Errno> {
+        let same_key: Vec<usize> = (0..self.routes.len())
+            .filter(|&i| {
+                let r = &self.routes[i];
+                r.v6()
+                    && r.same_prefix(route.table, route.dst, route.prefix_length)
+                    && r.metric == route.metric
+            })
+            .collect();
+        let hops = self.listed_hops(&route);
+        match (verb, same_key.first()) {
+            (Verb::Add, Some(_)) => Err(libc::EEXIST),
+            (Verb::Replace, Some(&first)) => {
+                out.push(route.new_change(&hops, true, false));
+                self.routes[first] = route;
+                Ok(())
+            }
+            _ if same_key.iter().any(|&i| self.routes[i].nhid == route.nhid) => Err(libc::EEXIST),
+            _ => {
+                out.push(route.new_change(&hops, false, verb == Verb::Append));
+                self.routes.push(route);
                 Ok(())
             }
         }
@@ -416,6 +494,17 @@ impl SimKernel {
         let candidates = self.candidates(spec);
         let given = hops.first();
         for i in candidates {
+            // A route through a nexthop object goes whole for any delete but one naming another
+            // object; a route without one is never taken by a delete naming an object.
+            match (spec.via.nhid(), self.routes[i].nhid) {
+                (Some(id), nhid) if id != nhid => continue,
+                (_, 0) => {}
+                _ => {
+                    let gone = self.routes.remove(i);
+                    out.push(gone.del_change(&self.listed_hops(&gone)));
+                    return Ok(());
+                }
+            }
             let matching = self.routes[i].hops.iter().position(|h| {
                 given.is_none_or(|g| {
                     h.ifindex == g.ifindex && (g.gateway.is_none() || g.gateway == h.gateway)
@@ -479,8 +568,9 @@ impl SimKernel {
                 h.flags |= RTNH_F_DEAD | RTNH_F_LINKDOWN;
             }
         }
-        self.routes
-            .retain(|r| r.v6() || !r.hops.iter().all(|h| h.flags & RTNH_F_DEAD != 0));
+        self.routes.retain(|r| {
+            r.v6() || r.nhid != 0 || !r.hops.iter().all(|h| h.flags & RTNH_F_DEAD != 0)
+        });
     }
 
     /// Link `ifindex` came up (or got an IPv4 address while up): hops through it are no longer

@@ -24,6 +24,7 @@ const BASE: &[&str] = &[
     "link add v0 address 02:00:00:00:00:01 type veth peer name p0 address 02:00:00:00:00:02",
     "link set p0 up",
     "link set v0 up",
+    "addr add 10.0.1.1/24 dev v0 noprefixroute",
     "route add 172.16.1.0/24 via 10.0.1.2 dev v0 onlink",
     "route add 172.16.3.0/24 via 10.0.1.2 dev v0 onlink",
     "route add 172.16.5.0/24 via 10.0.1.2 dev v0 onlink",
@@ -124,7 +125,7 @@ fn scoped_dumps_filter_and_fail_as_the_kernel_does() {
     assert_eq!(k.dump_scoped(&across).map(|d| d.len()).ok(), Some(0));
     // An address dump ignores the link: the kernel's is by family only.
     let addresses = Scope::on_link(Kind::Address, 99);
-    assert_eq!(k.dump_scoped(&addresses).map(|d| d.len()).ok(), Some(1));
+    assert_eq!(k.dump_scoped(&addresses).map(|d| d.len()).ok(), Some(2));
     assert!(k.flags_interrupt(&Scope::all(Kind::Address)));
     assert!(
         k.flags_interrupt(&addresses),
@@ -134,6 +135,40 @@ fn scoped_dumps_filter_and_fail_as_the_kernel_does() {
     assert!(k.flags_interrupt(&Scope::all(Kind::Link)));
     assert!(!k.flags_interrupt(&Scope::all(Kind::Neighbour)));
     assert!(!k.flags_interrupt(&Scope::all(Kind::Rule)));
+    assert!(k.flags_interrupt(&Scope::all(Kind::Nexthop)));
+}
+
+/// A route through a nexthop object falls in a dump by link through the devices the object
+/// resolves to, whether its message lists them (compat mode) or not.
+#[test]
+fn routes_through_nexthops_are_dumped_by_the_links_they_resolve_to() {
+    for compat in [true, false] {
+        let mut k = SimKernel::with_compat(compat);
+        let mut ops = BASE.to_vec();
+        ops.extend([
+            "link add v1 address 02:00:00:00:01:01 type veth peer name p1 address 02:00:00:00:01:02",
+            "link set p1 up",
+            "link set v1 up",
+            "nexthop add id 1 via 10.0.1.2 dev v0 onlink",
+            "nexthop add id 2 dev v1",
+            "nexthop add id 10 group 1/2",
+            "route add 172.16.8.0/24 nhid 1",
+            "route add 172.16.9.0/24 table 100 nhid 10",
+        ]);
+        for text in ops {
+            k.apply(&text.parse().expect("an op")).expect(text);
+        }
+        let via = |ifindex| {
+            k.dump_scoped(&Scope::routes_via(Family::Ipv4, ifindex))
+                .expect("a dump")
+                .iter()
+                .filter(|c| matches!(c, Change::NewRoute { nhid, .. } if *nhid != 0))
+                .map(dst)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(via(3), ["172.16.9.0", "172.16.8.0"], "compat {compat}");
+        assert_eq!(via(5), ["172.16.9.0"], "compat {compat}");
+    }
 }
 
 /// A generation moves for a silent change too, and not for a failed op.

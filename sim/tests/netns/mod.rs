@@ -64,6 +64,19 @@ impl Ns {
 }
 
 impl Ns {
+    /// Sets one sysctl inside the namespace (`KEY=VALUE`).
+    pub fn sysctl(&self, setting: &str) {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name, "sysctl", "-qw", setting])
+            .output()
+            .expect("running sysctl");
+        assert!(
+            out.status.success(),
+            "sysctl {setting}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Runs many commands at once (`ip -n NAME -batch FILE`); panics when one fails.
     pub fn batch(&self, commands: &[String]) {
         let file = std::env::temp_dir().join(format!("{}.batch", self.name));
