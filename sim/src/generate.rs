@@ -6,11 +6,16 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::kernel::SimKernel;
-use crate::op::{Nud, Op, RouteSpec, Verb, Via};
+use crate::kernel::nexthops::Body;
+use crate::op::{NexthopSpec, Nud, Op, RouteSpec, Verb, Via};
 use crate::rng::Rng;
 
 /// The tables routes go to: main, one with a small id, one past 2^31 (only RTA_TABLE holds it).
 pub const TABLES: [u32; 3] = [254, 100, 4_000_000_000];
+
+/// The ids single nexthops get, and groups.
+const SINGLE_IDS: std::ops::Range<u64> = 1..9;
+const GROUP_IDS: std::ops::Range<u64> = 20..24;
 
 /// Most veth pairs a namespace gets.
 const MAX_PAIRS: u64 = 6;
@@ -81,7 +86,8 @@ impl SimKernel {
     /// A random op, mostly valid in the current state (about 1 in 10 invalid on purpose),
     /// weighted towards the kernel's silent changes: links going down, up and away under routes
     /// in two tables, last IPv4 addresses deleted under routes, IPv4 same-key routes, IPv6
-    /// multipath routes growing and shrinking.
+    /// multipath routes growing and shrinking, nexthop objects replaced and deleted under the
+    /// routes through them.
     pub fn random_op(&self, rng: &mut Rng) -> Op {
         let (all, up) = self.ends();
         let roll = rng.below(100);
@@ -132,6 +138,8 @@ impl SimKernel {
             }
             38..=45 => self.random_neighbour(rng, &any, n),
             46..=49 => self.random_rule(rng),
+            50..=58 => self.random_nexthop(rng, if up.is_empty() { &all } else { &up }),
+            59..=67 => self.random_route_by_nexthop(rng),
             _ => self.random_route(rng, if up.is_empty() { &all } else { &up }),
         }
     }
@@ -254,7 +262,7 @@ impl SimKernel {
                 let mut tables: Vec<u32> = self
                     .routes
                     .iter()
-                    .filter(|r| r.hops.iter().any(|h| h.ifindex == l.ifindex))
+                    .filter(|r| self.route_devices(r).contains(&l.ifindex))
                     .map(|r| r.table)
                     .collect();
                 tables.dedup();
@@ -362,7 +370,7 @@ impl SimKernel {
         let routes: Vec<_> = self
             .routes
             .iter()
-            .filter(|r| r.dst.is_ipv6() == ipv6)
+            .filter(|r| r.dst.is_ipv6() == ipv6 && r.nhid == 0)
             .collect();
         let route = rng.pick(&routes)?;
         let hop = rng.pick(&route.hops)?;
@@ -379,6 +387,153 @@ impl SimKernel {
             metric: Some(route.metric).filter(|_| rng.chance(1, 2)),
             via,
         })
+    }
+
+    /// The devices a route forwards through, its own hops' or its nexthop object's.
+    fn route_devices(&self, route: &crate::kernel::SimRoute) -> Vec<u32> {
+        let hops = match route.nhid {
+            0 => route.hops.clone(),
+            id => self.expand(id, route.v6()),
+        };
+        hops.iter().map(|h| h.ifindex).collect()
+    }
+
+    /// A nexthop op through `links`: a single nexthop (a gateway of either family, or a
+    /// device) or a group of existing ones with weights, added or replaced; or a delete, mostly
+    /// of one that exists.
+    fn random_nexthop(&self, rng: &mut Rng, links: &[String]) -> Op {
+        let ids = |groups: bool| -> Vec<u32> {
+            self.nexthops
+                .values()
+                .filter(|n| matches!(n.body, Body::Group(_)) == groups)
+                .map(|n| n.id)
+                .collect()
+        };
+        let (singles, groups) = (ids(false), ids(true));
+        if rng.chance(1, 5) {
+            let existing: Vec<u32> = singles.iter().chain(&groups).copied().collect();
+            let id = match rng.pick(&existing) {
+                Some(&id) if rng.chance(5, 6) => id,
+                _ => (SINGLE_IDS.start + rng.below(SINGLE_IDS.end - SINGLE_IDS.start)) as u32,
+            };
+            return Op::DelNexthop { id };
+        }
+        let verb = if rng.chance(3, 5) {
+            Verb::Add
+        } else {
+            Verb::Replace
+        };
+        if singles.is_empty() || rng.chance(1, 2) {
+            self.random_single_nexthop(rng, verb, links)
+        } else {
+            self.random_group(rng, verb, &singles)
+        }
+    }
+
+    /// A single nexthop through one of `links`: an onlink gateway of either family, or the
+    /// device.
+    fn random_single_nexthop(&self, rng: &mut Rng, verb: Verb, links: &[String]) -> Op {
+        let id = (SINGLE_IDS.start + rng.below(SINGLE_IDS.end - SINGLE_IDS.start)) as u32;
+        let dev = rng.pick(links).cloned().unwrap_or_default();
+        let spec = if rng.chance(1, 4) {
+            NexthopSpec::Dev(dev)
+        } else {
+            let n = pair_of(&dev).unwrap_or(0);
+            let ipv6 = rng.chance(1, 2);
+            NexthopSpec::Gateway(gateway(rng, n, ipv6), dev)
+        };
+        Op::Nexthop { verb, id, spec }
+    }
+
+    /// A group of one to three of the `singles` (now and then an id that is none), some with
+    /// weights.
+    fn random_group(&self, rng: &mut Rng, verb: Verb, singles: &[u32]) -> Op {
+        let id = (GROUP_IDS.start + rng.below(GROUP_IDS.end - GROUP_IDS.start)) as u32;
+        let mut members: Vec<(u32, u16)> = Vec::new();
+        for _ in 0..1 + rng.below(3) {
+            let member = match rng.pick(singles) {
+                Some(&m) if rng.chance(9, 10) => m,
+                _ => (SINGLE_IDS.start + rng.below(SINGLE_IDS.end - SINGLE_IDS.start)) as u32,
+            };
+            let weight = if rng.chance(1, 3) {
+                2 + rng.below(3) as u16
+            } else {
+                1
+            };
+            if !members.iter().any(|(m, _)| *m == member) {
+                members.push((member, weight));
+            }
+        }
+        Op::Nexthop {
+            verb,
+            id,
+            spec: NexthopSpec::Group(members),
+        }
+    }
+
+    /// A route through a nexthop object, to prefixes no other route uses: added, replaced,
+    /// appended, prepended or deleted (by key, or by the object), mostly through an object its
+    /// family can use.
+    fn random_route_by_nexthop(&self, rng: &mut Rng) -> Op {
+        let ipv6 = rng.chance(1, 2);
+        let k = rng.below(4) as u16;
+        let (dst, prefix_length) = if ipv6 {
+            (v6([0x2001, 0xdb8, 0x300 + k, 0, 0, 0, 0, 0]), 64)
+        } else {
+            (v4(172, 18, k as u8, 0), 24)
+        };
+        let usable: Vec<u32> = self
+            .nexthops
+            .keys()
+            .copied()
+            .filter(|&id| self.usable_nexthop(id, ipv6).is_ok())
+            .collect();
+        // Groups half the time, when there are.
+        let groups: Vec<u32> = usable
+            .iter()
+            .copied()
+            .filter(|&id| u64::from(id) >= GROUP_IDS.start)
+            .collect();
+        let pool = if !groups.is_empty() && rng.chance(1, 2) {
+            &groups
+        } else {
+            &usable
+        };
+        let id = match rng.pick(pool) {
+            Some(&id) if rng.chance(9, 10) => id,
+            _ => (SINGLE_IDS.start + rng.below(GROUP_IDS.end - SINGLE_IDS.start)) as u32,
+        };
+        let verb = match rng.below(100) {
+            0..=34 => Verb::Add,
+            35..=54 => Verb::Replace,
+            55..=62 => Verb::Append,
+            63..=69 => Verb::Prepend,
+            _ => Verb::Del,
+        };
+        let mut route = RouteSpec {
+            dst,
+            prefix_length,
+            table: *rng.pick(&TABLES).unwrap_or(&254),
+            metric: None,
+            via: Via::Nhid(id),
+        };
+        if verb == Verb::Del {
+            let existing: Vec<_> = self
+                .routes
+                .iter()
+                .filter(|r| r.nhid != 0 && r.v6() == ipv6)
+                .collect();
+            if let Some(r) = rng.pick(&existing).filter(|_| rng.chance(4, 5)) {
+                route.dst = r.dst;
+                route.table = r.table;
+                route.via = if rng.chance(2, 3) {
+                    Via::Nhid(r.nhid)
+                } else {
+                    Via::Any
+                };
+            }
+        }
+        Op::Route { verb, route }
     }
 
     /// An initial topology: 2-4 veth pairs with both ends up, addresses on the `vN` ends, and
@@ -409,6 +564,19 @@ impl SimKernel {
         for _ in 0..4 + rng.below(6) {
             let (_, up) = kernel.ends();
             let op = kernel.random_route(rng, &up);
+            if kernel.apply(&op).is_ok() {
+                ops.push(op);
+            }
+        }
+        // Nexthop objects, a group of them, and routes through them.
+        for i in 0..4 + rng.below(5) {
+            let (_, up) = kernel.ends();
+            let singles: Vec<u32> = kernel.nexthops.keys().copied().collect();
+            let op = match i {
+                0 | 1 => kernel.random_single_nexthop(rng, Verb::Add, &up),
+                2 => kernel.random_group(rng, Verb::Add, &singles),
+                _ => kernel.random_route_by_nexthop(rng),
+            };
             if kernel.apply(&op).is_ok() {
                 ops.push(op);
             }
@@ -485,6 +653,53 @@ mod tests {
         assert!(
             multipath >= 30,
             "{multipath} of 100 seeds had an IPv6 multipath route"
+        );
+    }
+
+    /// Seeds often reach nexthop objects: routes through a group of them, and routes taken
+    /// away, unannounced, by a nexthop deleted or flushed with its link (in both compat modes).
+    #[test]
+    fn seeds_often_reach_nexthop_objects() {
+        let (mut grouped, mut taken) = (0, 0);
+        for seed in 0..100 {
+            let mut rng = Rng::new(seed);
+            let mut kernel = SimKernel::with_compat(seed % 2 == 0);
+            for op in SimKernel::random_topology(&mut rng) {
+                kernel.apply(&op).expect("the topology applies");
+            }
+            let through = |k: &SimKernel| k.routes.iter().filter(|r| r.nhid != 0).count();
+            let (mut saw_group, mut saw_taken) = (false, false);
+            for _ in 0..60 {
+                let op = kernel.random_op(&mut rng);
+                let before = through(&kernel);
+                let Ok(notes) = kernel.apply(&op) else {
+                    continue;
+                };
+                let announced = notes
+                    .iter()
+                    .filter(|c| {
+                        matches!(c, dphost::netlink::change::Change::DelRoute { nhid, .. } if *nhid != 0)
+                    })
+                    .count();
+                saw_taken |=
+                    !matches!(op, Op::Route { .. }) && through(&kernel) + announced < before;
+                saw_group |= kernel.routes.iter().any(|r| {
+                    kernel
+                        .nexthops
+                        .get(&r.nhid)
+                        .is_some_and(|n| matches!(n.body, Body::Group(_)))
+                });
+            }
+            grouped += usize::from(saw_group);
+            taken += usize::from(saw_taken);
+        }
+        assert!(
+            grouped >= 40,
+            "{grouped} of 100 seeds routed through a group"
+        );
+        assert!(
+            taken >= 60,
+            "{taken} of 100 seeds had routes taken with their nexthop"
         );
     }
 

@@ -57,7 +57,7 @@ pub fn run(
     trace: bool,
 ) -> Outcome {
     let mut world = World::new(
-        SimKernel::new(),
+        SimKernel::with_compat(schedule.params.compat),
         schedule.params,
         schedule.seed,
         actions.to_vec(),

@@ -81,6 +81,8 @@ pub struct Params {
     pub reader_keeps_up: u64,
     /// Batches the fib plugin's queue holds; 0: no plugin is loaded.
     pub fib_queue: usize,
+    /// The namespace's `net.ipv4.nexthop_compat_mode`.
+    pub compat: bool,
 }
 
 /// A seed's parameters and actions.
@@ -101,6 +103,7 @@ impl Params {
             step_takes: 1 + rng.below(6),
             reader_keeps_up: rng.below(8),
             fib_queue: 1 + rng.below(8) as usize,
+            compat: rng.chance(1, 2),
         }
     }
 }
@@ -131,7 +134,7 @@ impl Schedule {
     pub fn generate(seed: u64) -> Schedule {
         let mut rng = Rng::new(seed);
         let params = Params::random(&mut rng);
-        let mut model = SimKernel::new();
+        let mut model = SimKernel::with_compat(params.compat);
         let mut actions = Vec::new();
         for op in SimKernel::random_topology(&mut rng) {
             let _ = model.apply(&op);
@@ -201,7 +204,7 @@ impl Schedule {
     pub fn listing(&self) -> String {
         let p = &self.params;
         let mut text = format!(
-            "# seed {}\n# params sync_batch_limit={} batch_size={} socket_capacity={} first_part={} step_takes={} reader_keeps_up={} fib_queue={}\n",
+            "# seed {}\n# params sync_batch_limit={} batch_size={} socket_capacity={} first_part={} step_takes={} reader_keeps_up={} fib_queue={} compat={}\n",
             self.seed,
             p.sync_batch_limit,
             p.batch_size,
@@ -209,7 +212,8 @@ impl Schedule {
             p.first_part,
             p.step_takes,
             p.reader_keeps_up,
-            p.fib_queue
+            p.fib_queue,
+            u8::from(p.compat)
         );
         for (i, action) in self.actions.iter().enumerate() {
             text.push_str(&format!("{:4}  {action}\n", i + 1));
@@ -249,6 +253,8 @@ impl Schedule {
             reader_keeps_up: get("reader_keeps_up")?,
             // Listings from before plugins ran in the simulation load none.
             fib_queue: get("fib_queue").unwrap_or(0) as usize,
+            // The kernel's default, which listings from before nexthops were simulated had.
+            compat: get("compat").unwrap_or(1) != 0,
         };
         let actions = lines
             .map(|l| l.trim_start_matches(|c: char| c.is_ascii_digit()).parse())
