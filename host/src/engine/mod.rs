@@ -710,6 +710,8 @@ impl Engine {
                 return Err(e);
             }
             self.mirror.reconcile_end(&mut self.out);
+            let found = self.mirror.reconcile_found();
+            self.schedule(found);
             self.flush(self.config.sync_batch_delay);
             if self.rewritten.noted()
                 && let Some(reader) = &self.reader

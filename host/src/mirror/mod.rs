@@ -108,7 +108,7 @@ impl Mirror {
     /// (0..n).
     pub fn apply(&mut self, change: Change, out: &mut Vec<Event>) {
         match change {
-            Change::NewLink(l) => self.links.add(l, out),
+            Change::NewLink(l) => self.new_link(l, out),
             Change::DelLink(l) => self.del_link(l.ifindex, out),
             Change::NewAddress(a) => self.addresses.add(a, out),
             Change::DelAddress(a) => self.addresses.del(&AddressKey::of(&a), out),
@@ -282,6 +282,21 @@ impl Mirror {
     }
 
     // ---- links ----
+
+    /// A link added or changed. One that is down or lost its carrier has
+    /// taken the nexthops through it, and their routes, with it: the kernel
+    /// flushed them before it announced the link, without a word. Doing it
+    /// here, in the stream's order, tells such a flush from a later
+    /// nexthop of the same id. Found by the simulator
+    /// (`sim/tests/regressions/nexthop-id-reused-after-a-flush.txt`).
+    fn new_link(&mut self, link: Link, out: &mut Vec<Event>) {
+        let ifindex = link.ifindex;
+        let holds = link::holds_nexthops(&link);
+        self.links.add(link, out);
+        if !holds {
+            self.del_nexthops_through(ifindex, out);
+        }
+    }
 
     /// Removes a link and everything that uses it: dels for its addresses,
     /// neighbours and routes (the kernel does not notify all of them), then

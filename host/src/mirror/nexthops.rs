@@ -56,6 +56,11 @@ impl Nexthops {
             .collect()
     }
 
+    /// Whether it holds nexthop `id`.
+    pub(super) fn holds(&self, id: u32) -> bool {
+        self.map.contains_key(&id)
+    }
+
     pub(super) fn remove(&mut self, id: u32) -> Option<Nexthop> {
         self.map.remove(&id).map(|(nexthop, _)| nexthop)
     }

@@ -35,6 +35,9 @@ pub(super) struct Reconciling {
     /// The dump gave an IPv4 route of a key the mirror holds through
     /// another link: see [`Mirror::reconcile_widened`].
     widen: bool,
+    /// What the kernel changed without a word, as the objects the dumps
+    /// gave show: see [`Mirror::reconcile_found`].
+    found: Vec<Scope>,
 }
 
 impl Mirror {
@@ -124,8 +127,38 @@ impl Mirror {
             Change::NewRoute { route, nhid, .. } => {
                 self.new_route(&route, nhid, super::Placement::Dumped, out)
             }
-            other => self.apply(other, out),
+            other => {
+                self.found_silent(&other);
+                self.apply(other, out)
+            }
         }
+    }
+
+    /// A dumped object the mirror did not hold that tells of a change the
+    /// kernel made to other objects silently. The first IPv4 address of a
+    /// link revives the multipath hops through it (`fib_sync_up`): when a
+    /// dump shows it first, its notification, applied later, finds the
+    /// address held and cannot tell, so the routes through the link are
+    /// read again now. Found by the simulator
+    /// (`sim/tests/regressions/ipv4-hops-revived-by-an-address-a-reconcile-read.txt`).
+    fn found_silent(&mut self, change: &Change) {
+        if let Change::NewAddress(added) = change
+            && added.family == Family::Ipv4
+            && !self
+                .addresses
+                .any(|a| a.family == Family::Ipv4 && a.ifindex == added.ifindex)
+        {
+            let scope = Scope::routes_via(Family::Ipv4, added.ifindex);
+            if !self.reconciling.found.contains(&scope) {
+                self.reconciling.found.push(scope);
+            }
+        }
+    }
+
+    /// The parts to reconcile next that the reconciles so far found the
+    /// kernel changed silently; taking them forgets them.
+    pub fn reconcile_found(&mut self) -> Vec<Scope> {
+        std::mem::take(&mut self.reconciling.found)
     }
 
     /// Ends the reconcile: removes every marked object the dump did not
@@ -167,6 +200,7 @@ impl Mirror {
     /// (the engine resyncs next).
     pub fn reconcile_abandon(&mut self) {
         self.reconciling.widen = false;
+        self.reconciling.found.clear();
         if self.reconciling.scope.take().is_some() {
             let before = std::mem::take(&mut self.reconciling.aliases_before);
             self.aliases.extend(before);

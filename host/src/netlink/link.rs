@@ -106,6 +106,18 @@ fn oper_state_name(state: OperState) -> &'static str {
     }
 }
 
+/// IFF_RUNNING and IFF_LOWER_UP: the device has carrier.
+const IFF_RUNNING: u32 = 0x40;
+const IFF_LOWER_UP: u32 = 0x1_0000;
+
+/// Whether the kernel keeps nexthop objects through `link`: only while it
+/// is up and has carrier. It flushes them, unannounced, on NETDEV_DOWN and
+/// on a NETDEV_CHANGE that leaves neither IFF_RUNNING nor IFF_LOWER_UP
+/// (`nh_netdev_event`).
+pub fn holds_nexthops(link: &Link) -> bool {
+    link.admin_up && link.flags & (IFF_RUNNING | IFF_LOWER_UP) != 0
+}
+
 /// Two links are equal field for field (wit records have no `PartialEq`).
 pub fn same(a: &Link, b: &Link) -> bool {
     a.ifindex == b.ifindex

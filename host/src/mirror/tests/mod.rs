@@ -740,3 +740,35 @@ fn written_event_lines_are_event_json() {
         assert_eq!(written, super::event_json(&event), "{event:?}");
     }
 }
+
+/// A reconcile that finds a link's first IPv4 address asks for the routes
+/// through that link to be read again (the address revived their dead
+/// hops, silently); one that finds another address on a link that has
+/// one, or an IPv6 address, asks for nothing. Asking forgets.
+#[test]
+fn a_reconcile_finding_a_first_ipv4_address_reads_the_links_routes() {
+    let mut m = Mirror::new();
+    let mut out = Vec::new();
+    m.apply(Change::NewLink(link(3, "v0")), &mut out);
+    m.apply(Change::NewLink(link(4, "v1")), &mut out);
+    m.apply(
+        Change::NewAddress(address(4, "10.1.1.1", 24, None)),
+        &mut out,
+    );
+    m.reconcile_begin(Scope::all(Kind::Address));
+    for (ifindex, addr) in [
+        (3, "10.0.1.1"),
+        (3, "fd00::1"),
+        (4, "10.1.1.1"),
+        (4, "10.1.2.1"),
+    ] {
+        let len = if addr.contains(':') { 64 } else { 24 };
+        m.reconcile_add(
+            Change::NewAddress(address(ifindex, addr, len, None)),
+            &mut out,
+        );
+    }
+    m.reconcile_end(&mut out);
+    assert_eq!(m.reconcile_found(), [Scope::routes_via(Family::Ipv4, 3)]);
+    assert!(m.reconcile_found().is_empty());
+}

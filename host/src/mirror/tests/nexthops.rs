@@ -130,3 +130,82 @@ fn nexthops_sync_and_replay_before_routes() {
     let replay: Vec<Event> = m.replay(&Subscription::of(wanted), 100).concat();
     assert_eq!(lines(&replay), lines(&out));
 }
+
+/// A link announced down, or up without carrier, has taken the nexthops
+/// through it and the routes through those (the kernel flushes them
+/// before it announces the link, unannounced): a later nexthop of the same
+/// id is a new one, with no routes through it. A link with carrier takes
+/// nothing.
+#[test]
+fn a_link_without_carrier_takes_its_nexthops() {
+    let mut m = Mirror::new();
+    for change in [
+        Change::NewLink(link(3, "v0")),
+        Change::NewLink(link(4, "v1")),
+        single(1, "192.0.2.2", 3),
+        single(2, "192.0.2.3", 4),
+        group(10, &[(1, 1), (2, 1)]),
+        through(1, "10.1.0.0/16"),
+        through(10, "10.0.0.0/8"),
+    ] {
+        applied(&mut m, change);
+    }
+    let mtu = Link {
+        mtu: 9000,
+        ..link(3, "v0")
+    };
+    assert_eq!(applied(&mut m, Change::NewLink(mtu)), ["link-add 3 v0"]);
+    let no_carrier = Link {
+        oper_state: OperState::LowerLayerDown,
+        flags: 0x1003,
+        ..link(3, "v0")
+    };
+    assert_eq!(
+        applied(&mut m, Change::NewLink(no_carrier)),
+        [
+            "link-add 3 v0",
+            "route-del 254 10.1.0.0/16 m0 [192.0.2.2@3*1]",
+            "nexthop-del 1",
+            "nexthop-add 10",
+            "route-add 254 10.0.0.0/8 m0 [192.0.2.3@4*1]",
+        ]
+    );
+    assert_eq!(
+        applied(&mut m, single(1, "192.0.2.9", 4)),
+        ["nexthop-add 1"]
+    );
+    let down = Link {
+        admin_up: false,
+        oper_state: OperState::Down,
+        flags: 0x1002,
+        ..link(4, "v1")
+    };
+    assert_eq!(
+        applied(&mut m, Change::NewLink(down)),
+        [
+            "link-add 4 v1",
+            "nexthop-del 1",
+            "route-del 254 10.0.0.0/8 m0 [192.0.2.3@4*1]",
+            "nexthop-del 2",
+            "nexthop-del 10",
+        ]
+    );
+}
+
+/// A route announced through a nexthop the mirror does not hold is older
+/// than what took the nexthop (and the route with it): its table is read
+/// again. One through a nexthop it holds asks for nothing.
+#[test]
+fn a_route_through_a_missing_nexthop_reads_its_table_again() {
+    let mut m = Mirror::new();
+    applied(&mut m, single(1, "192.0.2.2", 3));
+    assert!(m.silent_scopes(&through(1, "10.0.0.0/8"), false).is_empty());
+    assert_eq!(
+        m.silent_scopes(&through(2, "10.0.0.0/8"), false),
+        [Scope {
+            family: Some(Family::Ipv4),
+            table: Some(254),
+            ..Scope::all(Kind::Route)
+        }]
+    );
+}
