@@ -249,7 +249,7 @@ impl SimKernel {
     /// The next up-to-`limit` objects of `scope` strictly after `cursor` in dump order, read from
     /// the current state (a dump sees changes made during it after its cursor, not before);
     /// advances the cursor and sets `done` once none remain after it.
-    /// conformance: (unit tests in this file; dumps under change are phase 2)
+    /// conformance: dumps_under_change_see_what_the_model_says
     pub fn dump_step(&self, scope: &Scope, cursor: &mut DumpCursor, limit: usize) -> Vec<Change> {
         if cursor.done {
             return Vec::new();
