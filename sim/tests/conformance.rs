@@ -47,6 +47,14 @@ impl Harness {
         Harness::with_compat(true)
     }
 
+    /// [`TWO_PAIRS`] and [`NEXTHOPS`] made in a namespace with compat mode `compat`.
+    fn with_nexthops(compat: bool) -> Option<Harness> {
+        let mut h = Harness::with_compat(compat)?;
+        h.run(TWO_PAIRS);
+        h.run(NEXTHOPS);
+        Some(h)
+    }
+
     /// A namespace with `net.ipv4.nexthop_compat_mode` set to `compat`, and the model to match.
     fn with_compat(compat: bool) -> Option<Harness> {
         let ns = Ns::new()?;
@@ -851,11 +859,9 @@ const NEXTHOPS: &[&str] = &[
 #[test]
 fn routes_through_nexthops_follow_the_kernel() {
     for compat in [true, false] {
-        let Some(mut h) = Harness::with_compat(compat) else {
+        let Some(mut h) = Harness::with_nexthops(compat) else {
             return;
         };
-        h.run(TWO_PAIRS);
-        h.run(NEXTHOPS);
         h.run(&[
             "route add 172.16.0.0/24 nhid 10",
             "route add 172.16.1.0/24 nhid 1",
@@ -922,11 +928,9 @@ fn routes_through_nexthops_follow_the_kernel() {
 #[test]
 fn a_link_without_carrier_takes_its_nexthops() {
     for compat in [true, false] {
-        let Some(mut h) = Harness::with_compat(compat) else {
+        let Some(mut h) = Harness::with_nexthops(compat) else {
             return;
         };
-        h.run(TWO_PAIRS);
-        h.run(NEXTHOPS);
         h.run(&[
             "nexthop add id 7 via fd00:1::13 dev v1 onlink",
             "nexthop add id 14 group 6/7",

@@ -382,14 +382,7 @@ impl SimKernel {
         if route.nhid != 0 {
             return self.add_ipv6_by_nexthop(verb, route, out);
         }
-        let same_key: Vec<usize> = (0..self.routes.len())
-            .filter(|&i| {
-                let r = &self.routes[i];
-                r.v6()
-                    && r.same_prefix(route.table, route.dst, route.prefix_length)
-                    && r.metric == route.metric
-            })
-            .collect();
+        let same_key = self.ipv6_same_key(&route);
         if same_key.is_empty() {
             // IPv6 announces the request's NLM_F_APPEND even when nothing was there to join.
             out.push(route.new_change(&self.listed_hops(&route), false, verb == Verb::Append));
@@ -446,6 +439,18 @@ impl SimKernel {
         }
     }
 
+    /// The indexes of the IPv6 routes of `route`'s key (table, prefix, metric).
+    fn ipv6_same_key(&self, route: &SimRoute) -> Vec<usize> {
+        (0..self.routes.len())
+            .filter(|&i| {
+                let r = &self.routes[i];
+                r.v6()
+                    && r.same_prefix(route.table, route.dst, route.prefix_length)
+                    && r.metric == route.metric
+            })
+            .collect()
+    }
+
     /// IPv6 through a nexthop object: never joined with another route. Add fails on an existing
     /// key; replace takes the place of the key's first route; append and prepend put it behind
     /// the key's routes (EEXIST when one goes through the same object).
@@ -456,14 +461,7 @@ impl SimKernel {
         route: SimRoute,
         out: &mut Vec<Change>,
     ) -> Result<(), Errno> {
-        let same_key: Vec<usize> = (0..self.routes.len())
-            .filter(|&i| {
-                let r = &self.routes[i];
-                r.v6()
-                    && r.same_prefix(route.table, route.dst, route.prefix_length)
-                    && r.metric == route.metric
-            })
-            .collect();
+        let same_key = self.ipv6_same_key(&route);
         let hops = self.listed_hops(&route);
         match (verb, same_key.first()) {
             (Verb::Add, Some(_)) => Err(libc::EEXIST),
