@@ -1025,8 +1025,10 @@ impl PartDump {
 /// Dumps under change: a dump sees a change made while it is read exactly from where the kernel
 /// has built it to, as `SimKernel::dump_step` says: an object made or removed where the dump has
 /// yet to go is seen so, one where it has been is not; and deleting an address it has already
-/// given moves the positions it resumes a link's list by, so the next address is skipped.
-/// Fifteen cases across links, addresses, routes, rules and nexthops. Each reads a large
+/// given moves the positions it resumes a link's list by, so the next address is skipped, and
+/// deleting a route it has already given from a key's list of IPv4 routes makes it skip the next
+/// route of that key. Sixteen cases across links, addresses, routes, rules and nexthops. Each
+/// reads a large
 /// dump datagram by datagram, makes the change on both once the first two parts are built, steps
 /// the model's cursor past what those two parts held, and compares the rest. Neighbours are
 /// left out: the kernel dumps them in its hash order, which the model does not reproduce.
@@ -1052,6 +1054,21 @@ fn dumps_under_change_see_what_the_model_says() {
         bulk.push(format!("rule add priority {} table 100", 1000 + i));
         bulk.push(format!("nexthop add id {} dev v0", 1000 + i));
     }
+    // One IPv4 key with 1,000 routes, after the first 250 of table 100: the first two parts end
+    // inside its list, which the kernel resumes by position.
+    for subnet in 1..=4 {
+        let dev = if subnet == 4 { "v1" } else { "v0" };
+        let net = if subnet == 4 {
+            "10.1.1".to_string()
+        } else {
+            format!("10.0.{subnet}")
+        };
+        for host in 2..=251 {
+            bulk.push(format!(
+                "route append 172.19.1.0/24 table 100 via {net}.{host} dev {dev} onlink"
+            ));
+        }
+    }
     for text in &bulk {
         let op: Op = text.parse().unwrap_or_else(|e| panic!("{e}"));
         h.model
@@ -1060,7 +1077,9 @@ fn dumps_under_change_see_what_the_model_says() {
     }
     h.ns.batch(&bulk);
     h.compare_dumps();
-    let cases: [(Kind, &str); 15] = [
+    // The key the kernel's cursor is inside when the change comes, where a case needs it.
+    let inside_key = "172.19.1.0/24";
+    let cases: [(Kind, &str); 16] = [
         (
             Kind::Link,
             "link add v5 address 02:00:00:00:05:01 type veth peer name p5 address 02:00:00:00:05:02",
@@ -1074,6 +1093,10 @@ fn dumps_under_change_see_what_the_model_says() {
         (Kind::Route, "route add 172.30.0.0/24 table 100 dev v0"),
         (Kind::Route, "route add 172.17.0.0/24 table 100 dev v0"),
         (Kind::Route, "route del 172.19.7.250/32 table 100 dev v0"),
+        (
+            Kind::Route,
+            "route del 172.19.1.0/24 table 100 via 10.0.1.2 dev v0",
+        ),
         (Kind::Rule, "rule add priority 99999 table 101"),
         (Kind::Rule, "rule del priority 2999 table 100"),
         (Kind::Nexthop, "nexthop add id 99999 dev v1"),
@@ -1089,6 +1112,13 @@ fn dumps_under_change_see_what_the_model_says() {
         h.ns.ip(&op.ip_args()).expect("the change");
         seen.extend(dump.part());
         let before = normalise(&seen);
+        if change.starts_with("route del 172.19.1.0/24") {
+            assert!(
+                before.last().is_some_and(|l| l.contains(inside_key))
+                    && before.iter().filter(|l| l.contains(inside_key)).count() > 1,
+                "{change}: the first two parts did not end inside {inside_key}'s list"
+            );
+        }
         let mut cursor = DumpCursor::default();
         let model_before = normalise(&h.model.dump_step(&scope, &mut cursor, before.len()));
         assert_eq!(model_before, before, "{change}: the first two parts");
