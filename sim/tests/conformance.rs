@@ -109,8 +109,8 @@ impl Harness {
             }
             _ => panic!("{op}: kernel {real:?}, model {model:?}\n{}", self.history()),
         }
-        let real_notes = normalise_notes(&self.notifications());
         let model_notes = normalise_notes(&model.unwrap_or_default());
+        let real_notes = normalise_notes(&self.notifications(&model_notes));
         if real_notes != model_notes {
             panic!(
                 "{op}: notifications differ\nkernel:\n{}\nmodel:\n{}\n{}",
@@ -130,9 +130,13 @@ impl Harness {
         )
     }
 
-    /// Everything the reader hands on until a fence taken `QUIET` after the last brings none.
-    fn notifications(&mut self) -> Vec<Change> {
+    /// Everything the reader hands on until a fence taken `QUIET` after the last brings none,
+    /// but not before what the model says (`expected`, normalised) has all come, or 5 s passed:
+    /// the kernel sends some of it from work it defers (linkwatch), which waits for the RTNL
+    /// lock while other scenarios hold it.
+    fn notifications(&mut self, expected: &[String]) -> Vec<Change> {
         let mut all = Vec::new();
+        let waited = Instant::now() + Duration::from_secs(5);
         loop {
             self.fence += 1;
             self.reader.fence(self.fence);
@@ -151,8 +155,10 @@ impl Harness {
                     Err(e) => panic!("no fence from the reader: {e}"),
                 }
             }
-            if got == 0 && self.fence > 1 && !all.is_empty()
-                || got == 0 && all.is_empty() && self.quiet_once()
+            let waiting = normalise_notes(&all) != expected && Instant::now() < waited;
+            if !waiting
+                && (got == 0 && self.fence > 1 && !all.is_empty()
+                    || got == 0 && all.is_empty() && self.quiet_once())
             {
                 return all;
             }
