@@ -69,7 +69,7 @@ pub struct Resilient {
 }
 
 /// A nexthop object as the kernel holds it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Nexthop {
     pub id: u32,
     /// The gateway's family; `None` for a group, a blackhole or a
@@ -107,16 +107,10 @@ pub fn parse(payload: &[u8]) -> Option<Nexthop> {
         _ => None,
     };
     let mut nexthop = Nexthop {
-        id: 0,
         family,
         protocol: h[2],
         flags: u32::from_ne_bytes(h[4..8].try_into().ok()?),
-        gateway: None,
-        ifindex: 0,
-        blackhole: false,
-        fdb: false,
-        group: Vec::new(),
-        resilient: None,
+        ..Nexthop::default()
     };
     let mut resilient = false;
     for (kind, value) in attributes(payload.get(NHMSG_LEN..).unwrap_or(&[])) {

@@ -64,15 +64,7 @@ impl SimNexthop {
     fn wit(&self) -> Nexthop {
         let mut nexthop = Nexthop {
             id: self.id,
-            family: None,
-            protocol: 0,
-            flags: 0,
-            gateway: None,
-            ifindex: 0,
-            blackhole: false,
-            fdb: false,
-            group: Vec::new(),
-            resilient: None,
+            ..Nexthop::default()
         };
         match &self.body {
             Body::Single { gateway, ifindex } => {

@@ -5,6 +5,7 @@
 //! IPv4 keeps several routes of one key (table, prefix, tos, metric) in order; IPv6 merges
 //! gateway routes of one key into one multipath route.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use dphost::netlink::change::Change;
@@ -169,11 +170,11 @@ impl SimKernel {
     /// The hops a message about `route` lists: its own, or for a route through a nexthop
     /// object, the object's in compat mode and none otherwise.
     /// conformance: routes_through_nexthops_follow_the_kernel
-    pub(crate) fn listed_hops(&self, route: &SimRoute) -> Vec<SimHop> {
+    pub(crate) fn listed_hops<'a>(&self, route: &'a SimRoute) -> Cow<'a, [SimHop]> {
         match route.nhid {
-            0 => route.hops.clone(),
-            id if self.compat => self.expand(id, route.v6()),
-            _ => Vec::new(),
+            0 => Cow::Borrowed(&route.hops),
+            id if self.compat => Cow::Owned(self.expand(id, route.v6())),
+            _ => Cow::Borrowed(&[]),
         }
     }
 
